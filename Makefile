@@ -1,0 +1,51 @@
+# The two commands: `make run` and `make test`. Both install what is missing, then build.
+BUILD_DIR   ?= build
+ASAN_DIR    ?= build-asan
+JOBS        ?= $(shell nproc)
+CMAKE_FLAGS := -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+PYTHON      ?= /usr/bin/python3
+
+.PHONY: all deps build build-asan run test unit-test integration-test bench bench-micro clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD_DIR)/build.ninja:
+	@cmake -S . -B $(BUILD_DIR) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Release
+
+$(ASAN_DIR)/build.ninja:
+	@cmake -S . -B $(ASAN_DIR) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DPORTICO_SANITIZE=ON
+
+build: deps $(BUILD_DIR)/build.ninja
+	@echo "== building release ($(BUILD_DIR))"
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+build-asan: deps $(ASAN_DIR)/build.ninja
+	@echo "== building ASan+UBSan ($(ASAN_DIR))"
+	@cmake --build $(ASAN_DIR) -j $(JOBS)
+
+run: build
+	@echo "== starting portico on examples/quickstart.yaml: try  curl -i http://127.0.0.1:8080/hello"
+	@$(BUILD_DIR)/portico run -c examples/quickstart.yaml
+
+# Unit tests (release and sanitized), then the integration suite against both binaries.
+test: build build-asan
+	@echo "== unit tests (release)"
+	@$(BUILD_DIR)/portico_unit_tests --gtest_brief=1
+	@echo "== unit tests (ASan+UBSan)"
+	@$(ASAN_DIR)/portico_unit_tests --gtest_brief=1
+	@echo "== integration tests (release)"
+	@PORTICO_BIN=$(CURDIR)/$(BUILD_DIR)/portico $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@echo "== integration tests (ASan+UBSan)"
+	@PORTICO_BIN=$(CURDIR)/$(ASAN_DIR)/portico PORTICO_SANITIZED=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" tests/integration
+
+bench: build
+	@bench/run
+
+bench-micro: build
+	@$(BUILD_DIR)/portico_router_bench
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1,0 +1,138 @@
+#include "cli/commands.hpp"
+
+#include <cstdio>
+
+#include "config/loader.hpp"
+#include "http/http1_parser.hpp"
+#include "http/path.hpp"
+#include "proxy/snapshot.hpp"
+
+namespace portico::cli {
+namespace {
+
+std::shared_ptr<const proxy::Snapshot> loadOrPrint(const std::string& path) {
+  auto loaded = config::loadConfigFile(path);
+  std::vector<std::string> errors;
+  for (const auto& e : loaded.errors) errors.push_back(e.format());
+  std::shared_ptr<const proxy::Snapshot> snap;
+  if (loaded.config) snap = proxy::Snapshot::build(std::move(*loaded.config), 1, errors);
+  for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+  if (!errors.empty()) {
+    std::fprintf(stderr, "%zu error%s\n", errors.size(), errors.size() == 1 ? "" : "s");
+  }
+  return snap;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+}  // namespace
+
+int validateCommand(const std::string& config_path) {
+  auto snap = loadOrPrint(config_path);
+  if (!snap) return 1;
+  std::printf("ok\n");
+  return 0;
+}
+
+int explainCommand(const std::string& config_path, const std::string& method,
+                   const std::string& url, const std::vector<std::string>& headers) {
+  auto snap = loadOrPrint(config_path);
+  if (!snap) return 1;
+  // Build the request as it would arrive, and read it with the same parser the proxy uses.
+  std::string target = url;
+  std::string host;
+  if (auto scheme = url.find("://"); scheme != std::string::npos) {
+    size_t slash = url.find('/', scheme + 3);
+    host = url.substr(scheme + 3, slash == std::string::npos ? std::string::npos
+                                                             : slash - scheme - 3);
+    target = slash == std::string::npos ? "/" : url.substr(slash);
+  }
+  std::string raw = method + " " + target + " HTTP/1.1\r\n";
+  bool has_host = false;
+  for (const auto& h : headers) {
+    raw += h + "\r\n";
+    if (h.size() > 5 && http::equalsIgnoreCase(std::string_view(h).substr(0, 5), "host:")) {
+      has_host = true;
+    }
+  }
+  if (!has_host) raw += "Host: " + (host.empty() ? std::string("localhost") : host) + "\r\n";
+  raw += "\r\n";
+  http::RequestHead req;
+  http::ParseError error = http::ParseError::None;
+  size_t scanned = 0;
+  size_t head_end = 0;
+  if (http::findHeadEnd(raw.data(), raw.size(), scanned, head_end, error) !=
+          http::ParseStatus::Complete ||
+      http::parseRequestHead(raw.data(), head_end, {1 << 20, 1 << 16, 1024}, req, error) !=
+          http::ParseStatus::Complete) {
+    std::printf("request:   400 bad_request (%s)\n", http::describe(error));
+    return 2;
+  }
+  std::string path;
+  if (http::normalizePath(req.path, path) != http::PathError::None) {
+    std::printf("request:   400 bad_request (invalid request path)\n");
+    return 2;
+  }
+  std::string host_lc;
+  std::string_view h = req.host;
+  size_t colon = h.starts_with('[') ? h.find(']') + 1 : h.rfind(':');
+  h = h.substr(0, colon == std::string_view::npos ? h.size() : colon);
+  for (char c : h) host_lc.push_back(http::asciiLower(c));
+
+  std::printf("request:   %s %s (host %s)\n", method.c_str(), path.c_str(), host_lc.c_str());
+  router::RequestView view{req.method, host_lc, path, req.query, req.headers};
+  auto match = snap->router->match(view);
+  if (match.status == router::MatchStatus::NotFound) {
+    std::printf("route:     none: 404 no_route\n");
+    return 3;
+  }
+  if (match.status == router::MatchStatus::MethodNotAllowed) {
+    std::printf("route:     none for this method: 405 method_not_allowed (Allow: %s)\n",
+                match.allow.c_str());
+    return 3;
+  }
+  const auto& route = snap->routes[match.route_index];
+  const auto& rc = *route.config;
+  std::printf("route:     %s (priority %d, %s:%d)\n", rc.name.c_str(), rc.priority,
+              snap->config.file.c_str(), rc.pos.line);
+  for (uint8_t i = 0; i < match.params.count; ++i) {
+    std::printf("param:     %.*s = %.*s\n", static_cast<int>(match.params.names[i].size()),
+                match.params.names[i].data(), static_cast<int>(match.params.values[i].size()),
+                match.params.values[i].data());
+  }
+  std::string forward;
+  snap->router->rewrite(match, path, forward);
+  if (!req.query.empty()) forward += "?" + std::string(req.query);
+  std::printf("forwards:  %s %s\n", method.c_str(), forward.c_str());
+  std::printf("auth:      %s\n", rc.auth_public ? "public" : "providers");
+  for (size_t i = 0; i < route.upstreams.size(); ++i) {
+    const auto& up = snap->upstreams[route.upstreams[i]];
+    uint32_t weight = route.cumulative_weight[i] - (i ? route.cumulative_weight[i - 1] : 0);
+    std::string where = up.config->builtin == config::Upstream::Builtin::Echo
+                            ? std::string("builtin echo")
+                            : joined(up.endpoint_keys);
+    std::printf("upstream:  %s (weight %u/%u): %s\n", up.config->name.c_str(), weight,
+                route.cumulative_weight.back(), where.c_str());
+  }
+  for (const auto& [name, value] : rc.request_headers.set) {
+    std::printf("request header set:     %s: %s\n", name.c_str(), value.c_str());
+  }
+  if (!rc.request_headers.remove.empty()) {
+    std::printf("request header remove:  %s\n", joined(rc.request_headers.remove).c_str());
+  }
+  for (const auto& [name, value] : rc.response_headers.set) {
+    std::printf("response header set:    %s: %s\n", name.c_str(), value.c_str());
+  }
+  if (!rc.response_headers.remove.empty()) {
+    std::printf("response header remove: %s\n", joined(rc.response_headers.remove).c_str());
+  }
+  if (rc.timeout) std::printf("timeout:   %lld ms\n", static_cast<long long>(rc.timeout->count()));
+  std::printf("limits:    none (rate limits, cache and transforms are not in this version)\n");
+  return 0;
+}
+
+}  // namespace portico::cli

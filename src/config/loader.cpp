@@ -1,0 +1,476 @@
+// The top level of the config and its global sections: workers, listeners, admin, access_log,
+// upstreams. Routes are in loader_routes.cpp. Each parser fills the model's defaults in place
+// and reports problems through the Context; nothing here throws on purpose, and the public
+// entry points catch whatever a dependency might throw.
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "config/loader.hpp"
+#include "config/loader_context.hpp"
+#include "config/values.hpp"
+#include "config/yaml_tree.hpp"
+
+namespace portico::config {
+namespace detail {
+namespace {
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+constexpr std::string_view kTopKeys[] = {"workers",  "drain_timeout", "listeners", "admin",
+                                         "access_log", "upstreams",   "routes"};
+constexpr std::string_view kTopUnsupported[] = {"redis",     "tracing", "grpc_services",
+                                                "consumers", "plans",   "auth_providers"};
+constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "limits",
+                                              "trusted_proxies"};
+constexpr std::string_view kListenerUnsupported[] = {"tls"};
+constexpr std::string_view kLimitsKeys[] = {"max_header_bytes", "max_uri_bytes",
+                                            "max_body_bytes",   "header_timeout",
+                                            "idle_timeout",     "max_connections"};
+constexpr std::string_view kAdminKeys[] = {"address", "token"};
+constexpr std::string_view kAccessLogKeys[] = {"path", "format", "sample"};
+constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
+                                              "load_balancing", "timeouts",  "pool"};
+constexpr std::string_view kUpstreamUnsupported[] = {
+    "hash_on", "tls", "health_check", "outlier", "circuit_breaker", "retry", "dns"};
+constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
+constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
+
+const KeySet kTop{kTopKeys, kTopUnsupported};
+const KeySet kListener{kListenerKeys, kListenerUnsupported};
+const KeySet kLimits{kLimitsKeys, {}};
+const KeySet kAdmin{kAdminKeys, {}};
+const KeySet kAccessLog{kAccessLogKeys, {}};
+const KeySet kUpstream{kUpstreamKeys, kUpstreamUnsupported};
+const KeySet kTimeouts{kTimeoutKeys, {}};
+const KeySet kPool{kPoolKeys, {}};
+
+constexpr int64_t kMaxWorkers = 256;
+constexpr int64_t kMaxConnections = 10'000'000;
+constexpr int64_t kMaxPoolConnections = 1'000'000;
+
+void parseLimits(Context& ctx, const Item& item, Limits& limits) {
+  MapFields map = ctx.readMap(item, "limits", &kLimits);
+  for (const Field& f : map.fields) {
+    if (f.key == "max_header_bytes") {
+      limits.max_header_bytes = ctx.size(f.item(), true).value_or(limits.max_header_bytes);
+    } else if (f.key == "max_uri_bytes") {
+      limits.max_uri_bytes = ctx.size(f.item(), true).value_or(limits.max_uri_bytes);
+    } else if (f.key == "max_body_bytes") {
+      // 0 is meaningful here: requests with a body are refused.
+      limits.max_body_bytes = ctx.size(f.item(), false).value_or(limits.max_body_bytes);
+    } else if (f.key == "header_timeout") {
+      limits.header_timeout = ctx.duration(f.item(), true).value_or(limits.header_timeout);
+    } else if (f.key == "idle_timeout") {
+      limits.idle_timeout = ctx.duration(f.item(), true).value_or(limits.idle_timeout);
+    } else if (f.key == "max_connections") {
+      if (auto n = ctx.integer(f.item(), 1, kMaxConnections)) {
+        limits.max_connections = static_cast<uint64_t>(*n);
+      }
+    }
+  }
+}
+
+void parseTrustedProxies(Context& ctx, const Item& item, std::vector<Cidr>& out) {
+  for (const Item& entry : ctx.readList(item, false)) {
+    auto text = ctx.text(entry);
+    if (!text) {
+      continue;
+    }
+    Cidr cidr;
+    if (auto problem = parseCidr(*text, cidr)) {
+      ctx.error(ctx.pos(entry), *problem);
+    } else {
+      out.push_back(std::move(cidr));
+    }
+  }
+}
+
+// Listener addresses seen so far, to report a second listener (or the admin API) on one.
+struct AddressOwner {
+  std::string listener;
+};
+
+void parseListeners(Context& ctx, const Item& item, std::vector<Listener>& out,
+                    std::unordered_map<std::string, AddressOwner>& addresses) {
+  std::vector<Item> entries = ctx.readList(item, true);
+  std::unordered_map<std::string, Position> names;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    MapFields map = ctx.readMap(entries[i], "listener", &kListener);
+    if (!map.valid) {
+      continue;
+    }
+    Listener listener;
+    listener.name = "listener-" + std::to_string(i + 1);
+    Position name_pos = map.pos;
+    if (const Field* f = map.find("name")) {
+      name_pos = ctx.pos(f->item());
+      if (auto name = ctx.text(f->item())) {
+        if (name->empty()) {
+          ctx.error(name_pos, "\"name\" must not be empty");
+        }
+        listener.name = *name;
+      }
+    }
+    if (!names.emplace(listener.name, name_pos).second) {
+      ctx.error(name_pos, "duplicate listener name " + quote(listener.name));
+    }
+    Position address_pos = map.pos;
+    std::string canonical = "0.0.0.0:" + std::to_string(listener.port);
+    bool address_ok = true;
+    if (const Field* f = map.find("address")) {
+      address_pos = ctx.pos(f->item());
+      address_ok = false;
+      if (auto text = ctx.text(f->item())) {
+        HostPort hp;
+        if (auto problem = parseListenAddress(*text, hp)) {
+          ctx.error(address_pos, *problem);
+        } else {
+          listener.host = hp.host;
+          listener.port = hp.port;
+          canonical = hp.canonical;
+          address_ok = true;
+        }
+      }
+    }
+    if (address_ok) {
+      auto [it, inserted] = addresses.emplace(canonical, AddressOwner{listener.name});
+      if (!inserted) {
+        ctx.error(address_pos, "duplicate listener address " + quote(canonical) +
+                                   " (also used by listener " + quote(it->second.listener) + ")");
+      }
+    }
+    if (const Field* f = map.find("http2")) {
+      listener.http2 = ctx.boolean(f->item()).value_or(false);
+    }
+    if (const Field* f = map.find("limits")) {
+      parseLimits(ctx, f->item(), listener.limits);
+    }
+    if (const Field* f = map.find("trusted_proxies")) {
+      parseTrustedProxies(ctx, f->item(), listener.trusted_proxies);
+    }
+    out.push_back(std::move(listener));
+  }
+}
+
+void parseAdmin(Context& ctx, const Item& item, Admin& admin,
+                const std::unordered_map<std::string, AddressOwner>& addresses) {
+  MapFields map = ctx.readMap(item, "admin", &kAdmin);
+  if (!map.valid) {
+    return;
+  }
+  admin.enabled = true;
+  if (const Field* f = map.find("address")) {
+    if (auto text = ctx.text(f->item())) {
+      HostPort hp;
+      if (auto problem = parseListenAddress(*text, hp)) {
+        ctx.error(ctx.pos(f->item()), *problem);
+      } else {
+        admin.host = hp.host;
+        admin.port = hp.port;
+        if (auto it = addresses.find(hp.canonical); it != addresses.end()) {
+          ctx.error(ctx.pos(f->item()), "admin address " + quote(hp.canonical) +
+                                            " is also used by listener " +
+                                            quote(it->second.listener));
+        }
+      }
+    }
+  }
+  if (const Field* f = map.find("token")) {
+    if (auto token = ctx.text(f->item())) {
+      admin.token = *token;
+    }
+  }
+}
+
+void parseAccessLog(Context& ctx, const Item& item, AccessLog& log) {
+  static constexpr std::string_view kFormats[] = {"json", "text"};
+  MapFields map = ctx.readMap(item, "access_log", &kAccessLog);
+  for (const Field& f : map.fields) {
+    if (f.key == "path") {
+      if (auto path = ctx.text(f.item())) {
+        if (path->empty()) {
+          ctx.error(ctx.pos(f.item()), "\"path\" must not be empty (use stdout, stderr, off or "
+                                       "a file path)");
+        } else {
+          log.path = *path;
+        }
+      }
+    } else if (f.key == "format") {
+      if (auto index = ctx.choice(f.item(), kFormats)) {
+        log.format = *index == 0 ? AccessLog::Format::Json : AccessLog::Format::Text;
+      }
+    } else if (f.key == "sample") {
+      log.sample = ctx.number(f.item(), 0.0, 1.0).value_or(log.sample);
+    }
+  }
+}
+
+void parseEndpoints(Context& ctx, const Item& item, const std::string& upstream,
+                    std::vector<Endpoint>& out) {
+  std::unordered_map<std::string, Position> seen;
+  for (const Item& entry : ctx.readList(item, true)) {
+    auto text = ctx.text(entry);
+    if (!text) {
+      continue;
+    }
+    Endpoint endpoint;
+    if (auto problem = parseEndpoint(*text, endpoint)) {
+      ctx.error(ctx.pos(entry), *problem);
+    } else if (!seen.emplace(*text, ctx.pos(entry)).second) {
+      ctx.error(ctx.pos(entry),
+                "duplicate endpoint " + quote(*text) + " in upstream " + quote(upstream));
+    } else {
+      out.push_back(std::move(endpoint));
+    }
+  }
+}
+
+void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
+  MapFields map = ctx.readMap(entry.item(), "upstream " + quote(up.name), &kUpstream);
+  if (!map.valid) {
+    return;
+  }
+  const Field* builtin = map.find("builtin");
+  const Field* endpoints = map.find("endpoints");
+  if (builtin != nullptr) {
+    static constexpr std::string_view kBuiltins[] = {"echo"};
+    if (ctx.choice(builtin->item(), kBuiltins)) {
+      up.builtin = Upstream::Builtin::Echo;
+    }
+    if (endpoints != nullptr) {
+      ctx.error(endpoints->key_pos, "\"endpoints\" cannot be used with \"builtin\" (a builtin "
+                                    "upstream answers by itself)");
+    }
+  } else if (endpoints != nullptr) {
+    parseEndpoints(ctx, endpoints->item(), up.name, up.endpoints);
+  } else {
+    ctx.error(entry.key_pos, "upstream " + quote(up.name) + " needs \"endpoints\" or \"builtin\"");
+  }
+  if (const Field* f = map.find("protocol")) {
+    if (auto value = ctx.text(f->item())) {
+      if (*value == "http2" || *value == "grpc") {
+        ctx.error(ctx.pos(f->item()), "protocol " + quote(*value) +
+                                          " is not supported yet by this version of portico "
+                                          "(use http1)");
+      } else if (*value != "http1") {
+        ctx.error(ctx.pos(f->item()), "invalid value " + quote(*value) +
+                                          " for \"protocol\" (use http1)");
+      }
+    }
+  }
+  if (const Field* f = map.find("load_balancing")) {
+    if (auto value = ctx.text(f->item())) {
+      const std::string_view kUse = " (use round_robin or least_request)";
+      if (*value == "round_robin") {
+        up.balancing = Upstream::Balancing::RoundRobin;
+      } else if (*value == "least_request") {
+        up.balancing = Upstream::Balancing::LeastRequest;
+      } else if (*value == "consistent_hash" || *value == "random") {
+        ctx.error(ctx.pos(f->item()), "load_balancing " + quote(*value) +
+                                          " is not supported yet by this version of portico" +
+                                          std::string(kUse));
+      } else {
+        ctx.error(ctx.pos(f->item()), "invalid value " + quote(*value) +
+                                          " for \"load_balancing\"" + std::string(kUse));
+      }
+    }
+  }
+  if (const Field* f = map.find("timeouts")) {
+    MapFields timeouts = ctx.readMap(f->item(), "timeouts", &kTimeouts);
+    for (const Field& t : timeouts.fields) {
+      Duration& target = t.key == "connect"   ? up.timeouts.connect
+                         : t.key == "request" ? up.timeouts.request
+                                              : up.timeouts.idle;
+      target = ctx.duration(t.item(), true).value_or(target);
+    }
+  }
+  if (const Field* f = map.find("pool")) {
+    MapFields pool = ctx.readMap(f->item(), "pool", &kPool);
+    const Field* max_conn = pool.find("max_connections");
+    const Field* max_idle = pool.find("max_idle");
+    bool ok = true;
+    if (max_conn != nullptr) {
+      auto n = ctx.integer(max_conn->item(), 1, kMaxPoolConnections);
+      ok = ok && n.has_value();
+      up.max_connections = static_cast<uint32_t>(n.value_or(up.max_connections));
+    }
+    if (max_idle != nullptr) {
+      auto n = ctx.integer(max_idle->item(), 0, kMaxPoolConnections);
+      ok = ok && n.has_value();
+      up.max_idle = static_cast<uint32_t>(n.value_or(up.max_idle));
+    }
+    if (ok && up.max_idle > up.max_connections) {
+      Position at = max_idle != nullptr ? ctx.pos(max_idle->item()) : ctx.pos(max_conn->item());
+      ctx.error(at, "\"max_idle\" (" + std::to_string(up.max_idle) +
+                        ") must not exceed \"max_connections\" (" +
+                        std::to_string(up.max_connections) + ")");
+    }
+  }
+}
+
+bool isUpstreamName(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void parseUpstreams(Context& ctx, const Item& item, std::map<std::string, Upstream>& out) {
+  MapFields map = ctx.readMap(item, "upstreams", nullptr);
+  for (const Field& entry : map.fields) {
+    Upstream up;
+    up.name = std::string(entry.key);
+    if (!isUpstreamName(up.name)) {
+      // Names appear in metrics labels and logs; keep them plain.
+      ctx.error(entry.key_pos, "invalid upstream name " + quote(up.name) +
+                                   " (use letters, digits, '_', '-' and '.')");
+    }
+    parseUpstreamBody(ctx, entry, up);
+    out.emplace(up.name, std::move(up));
+  }
+}
+
+void parseWorkers(Context& ctx, const Item& item, unsigned& workers) {
+  auto text = ctx.text(item);
+  if (!text) {
+    return;
+  }
+  if (*text == "auto") {
+    workers = 0;
+    return;
+  }
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || ptr != text->data() + text->size() || value < 1 ||
+      value > kMaxWorkers) {
+    ctx.error(ctx.pos(item), "invalid value " + quote(*text) +
+                                 " for \"workers\" (use auto or a whole number from 1 to " +
+                                 std::to_string(kMaxWorkers) + ")");
+    return;
+  }
+  workers = value;
+}
+
+Config buildConfig(Context& ctx, NodeId root) {
+  Config config;
+  const YamlNode& root_node = ctx.node(root);
+  if (root_node.kind == YamlNode::Kind::Null) {
+    ctx.error(Position{1, 1}, "the config file is empty");
+    return config;
+  }
+  if (root_node.kind != YamlNode::Kind::Map) {
+    ctx.error(root_node.pos, "the config must be a map of keys (listeners, upstreams, routes, "
+                             "...), got " + std::string(root_node.kind == YamlNode::Kind::Sequence
+                                                            ? "a list"
+                                                            : "a string"));
+    return config;
+  }
+  MapFields top = ctx.readMap(Item{root, "", false}, "", &kTop);
+  ctx.requireKey(top, "listeners", "");
+  ctx.requireKey(top, "routes", "");
+  if (const Field* f = top.find("workers")) {
+    parseWorkers(ctx, f->item(), config.workers);
+  }
+  if (const Field* f = top.find("drain_timeout")) {
+    config.drain_timeout = ctx.duration(f->item(), false).value_or(config.drain_timeout);
+  }
+  std::unordered_map<std::string, AddressOwner> addresses;
+  if (const Field* f = top.find("listeners")) {
+    parseListeners(ctx, f->item(), config.listeners, addresses);
+  }
+  if (const Field* f = top.find("admin")) {
+    parseAdmin(ctx, f->item(), config.admin, addresses);
+  }
+  if (const Field* f = top.find("access_log")) {
+    parseAccessLog(ctx, f->item(), config.access_log);
+  }
+  if (const Field* f = top.find("upstreams")) {
+    parseUpstreams(ctx, f->item(), config.upstreams);
+  }
+  if (const Field* f = top.find("routes")) {
+    config.routes = parseRoutes(ctx, f->item(), config.upstreams);
+  }
+  return config;
+}
+
+}  // namespace
+}  // namespace detail
+
+std::string ConfigError::format() const {
+  if (line <= 0) {
+    return file + ": " + message;
+  }
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+LoadResult loadConfigString(std::string_view yaml, const std::string& file_name,
+                            const EnvLookup& env) {
+  LoadResult result;
+  try {
+    detail::YamlParseResult parsed = detail::parseYaml(yaml);
+    if (parsed.error) {
+      result.errors.push_back(ConfigError{file_name, parsed.error->pos.line,
+                                          parsed.error->pos.column, parsed.error->message});
+      return result;
+    }
+    if (!parsed.document) {
+      result.errors.push_back(ConfigError{file_name, 1, 1, "the config file is empty"});
+      return result;
+    }
+    detail::Context ctx(*parsed.document, file_name, env);
+    Config config = detail::buildConfig(ctx, parsed.document->root);
+    result.errors = ctx.takeErrors();
+    if (result.errors.empty()) {
+      config.file = file_name;
+      result.config = std::move(config);
+    }
+  } catch (const std::exception& e) {
+    // Only allocation failure or a throwing EnvLookup can get here.
+    result.config.reset();
+    result.errors.push_back(
+        ConfigError{file_name, 0, 0, std::string("cannot load the config: ") + e.what()});
+  } catch (...) {
+    result.config.reset();
+    result.errors.push_back(ConfigError{file_name, 0, 0, "cannot load the config"});
+  }
+  return result;
+}
+
+LoadResult loadConfigFile(const std::string& path, const EnvLookup& env) {
+  auto fail = [&path](const char* what) {
+    LoadResult result;
+    result.errors.push_back(
+        ConfigError{path, 0, 0, std::string(what) + ": " + std::strerror(errno)});
+    return result;
+  };
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                         &std::fclose);
+  if (!file) {
+    return fail("cannot open the config file");
+  }
+  std::string text;
+  char buffer[64 * 1024];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) {
+    text.append(buffer, n);
+  }
+  // fopen() accepts a directory; the read then fails with EISDIR.
+  if (std::ferror(file.get())) {
+    return fail("cannot read the config file");
+  }
+  return loadConfigString(text, path, env);
+}
+
+}  // namespace portico::config

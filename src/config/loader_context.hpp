@@ -1,0 +1,102 @@
+#pragma once
+// The loader's working state: the parsed YAML, the error list, and typed readers that report
+// every mismatch at the node at fault and keep going, so one run finds every problem.
+
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/loader.hpp"
+#include "config/model.hpp"
+#include "config/yaml_tree.hpp"
+
+namespace portico::config::detail {
+
+// A value to read, and how messages name it: `"endpoints"` or `an item of "endpoints"`.
+struct Item {
+  NodeId node = 0;
+  std::string_view key;
+  bool list_item = false;
+
+  std::string label() const;
+};
+
+// One key: value pair of a YAML map.
+struct Field {
+  std::string_view key;
+  Position key_pos;
+  NodeId value = 0;
+
+  Item item() const { return Item{value, key, false}; }
+};
+
+// The keys a map may hold. `unsupported` lists keys the SPEC defines but this version does not
+// implement: they are refused with a message saying so, never silently ignored.
+struct KeySet {
+  std::span<const std::string_view> supported;
+  std::span<const std::string_view> unsupported;
+};
+
+struct MapFields {
+  bool valid = false;  // the node was a map
+  Position pos;        // of the map node
+  std::vector<Field> fields;  // accepted keys, in document order, without duplicates
+
+  const Field* find(std::string_view key) const;
+};
+
+class Context {
+ public:
+  Context(const YamlDocument& doc, std::string file, const EnvLookup& env);
+
+  const YamlNode& node(NodeId id) const { return doc_[id]; }
+  Position pos(const Item& item) const { return doc_[item.node].pos; }
+
+  void error(Position pos, std::string message);
+  size_t errorCount() const { return errors_.size(); }
+  // Sorted by position (stable, so problems found at one node keep their order), duplicates
+  // (from YAML aliases read twice) removed.
+  std::vector<ConfigError> takeErrors();
+
+  bool expectMap(const Item& item);
+  bool expectList(const Item& item);
+
+  // Reads a map's fields. With `keys`, every other key is an error (with a "did you mean" when
+  // one is close); without, any key is accepted (upstream names, header names). `context`
+  // names the map in messages ("match", "upstream \"users\""); empty means the top level.
+  MapFields readMap(const Item& item, std::string_view context, const KeySet* keys);
+  // The items of a list; reports an empty list when `non_empty`.
+  std::vector<Item> readList(const Item& item, bool non_empty);
+  void requireKey(const MapFields& map, std::string_view key, std::string_view context);
+
+  // A scalar's text with ${ENV} references expanded.
+  std::optional<std::string> text(const Item& item);
+  std::optional<bool> boolean(const Item& item);
+  std::optional<int64_t> integer(const Item& item, int64_t min, int64_t max);
+  std::optional<double> number(const Item& item, double min, double max);
+  std::optional<Duration> duration(const Item& item, bool positive);
+  std::optional<uint64_t> size(const Item& item, bool positive);
+  // The index of the value in `choices`; reports `invalid value "x" for "key" (use a or b)`.
+  std::optional<size_t> choice(const Item& item, std::span<const std::string_view> choices);
+
+ private:
+  std::string kindName(const YamlNode& node) const;
+  void typeError(const Item& item, std::string_view expected);
+
+  const YamlDocument& doc_;
+  std::string file_;
+  const EnvLookup& env_;
+  std::vector<ConfigError> errors_;
+};
+
+// "a, b or c"
+std::string joinChoices(std::span<const std::string_view> choices);
+
+// Parts of the loader, by section of the file.
+std::vector<Route> parseRoutes(Context& ctx, const Item& item,
+                               const std::map<std::string, Upstream>& upstreams);
+
+}  // namespace portico::config::detail

@@ -1,0 +1,493 @@
+// The `routes` section: match, upstream/split, rewrite, auth, header edits. Loading must stay
+// linear in the number of routes (configs with 100,000 routes are expected), so every
+// cross-route check uses a hash set and suggestions are computed only when there is an error.
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "config/loader_context.hpp"
+#include "config/values.hpp"
+
+namespace portico::config::detail {
+namespace {
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c + 32);
+    }
+  }
+  return out;
+}
+
+std::string uppercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 32);
+    }
+  }
+  return out;
+}
+
+bool hasControlBreak(std::string_view value) {
+  return value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+constexpr std::string_view kRouteKeys[] = {"name",     "match",  "priority", "upstream",
+                                           "split",    "rewrite", "auth",    "headers",
+                                           "timeout",  "max_body_bytes"};
+constexpr std::string_view kRouteUnsupported[] = {"authorize", "rate_limit", "concurrency_limit",
+                                                  "cache",     "cors",       "ip",
+                                                  "grpc",      "aggregate"};
+constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
+                                           "path_regex", "methods",     "headers", "query"};
+constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
+constexpr std::string_view kRewriteKeys[] = {"strip_prefix", "path"};
+constexpr std::string_view kHeadersKeys[] = {"request", "response"};
+constexpr std::string_view kEditKeys[] = {"set", "remove"};
+
+const KeySet kRoute{kRouteKeys, kRouteUnsupported};
+const KeySet kMatch{kMatchKeys, {}};
+const KeySet kSplit{kSplitKeys, {}};
+const KeySet kRewrite{kRewriteKeys, {}};
+const KeySet kHeaders{kHeadersKeys, {}};
+const KeySet kEdits{kEditKeys, {}};
+
+// RFC 9110 §7.6.1 plus the pre-standard proxy-connection: they describe one hop, so a route
+// must not set them for the next one.
+constexpr std::string_view kHopByHop[] = {"connection", "keep-alive", "transfer-encoding", "te",
+                                          "trailer",    "upgrade",    "proxy-connection"};
+
+constexpr int64_t kMaxWeight = 1'000'000;
+
+class RouteParser {
+ public:
+  RouteParser(Context& ctx, const std::map<std::string, Upstream>& upstreams)
+      : ctx_(ctx), upstreams_(upstreams) {}
+
+  std::vector<Route> parse(const Item& item) {
+    std::vector<Route> routes;
+    std::vector<Item> entries = ctx_.readList(item, false);
+    routes.reserve(entries.size());
+    names_.reserve(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) {
+      MapFields map = ctx_.readMap(entries[i], "route", &kRoute);
+      if (map.valid) {
+        routes.push_back(parseRoute(map, i));
+      }
+    }
+    return routes;
+  }
+
+ private:
+  Route parseRoute(const MapFields& map, size_t index) {
+    Route route;
+    route.pos = SourcePos{map.pos.line, map.pos.column};
+    route.name = "route-" + std::to_string(index + 1);
+    Position name_pos = map.pos;
+    bool generated = true;
+    if (const Field* f = map.find("name")) {
+      name_pos = ctx_.pos(f->item());
+      if (auto name = ctx_.text(f->item())) {
+        if (name->empty()) {
+          ctx_.error(name_pos, "\"name\" must not be empty");
+        }
+        route.name = std::move(*name);
+        generated = false;
+      }
+    }
+    if (!names_.insert(route.name).second) {
+      ctx_.error(name_pos, "duplicate route name " + quote(route.name) +
+                               (generated ? " (a route without a name is called route-N)" : ""));
+    }
+
+    std::vector<std::string> params;
+    if (const Field* f = map.find("match")) {
+      parseMatch(f->item(), route.match, params);
+    }
+    if (const Field* f = map.find("priority")) {
+      route.priority = static_cast<int32_t>(
+          ctx_.integer(f->item(), INT32_MIN, INT32_MAX).value_or(route.priority));
+    }
+    parseTarget(map, route);
+    if (const Field* f = map.find("rewrite")) {
+      parseRewrite(f->item(), route, params);
+    }
+    if (const Field* f = map.find("auth")) {
+      parseAuth(f->item(), route);
+    } else {
+      // Default deny: a route that forgot its auth must not silently become public.
+      ctx_.error(map.pos, "route " + quote(route.name) +
+                              " has no auth decision: add \"auth: public\" or name auth providers");
+    }
+    if (const Field* f = map.find("headers")) {
+      MapFields headers = ctx_.readMap(f->item(), "headers", &kHeaders);
+      if (const Field* r = headers.find("request")) {
+        parseEdits(r->item(), "headers.request", false, route.request_headers);
+      }
+      if (const Field* r = headers.find("response")) {
+        parseEdits(r->item(), "headers.response", true, route.response_headers);
+      }
+    }
+    if (const Field* f = map.find("timeout")) {
+      route.timeout = ctx_.duration(f->item(), true);
+    }
+    if (const Field* f = map.find("max_body_bytes")) {
+      route.max_body_bytes = ctx_.size(f->item(), false);
+    }
+    return route;
+  }
+
+  void parseMatch(const Item& item, RouteMatch& match, std::vector<std::string>& params) {
+    MapFields map = ctx_.readMap(item, "match", &kMatch);
+    const Field* path_field = nullptr;
+    for (const Field& f : map.fields) {
+      if (f.key == "hosts") {
+        parseHosts(f.item(), match.hosts);
+      } else if (f.key == "methods") {
+        parseMethods(f.item(), match.methods);
+      } else if (f.key == "headers") {
+        parseHeaderMatches(f.item(), true, match.headers);
+      } else if (f.key == "query") {
+        parseHeaderMatches(f.item(), false, match.query);
+      } else if (path_field != nullptr) {
+        ctx_.error(f.key_pos, quote(f.key) + " cannot be combined with " +
+                                  quote(path_field->key) +
+                                  " (use one of path_prefix, path, path_exact, path_regex)");
+      } else {
+        path_field = &f;
+        parsePath(f, match, params);
+      }
+    }
+  }
+
+  void parsePath(const Field& f, RouteMatch& match, std::vector<std::string>& params) {
+    auto text = ctx_.text(f.item());
+    if (!text) {
+      return;
+    }
+    Position at = ctx_.pos(f.item());
+    if (f.key == "path_regex") {
+      if (auto problem = checkRegex(*text)) {
+        ctx_.error(at, "invalid path_regex " + quote(*text) + ": " + *problem);
+        return;
+      }
+      match.path_kind = RouteMatch::PathKind::Regex;
+      match.path = std::move(*text);
+      return;
+    }
+    if (f.key == "path_prefix" && (text->ends_with("/*") || text->ends_with("/**"))) {
+      std::string base = text->substr(0, text->rfind('/'));
+      ctx_.error(at, "path_prefix " + quote(*text) + " ends in a '*' segment, which is matched "
+                     "literally (path_prefix " + quote(base.empty() ? "/" : base) +
+                     " already matches everything below it)");
+      return;
+    }
+    std::vector<std::string> found;
+    if (auto problem = checkPath(f.key, *text, f.key == "path" ? &found : nullptr)) {
+      ctx_.error(at, *problem);
+      return;
+    }
+    match.path = std::move(*text);
+    if (f.key == "path_prefix") {
+      match.path_kind = RouteMatch::PathKind::Prefix;
+      // Prefixes match whole segments, so "/users/" and "/users" mean the same.
+      if (match.path.size() > 1 && match.path.back() == '/') {
+        match.path.pop_back();
+      }
+    } else if (f.key == "path" && !found.empty()) {
+      match.path_kind = RouteMatch::PathKind::Template;
+      params = std::move(found);
+    } else {
+      // A template without parameters is an exact path; saying so lets the router use its
+      // exact-match table and rank it as the more specific kind.
+      match.path_kind = RouteMatch::PathKind::Exact;
+    }
+  }
+
+  void parseHosts(const Item& item, std::vector<std::string>& hosts) {
+    for (const Item& entry : ctx_.readList(item, true)) {
+      auto text = ctx_.text(entry);
+      if (!text) {
+        continue;
+      }
+      std::string host;
+      if (auto problem = checkHostPattern(*text, host)) {
+        ctx_.error(ctx_.pos(entry), *problem);
+      } else if (std::find(hosts.begin(), hosts.end(), host) == hosts.end()) {
+        hosts.push_back(std::move(host));
+      }
+    }
+  }
+
+  void parseMethods(const Item& item, std::vector<std::string>& methods) {
+    for (const Item& entry : ctx_.readList(item, true)) {
+      auto text = ctx_.text(entry);
+      if (!text) {
+        continue;
+      }
+      if (!isToken(*text)) {
+        ctx_.error(ctx_.pos(entry), "invalid method " + quote(*text));
+        continue;
+      }
+      std::string method = uppercase(*text);
+      if (std::find(methods.begin(), methods.end(), method) == methods.end()) {
+        methods.push_back(std::move(method));
+      }
+    }
+  }
+
+  // match.headers (names are tokens, compared lowercased) and match.query (names as written).
+  void parseHeaderMatches(const Item& item, bool headers, std::vector<HeaderMatch>& out) {
+    const std::string where = headers ? "match.headers" : "match.query";
+    MapFields map = ctx_.readMap(item, where, nullptr);
+    for (const Field& f : map.fields) {
+      HeaderMatch m;
+      if (headers) {
+        if (!isToken(f.key)) {
+          ctx_.error(f.key_pos, "invalid header name " + quote(f.key) + " in " + where);
+          continue;
+        }
+        m.name = lowercase(f.key);
+        bool duplicate = std::any_of(out.begin(), out.end(),
+                                     [&m](const HeaderMatch& o) { return o.name == m.name; });
+        if (duplicate) {
+          ctx_.error(f.key_pos, "duplicate header " + quote(m.name) + " in " + where);
+          continue;
+        }
+      } else {
+        if (f.key.empty()) {
+          ctx_.error(f.key_pos, "empty query parameter name in " + where);
+          continue;
+        }
+        m.name = std::string(f.key);
+      }
+      auto value = ctx_.text(f.item());
+      if (!value) {
+        continue;
+      }
+      const std::string what = headers ? "header " + quote(f.key) : "query parameter " + quote(f.key);
+      if (!value->empty() && value->front() == '~') {
+        m.is_regex = true;
+        m.value = value->substr(1);
+        if (auto problem = checkRegex(m.value)) {
+          ctx_.error(ctx_.pos(f.item()),
+                     "invalid regex " + quote(m.value) + " for " + what + ": " + *problem);
+          continue;
+        }
+      } else {
+        if (hasControlBreak(*value)) {
+          ctx_.error(ctx_.pos(f.item()),
+                     "invalid value for " + what + " (must not contain CR, LF or NUL)");
+          continue;
+        }
+        m.value = std::move(*value);
+      }
+      out.push_back(std::move(m));
+    }
+  }
+
+  void parseTarget(const MapFields& map, Route& route) {
+    const Field* upstream = map.find("upstream");
+    const Field* split = map.find("split");
+    if (upstream == nullptr && split == nullptr) {
+      ctx_.error(map.pos, "route " + quote(route.name) + " needs \"upstream\" or \"split\"");
+      return;
+    }
+    if (upstream != nullptr && split != nullptr) {
+      bool split_later = split->key_pos.line > upstream->key_pos.line ||
+                         (split->key_pos.line == upstream->key_pos.line &&
+                          split->key_pos.column > upstream->key_pos.column);
+      const Field* later = split_later ? split : upstream;
+      const Field* earlier = split_later ? upstream : split;
+      ctx_.error(later->key_pos, quote(later->key) + " cannot be combined with " +
+                                     quote(earlier->key) + " (use one of them)");
+      return;
+    }
+    if (upstream != nullptr) {
+      if (auto name = upstreamName(upstream->item())) {
+        route.split.push_back(WeightedUpstream{std::move(*name), 1});
+      }
+      return;
+    }
+    for (const Item& entry : ctx_.readList(split->item(), true)) {
+      MapFields m = ctx_.readMap(entry, "split", &kSplit);
+      ctx_.requireKey(m, "upstream", "split");
+      WeightedUpstream target;
+      bool ok = m.valid;
+      if (const Field* f = m.find("upstream")) {
+        auto name = upstreamName(f->item());
+        ok = ok && name.has_value();
+        target.upstream = name.value_or("");
+      }
+      if (const Field* f = m.find("weight")) {
+        auto weight = ctx_.integer(f->item(), 1, kMaxWeight);
+        ok = ok && weight.has_value();
+        target.weight = static_cast<uint32_t>(weight.value_or(1));
+      }
+      if (ok && m.find("upstream") != nullptr) {
+        route.split.push_back(std::move(target));
+      }
+    }
+  }
+
+  // The name of an existing upstream, or nullopt with an error (and a suggestion if close).
+  std::optional<std::string> upstreamName(const Item& item) {
+    auto name = ctx_.text(item);
+    if (!name) {
+      return std::nullopt;
+    }
+    if (upstreams_.count(*name) != 0) {
+      return name;
+    }
+    if (candidates_.empty()) {
+      for (const auto& [key, value] : upstreams_) {
+        candidates_.push_back(key);
+      }
+    }
+    std::string message = "unknown upstream " + quote(*name);
+    if (auto suggestion = closestMatch(*name, candidates_)) {
+      message += " (did you mean " + quote(*suggestion) + "?)";
+    }
+    ctx_.error(ctx_.pos(item), std::move(message));
+    return std::nullopt;
+  }
+
+  void parseRewrite(const Item& item, Route& route, const std::vector<std::string>& params) {
+    MapFields map = ctx_.readMap(item, "rewrite", &kRewrite);
+    const Field* strip = map.find("strip_prefix");
+    const Field* path = map.find("path");
+    if (strip != nullptr) {
+      route.rewrite.strip_prefix = ctx_.boolean(strip->item()).value_or(false);
+      if (route.rewrite.strip_prefix &&
+          route.match.path_kind != RouteMatch::PathKind::Prefix) {
+        ctx_.error(strip->key_pos, "\"strip_prefix\" needs match.path_prefix");
+      }
+    }
+    if (path == nullptr) {
+      return;
+    }
+    if (route.rewrite.strip_prefix) {
+      ctx_.error(path->key_pos, "\"path\" cannot be combined with \"strip_prefix\" (use one of "
+                                "them)");
+      return;
+    }
+    auto text = ctx_.text(path->item());
+    if (!text) {
+      return;
+    }
+    std::vector<std::string> used;
+    if (auto problem = checkPath("rewrite.path", *text, &used)) {
+      ctx_.error(ctx_.pos(path->item()), *problem);
+      return;
+    }
+    for (const std::string& name : used) {
+      if (std::find(params.begin(), params.end(), name) == params.end()) {
+        ctx_.error(ctx_.pos(path->item()),
+                   "rewrite parameter \"{" + name + "}\" is not captured by match.path");
+        return;
+      }
+    }
+    route.rewrite.path = std::move(*text);
+  }
+
+  void parseAuth(const Item& item, Route& route) {
+    if (ctx_.node(item.node).kind == YamlNode::Kind::Scalar) {
+      auto text = ctx_.text(item);
+      if (!text) {
+        return;  // an ${ENV} problem, already reported
+      }
+      if (*text == "public") {
+        route.auth_public = true;
+        return;
+      }
+    }
+    ctx_.error(ctx_.pos(item), "auth providers are not supported yet by this version of "
+                               "portico; use auth: public");
+  }
+
+  void parseEdits(const Item& item, const std::string& where, bool response, HeaderEdits& edits) {
+    MapFields map = ctx_.readMap(item, where, &kEdits);
+    if (const Field* f = map.find("set")) {
+      MapFields set = ctx_.readMap(f->item(), where + ".set", nullptr);
+      std::vector<std::string> seen;
+      for (const Field& h : set.fields) {
+        if (!checkSettable(h, response)) {
+          continue;
+        }
+        std::string lower = lowercase(h.key);
+        if (std::find(seen.begin(), seen.end(), lower) != seen.end()) {
+          ctx_.error(h.key_pos, "header " + quote(h.key) + " is set twice");
+          continue;
+        }
+        seen.push_back(lower);
+        auto value = ctx_.text(h.item());
+        if (!value) {
+          continue;
+        }
+        if (hasControlBreak(*value)) {
+          ctx_.error(ctx_.pos(h.item()), "invalid value for header " + quote(h.key) +
+                                             " (must not contain CR, LF or NUL)");
+          continue;
+        }
+        edits.set.emplace_back(std::string(h.key), std::move(*value));
+      }
+    }
+    if (const Field* f = map.find("remove")) {
+      for (const Item& entry : ctx_.readList(f->item(), false)) {
+        auto name = ctx_.text(entry);
+        if (!name) {
+          continue;
+        }
+        if (!isToken(*name)) {
+          ctx_.error(ctx_.pos(entry), "invalid header name " + quote(*name));
+          continue;
+        }
+        std::string lower = lowercase(*name);
+        if (std::find(edits.remove.begin(), edits.remove.end(), lower) == edits.remove.end()) {
+          edits.remove.push_back(std::move(lower));
+        }
+      }
+    }
+  }
+
+  bool checkSettable(const Field& h, bool response) {
+    if (!isToken(h.key)) {
+      ctx_.error(h.key_pos, "invalid header name " + quote(h.key));
+      return false;
+    }
+    std::string lower = lowercase(h.key);
+    if (std::find(std::begin(kHopByHop), std::end(kHopByHop), lower) != std::end(kHopByHop)) {
+      ctx_.error(h.key_pos, "cannot set hop-by-hop header " + quote(h.key));
+      return false;
+    }
+    // The gateway frames every message itself; a configured length would desynchronize it.
+    if (lower == "content-length") {
+      ctx_.error(h.key_pos, "cannot set " + quote(h.key) + " (the gateway computes it)");
+      return false;
+    }
+    if (response && lower == "host") {
+      ctx_.error(h.key_pos, "cannot set " + quote(h.key) + " in response headers");
+      return false;
+    }
+    return true;
+  }
+
+  Context& ctx_;
+  const std::map<std::string, Upstream>& upstreams_;
+  std::unordered_set<std::string> names_;
+  std::vector<std::string_view> candidates_;  // upstream names, built on the first unknown one
+};
+
+}  // namespace
+
+std::vector<Route> parseRoutes(Context& ctx, const Item& item,
+                               const std::map<std::string, Upstream>& upstreams) {
+  return RouteParser(ctx, upstreams).parse(item);
+}
+
+}  // namespace portico::config::detail

@@ -1,0 +1,86 @@
+#pragma once
+// A byte buffer with a read cursor and a write cursor, allocated once per connection object and
+// reused for every request that connection carries (connection objects are pooled too), so the
+// steady state allocates nothing.
+
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+namespace portico {
+
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(size_t capacity) { reserve(capacity); }
+
+  // Grows the allocation to at least `capacity`, keeping the readable bytes.
+  void reserve(size_t capacity) {
+    if (capacity <= capacity_) return;
+    auto bigger = std::make_unique_for_overwrite<char[]>(capacity);
+    size_t n = size();
+    if (n) std::memcpy(bigger.get(), data(), n);
+    data_ = std::move(bigger);
+    capacity_ = capacity;
+    begin_ = 0;
+    end_ = n;
+  }
+
+  const char* data() const { return data_.get() + begin_; }
+  char* data() { return data_.get() + begin_; }
+  size_t size() const { return end_ - begin_; }
+  bool empty() const { return begin_ == end_; }
+  std::string_view view() const { return {data(), size()}; }
+  size_t capacity() const { return capacity_; }
+
+  // Writable space after the data; call compact() first to reclaim consumed bytes.
+  char* writePtr() { return data_.get() + end_; }
+  size_t writable() const { return capacity_ - end_; }
+  void commit(size_t n) { end_ += n; }
+
+  void consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_) begin_ = end_ = 0;
+  }
+  void clear() { begin_ = end_ = 0; }
+  // Moves the unread bytes to the front.
+  void compact() {
+    if (begin_ == 0) return;
+    size_t n = size();
+    if (n) std::memmove(data_.get(), data(), n);
+    begin_ = 0;
+    end_ = n;
+  }
+
+  void append(std::string_view s) {
+    if (s.size() > writable()) makeRoom(s.size());
+    std::memcpy(writePtr(), s.data(), s.size());
+    end_ += s.size();
+  }
+  void append(char c) { append(std::string_view(&c, 1)); }
+  void appendDecimal(uint64_t v) {
+    char tmp[24];
+    char* p = tmp + sizeof tmp;
+    do {
+      *--p = static_cast<char>('0' + v % 10);
+      v /= 10;
+    } while (v);
+    append(std::string_view(p, static_cast<size_t>(tmp + sizeof tmp - p)));
+  }
+
+ private:
+  // Out of line: the rare path, and it keeps GCC 12 from a false -Wstringop-overflow when it
+  // inlines append() into a function with a small buffer.
+  [[gnu::noinline]] void makeRoom(size_t n) {
+    compact();
+    if (n > writable()) reserve((size() + n) * 2);
+  }
+
+  std::unique_ptr<char[]> data_;
+  size_t capacity_ = 0;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+}  // namespace portico

@@ -1,0 +1,22 @@
+#pragma once
+#include <ctime>
+#include <cstdint>
+
+namespace portico {
+
+// Milliseconds on the monotonic clock. The coarse clock is a vDSO read without a syscall and
+// its few-ms resolution is plenty for timeouts.
+inline uint64_t monotonicMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+// Microseconds on the precise monotonic clock, for durations in the access log.
+inline uint64_t monotonicUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+
+}  // namespace portico

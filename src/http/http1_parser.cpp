@@ -1,0 +1,546 @@
+#include "http/http1_parser.hpp"
+
+#include <cstring>
+
+namespace portico::http {
+namespace {
+
+// RFC 9110 §5.6.2 tchar, as a table built at compile time.
+struct TcharTable {
+  bool allowed[256] = {};
+  constexpr TcharTable() {
+    for (int c = '0'; c <= '9'; ++c) allowed[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) allowed[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) allowed[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) allowed[static_cast<unsigned char>(c)] = true;
+  }
+};
+constexpr TcharTable kTchar;
+
+inline bool isTchar(char c) { return kTchar.allowed[static_cast<unsigned char>(c)]; }
+// field-vchar / SP / HTAB / obs-text: everything but controls other than HTAB, and DEL.
+inline bool isFieldValueChar(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+std::string_view trimOws(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+bool parseContentLength(std::string_view v, uint64_t& out) {
+  if (v.empty() || v.size() > 18) return false;
+  uint64_t n = 0;
+  for (char c : v) {
+    if (!isDigit(c)) return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = n;
+  return true;
+}
+
+// Calls fn(token) for each comma-separated element of a list-valued field (RFC 9110 §5.6.1).
+template <class Fn>
+void forEachToken(std::string_view value, Fn&& fn) {
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = value.find(',', start);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view token = trimOws(value.substr(start, comma - start));
+    if (!token.empty()) fn(token);
+    start = comma + 1;
+  }
+}
+
+// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name or IP-literal characters only.
+bool isValidHost(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  for (char c : host) {
+    auto u = static_cast<unsigned char>(c);
+    bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || isDigit(c) || c == '-' ||
+              c == '.' || c == '_' || c == '~' || c == ':' || c == '[' || c == ']' || c == '%' ||
+              c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' ||
+              c == '*' || c == '+' || c == ',' || c == ';' || c == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Reads the header fields of a head whose start line ends at `pos`. Shared by requests and
+// responses; framing fields are interpreted by the callers.
+ParseStatus parseFields(const char* data, size_t head_end, size_t pos, size_t max_headers,
+                        MessageHead& out, ParseError& error) {
+  out.headers.clear();
+  const size_t end = head_end - 2;  // the blank line's CRLF
+  while (pos < end) {
+    const char* line = data + pos;
+    const char* eol = static_cast<const char*>(std::memchr(line, '\r', end - pos));
+    if (eol == nullptr) eol = data + end;
+    size_t line_len = static_cast<size_t>(eol - line);
+    if (line[0] == ' ' || line[0] == '\t') {
+      error = ParseError::ObsFold;
+      return ParseStatus::Error;
+    }
+    size_t colon = 0;
+    while (colon < line_len && isTchar(line[colon])) ++colon;
+    if (colon == 0 || colon >= line_len || line[colon] != ':') {
+      error = (colon < line_len && (line[colon] == ' ' || line[colon] == '\t'))
+                  ? ParseError::WhitespaceBeforeColon
+                  : ParseError::BadHeaderName;
+      return ParseStatus::Error;
+    }
+    std::string_view value(line + colon + 1, line_len - colon - 1);
+    for (char c : value) {
+      if (!isFieldValueChar(c)) {
+        error = ParseError::BadHeaderValue;
+        return ParseStatus::Error;
+      }
+    }
+    if (out.headers.size() >= max_headers) {
+      error = ParseError::TooManyHeaders;
+      return ParseStatus::Error;
+    }
+    out.headers.push_back({std::string_view(line, colon), trimOws(value)});
+    pos += line_len + 2;
+  }
+  return ParseStatus::Complete;
+}
+
+// Interprets the fields that decide framing and connection reuse, common to both directions.
+// Sets framing to Length/Chunked when present; callers decide what "absent" means.
+ParseStatus interpretFraming(MessageHead& out, bool& has_length, bool& has_chunked,
+                             ParseError& error) {
+  has_length = false;
+  has_chunked = false;
+  bool saw_close = false;
+  bool saw_keep_alive = false;
+  out.connection_lists_headers = false;
+  out.upgrade = false;
+  for (const auto& h : out.headers) {
+    if (h.name.size() == 14 && equalsIgnoreCase(h.name, "content-length")) {
+      if (has_length) {
+        error = ParseError::DuplicateContentLength;
+        return ParseStatus::Error;
+      }
+      if (!parseContentLength(h.value, out.content_length)) {
+        error = ParseError::BadContentLength;
+        return ParseStatus::Error;
+      }
+      has_length = true;
+    } else if (h.name.size() == 17 && equalsIgnoreCase(h.name, "transfer-encoding")) {
+      // Only a single "chunked" is accepted: any other coding, a list, or a repeated field
+      // is something another parser may frame differently.
+      if (has_chunked || !equalsIgnoreCase(h.value, "chunked")) {
+        error = ParseError::BadTransferEncoding;
+        return ParseStatus::Error;
+      }
+      has_chunked = true;
+    } else if (h.name.size() == 10 && equalsIgnoreCase(h.name, "connection")) {
+      forEachToken(h.value, [&](std::string_view token) {
+        if (equalsIgnoreCase(token, "close")) saw_close = true;
+        else if (equalsIgnoreCase(token, "keep-alive")) saw_keep_alive = true;
+        else {
+          if (equalsIgnoreCase(token, "upgrade")) out.upgrade = true;
+          out.connection_lists_headers = true;
+        }
+      });
+    }
+  }
+  if (has_length && has_chunked) {
+    error = ParseError::LengthWithChunked;
+    return ParseStatus::Error;
+  }
+  out.keep_alive = out.version_minor == 1 ? !saw_close : (saw_keep_alive && !saw_close);
+  return ParseStatus::Complete;
+}
+
+}  // namespace
+
+const char* describe(ParseError error) {
+  switch (error) {
+    case ParseError::None: return "ok";
+    case ParseError::BareLineFeed: return "line ending without CR";
+    case ParseError::BareCarriageReturn: return "CR not followed by LF";
+    case ParseError::BadRequestLine: return "malformed request line";
+    case ParseError::BadMethod: return "invalid method";
+    case ParseError::BadTarget: return "invalid request target";
+    case ParseError::BadVersion: return "unsupported HTTP version";
+    case ParseError::BadStatusLine: return "malformed status line";
+    case ParseError::BadHeaderName: return "invalid header field name";
+    case ParseError::BadHeaderValue: return "invalid character in header field value";
+    case ParseError::WhitespaceBeforeColon: return "whitespace between header field name and colon";
+    case ParseError::ObsFold: return "obsolete line folding in header section";
+    case ParseError::BadContentLength: return "invalid Content-Length";
+    case ParseError::DuplicateContentLength: return "more than one Content-Length";
+    case ParseError::LengthWithChunked: return "both Content-Length and Transfer-Encoding";
+    case ParseError::BadTransferEncoding: return "unsupported Transfer-Encoding";
+    case ParseError::MissingHost: return "missing Host header";
+    case ParseError::DuplicateHost: return "more than one Host header";
+    case ParseError::BadHost: return "invalid Host header";
+    case ParseError::UriTooLong: return "request target too long";
+    case ParseError::HeadersTooLarge: return "request header section too large";
+    case ParseError::TooManyHeaders: return "too many header fields";
+  }
+  return "malformed request";
+}
+
+ParseStatus findHeadEnd(const char* data, size_t len, size_t& scanned, size_t& head_end,
+                        ParseError& error) {
+  // `scanned` always sits at the start of a line that has not been seen whole yet.
+  while (scanned < len) {
+    const char* lf = static_cast<const char*>(std::memchr(data + scanned, '\n', len - scanned));
+    size_t line_end = lf ? static_cast<size_t>(lf - data) : len;
+    // A CR anywhere but right before the LF is a bare CR.
+    const char* cr = static_cast<const char*>(std::memchr(data + scanned, '\r', line_end - scanned));
+    if (cr != nullptr && static_cast<size_t>(cr - data) + 1 < line_end) {
+      error = ParseError::BareCarriageReturn;
+      return ParseStatus::Error;
+    }
+    if (lf == nullptr) return ParseStatus::Incomplete;
+    if (line_end == scanned || data[line_end - 1] != '\r') {
+      error = ParseError::BareLineFeed;
+      return ParseStatus::Error;
+    }
+    bool blank = line_end == scanned + 1;
+    scanned = line_end + 1;
+    if (blank) {
+      if (scanned == 2) {
+        // An empty line where the start line should be. The session skips the CRLFs that
+        // RFC 9112 §2.2 allows before a request, so this is only reached by garbage.
+        error = ParseError::BadRequestLine;
+        return ParseStatus::Error;
+      }
+      head_end = scanned;
+      return ParseStatus::Complete;
+    }
+  }
+  return ParseStatus::Incomplete;
+}
+
+ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLimits& limits,
+                             RequestHead& out, ParseError& error) {
+  out.head_size = head_end;
+  out.expect_continue = false;
+  out.host = {};
+  const char* line_end = static_cast<const char*>(std::memchr(data, '\r', head_end));
+  size_t line_len = static_cast<size_t>(line_end - data);
+  std::string_view line(data, line_len);
+
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) {
+    error = sp1 == 0 ? ParseError::BadRequestLine : ParseError::BadMethod;
+    return ParseStatus::Error;
+  }
+  out.method = line.substr(0, sp1);
+  for (char c : out.method) {
+    if (!isTchar(c)) {
+      error = ParseError::BadMethod;
+      return ParseStatus::Error;
+    }
+  }
+  size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) {
+    error = ParseError::BadRequestLine;
+    return ParseStatus::Error;
+  }
+  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (version == "HTTP/1.1") out.version_minor = 1;
+  else if (version == "HTTP/1.0") out.version_minor = 0;
+  else {
+    error = version.find(' ') != std::string_view::npos ? ParseError::BadRequestLine
+                                                        : ParseError::BadVersion;
+    return ParseStatus::Error;
+  }
+  if (out.target.size() > limits.max_uri_bytes) {
+    error = ParseError::UriTooLong;
+    return ParseStatus::Error;
+  }
+  if (head_end > limits.max_header_bytes) {
+    error = ParseError::HeadersTooLarge;
+    return ParseStatus::Error;
+  }
+  for (char c : out.target) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '#') {
+      error = ParseError::BadTarget;
+      return ParseStatus::Error;
+    }
+  }
+
+  std::string_view authority;
+  std::string_view path_and_query;
+  if (out.target[0] == '/') {
+    path_and_query = out.target;
+  } else if (out.target == "*") {
+    if (out.method != "OPTIONS") {
+      error = ParseError::BadTarget;
+      return ParseStatus::Error;
+    }
+    path_and_query = out.target;
+  } else {
+    // absolute-form (RFC 9112 §3.2.2): only http and https, and the authority becomes the Host.
+    std::string_view t = out.target;
+    size_t scheme_len = t.starts_with("http://") ? 7 : t.starts_with("https://") ? 8 : 0;
+    if (scheme_len == 0 && t.size() > 8) {
+      std::string_view scheme = t.substr(0, t.find("://"));
+      if (equalsIgnoreCase(scheme, "http")) scheme_len = 7;
+      else if (equalsIgnoreCase(scheme, "https")) scheme_len = 8;
+    }
+    if (scheme_len == 0) {
+      error = ParseError::BadTarget;
+      return ParseStatus::Error;
+    }
+    t.remove_prefix(scheme_len);
+    size_t slash = t.find_first_of("/?");
+    authority = t.substr(0, slash);
+    if (authority.empty() || authority.find('@') != std::string_view::npos ||
+        !isValidHost(authority)) {
+      error = ParseError::BadTarget;
+      return ParseStatus::Error;
+    }
+    path_and_query = slash == std::string_view::npos ? std::string_view("/") : t.substr(slash);
+    if (path_and_query[0] == '?') {
+      error = ParseError::BadTarget;  // "http://host?x" has no path; refuse rather than invent one
+      return ParseStatus::Error;
+    }
+  }
+  size_t q = path_and_query.find('?');
+  out.path = path_and_query.substr(0, q);
+  out.query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
+
+  if (parseFields(data, head_end, line_len + 2, limits.max_headers, out, error) !=
+      ParseStatus::Complete) {
+    return ParseStatus::Error;
+  }
+  bool has_length = false;
+  bool has_chunked = false;
+  if (interpretFraming(out, has_length, has_chunked, error) != ParseStatus::Complete) {
+    return ParseStatus::Error;
+  }
+  if (has_chunked && out.version_minor == 0) {
+    error = ParseError::BadTransferEncoding;  // RFC 9112 §6.1: chunked is HTTP/1.1 only
+    return ParseStatus::Error;
+  }
+  out.framing = has_chunked ? BodyFraming::Chunked
+                : (has_length && out.content_length > 0) ? BodyFraming::Length
+                                                         : BodyFraming::None;
+  if (!has_length) out.content_length = 0;
+
+  bool saw_host = false;
+  for (const auto& h : out.headers) {
+    if (h.name.size() == 4 && equalsIgnoreCase(h.name, "host")) {
+      if (saw_host) {
+        error = ParseError::DuplicateHost;
+        return ParseStatus::Error;
+      }
+      saw_host = true;
+      if (!isValidHost(h.value)) {
+        error = ParseError::BadHost;
+        return ParseStatus::Error;
+      }
+      out.host = h.value;
+    } else if (h.name.size() == 6 && equalsIgnoreCase(h.name, "expect")) {
+      out.expect_continue = equalsIgnoreCase(h.value, "100-continue");
+    }
+  }
+  if (!saw_host && out.version_minor == 1) {
+    error = ParseError::MissingHost;
+    return ParseStatus::Error;
+  }
+  if (!authority.empty()) out.host = authority;
+  return ParseStatus::Complete;
+}
+
+ParseStatus parseResponseHead(const char* data, size_t head_end, std::string_view request_method,
+                              ResponseHead& out, ParseError& error) {
+  out.head_size = head_end;
+  const char* line_end = static_cast<const char*>(std::memchr(data, '\r', head_end));
+  std::string_view line(data, static_cast<size_t>(line_end - data));
+  // HTTP-version SP 3DIGIT SP reason-phrase; a missing reason (and its SP) is tolerated.
+  if (line.size() < 12 || !line.starts_with("HTTP/1.") || (line[7] != '0' && line[7] != '1') ||
+      line[8] != ' ' || !isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) ||
+      (line.size() > 12 && line[12] != ' ')) {
+    error = ParseError::BadStatusLine;
+    return ParseStatus::Error;
+  }
+  out.version_minor = static_cast<uint8_t>(line[7] - '0');
+  out.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  if (out.status < 100 || out.status > 599) {
+    error = ParseError::BadStatusLine;
+    return ParseStatus::Error;
+  }
+  out.reason = line.size() > 13 ? line.substr(13) : std::string_view();
+  for (char c : out.reason) {
+    if (!isFieldValueChar(c)) {
+      error = ParseError::BadStatusLine;
+      return ParseStatus::Error;
+    }
+  }
+  if (parseFields(data, head_end, line.size() + 2, 512, out, error) != ParseStatus::Complete) {
+    return ParseStatus::Error;
+  }
+  bool has_length = false;
+  bool has_chunked = false;
+  if (interpretFraming(out, has_length, has_chunked, error) != ParseStatus::Complete) {
+    return ParseStatus::Error;
+  }
+  if (request_method == "HEAD" || out.status < 200 || out.status == 204 || out.status == 304) {
+    out.framing = BodyFraming::None;
+  } else if (has_chunked) {
+    out.framing = BodyFraming::Chunked;
+  } else if (has_length) {
+    out.framing = out.content_length > 0 ? BodyFraming::Length : BodyFraming::None;
+  } else {
+    out.framing = BodyFraming::UntilClose;
+    out.keep_alive = false;
+  }
+  return ParseStatus::Complete;
+}
+
+bool isHopByHop(std::string_view name) {
+  switch (name.size()) {
+    case 2: return equalsIgnoreCase(name, "te");
+    case 7: return equalsIgnoreCase(name, "trailer") || equalsIgnoreCase(name, "upgrade");
+    case 10: return equalsIgnoreCase(name, "connection") || equalsIgnoreCase(name, "keep-alive");
+    case 16: return equalsIgnoreCase(name, "proxy-connection");
+    case 17: return equalsIgnoreCase(name, "transfer-encoding");
+    case 19: return equalsIgnoreCase(name, "proxy-authenticate");
+    default: return false;
+  }
+}
+
+bool connectionListsField(HeaderList headers, std::string_view name) {
+  bool found = false;
+  for (const auto& h : headers) {
+    if (h.name.size() == 10 && equalsIgnoreCase(h.name, "connection")) {
+      forEachToken(h.value, [&](std::string_view token) {
+        if (equalsIgnoreCase(token, name)) found = true;
+      });
+    }
+  }
+  return found;
+}
+
+ChunkedDecoder::Result ChunkedDecoder::feed(const char* data, size_t len, std::string* data_out) {
+  static constexpr uint32_t kMaxLine = 4096;
+  static constexpr uint32_t kMaxTrailers = 16 * 1024;
+  Result r;
+  size_t i = 0;
+  auto fail = [&] {
+    r.error = true;
+    r.consumed = i;
+    return r;
+  };
+  while (i < len && state_ != State::Done) {
+    char c = data[i];
+    switch (state_) {
+      case State::SizeStart:
+      case State::Size: {
+        int digit = (c >= '0' && c <= '9')   ? c - '0'
+                    : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                    : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                             : -1;
+        if (digit >= 0) {
+          if (++size_digits_ > 15) return fail();  // bounded well below 2^64
+          remaining_ = remaining_ * 16 + static_cast<uint64_t>(digit);
+          state_ = State::Size;
+        } else if (state_ == State::Size && c == ';') {
+          state_ = State::Ext;
+          line_bytes_ = 0;
+        } else if (state_ == State::Size && c == '\r') {
+          state_ = State::SizeLf;
+        } else {
+          return fail();
+        }
+        ++i;
+        break;
+      }
+      case State::Ext:
+        // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ): tokens, quoted
+        // strings and separators; controls (and so bare LF) are refused.
+        if (c == '\r') {
+          state_ = State::SizeLf;
+        } else if (!(isTchar(c) || c == ';' || c == '=' || c == '"' || c == ' ' || c == '\t' ||
+                     c == '\\' || c == '/' || c == ',' || c == ':' || c == '(' || c == ')' ||
+                     c == '<' || c == '>' || c == '?' || c == '@' || c == '[' || c == ']' ||
+                     c == '{' || c == '}') ||
+                   ++line_bytes_ > kMaxLine) {
+          return fail();
+        }
+        ++i;
+        break;
+      case State::SizeLf:
+        if (c != '\n') return fail();
+        ++i;
+        size_digits_ = 0;
+        if (remaining_ == 0) {
+          state_ = State::TrailerStart;
+        } else {
+          state_ = State::Data;
+        }
+        break;
+      case State::Data: {
+        size_t n = len - i;
+        if (n > remaining_) n = static_cast<size_t>(remaining_);
+        if (data_out) data_out->append(data + i, n);
+        remaining_ -= n;
+        data_bytes_ += n;
+        i += n;
+        if (remaining_ == 0) state_ = State::DataCr;
+        break;
+      }
+      case State::DataCr:
+        if (c != '\r') return fail();
+        state_ = State::DataLf;
+        ++i;
+        break;
+      case State::DataLf:
+        if (c != '\n') return fail();
+        state_ = State::SizeStart;
+        ++i;
+        break;
+      case State::TrailerStart:
+        if (c == '\r') {
+          state_ = State::FinalLf;
+        } else if (c == ' ' || c == '\t' || !isFieldValueChar(c)) {
+          return fail();  // obs-fold or a control character
+        } else {
+          state_ = State::TrailerLine;
+          line_bytes_ = 1;
+        }
+        if (++trailer_bytes_ > kMaxTrailers) return fail();
+        ++i;
+        break;
+      case State::TrailerLine:
+        if (c == '\r') {
+          state_ = State::TrailerLf;
+        } else if (!isFieldValueChar(c) || ++line_bytes_ > kMaxLine) {
+          return fail();
+        }
+        if (++trailer_bytes_ > kMaxTrailers) return fail();
+        ++i;
+        break;
+      case State::TrailerLf:
+        if (c != '\n') return fail();
+        state_ = State::TrailerStart;
+        ++i;
+        break;
+      case State::FinalLf:
+        if (c != '\n') return fail();
+        state_ = State::Done;
+        ++i;
+        break;
+      case State::Done:
+        break;
+    }
+  }
+  r.consumed = i;
+  r.done = state_ == State::Done;
+  return r;
+}
+
+}  // namespace portico::http

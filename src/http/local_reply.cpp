@@ -1,0 +1,112 @@
+#include "http/local_reply.hpp"
+
+namespace portico::http {
+
+int statusOf(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::BadRequest: return 400;
+    case ErrorCode::NoRoute: return 404;
+    case ErrorCode::MethodNotAllowed: return 405;
+    case ErrorCode::RequestTimeout: return 408;
+    case ErrorCode::PayloadTooLarge: return 413;
+    case ErrorCode::UriTooLong: return 414;
+    case ErrorCode::HeadersTooLarge: return 431;
+    case ErrorCode::BadUpstream: return 502;
+    case ErrorCode::Unavailable: return 503;
+    case ErrorCode::UpstreamTimeout: return 504;
+    case ErrorCode::Internal: return 500;
+  }
+  return 500;
+}
+
+std::string_view codeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::BadRequest: return "bad_request";
+    case ErrorCode::NoRoute: return "no_route";
+    case ErrorCode::MethodNotAllowed: return "method_not_allowed";
+    case ErrorCode::RequestTimeout: return "request_timeout";
+    case ErrorCode::PayloadTooLarge: return "payload_too_large";
+    case ErrorCode::UriTooLong: return "uri_too_long";
+    case ErrorCode::HeadersTooLarge: return "headers_too_large";
+    case ErrorCode::BadUpstream: return "bad_upstream";
+    case ErrorCode::Unavailable: return "unavailable";
+    case ErrorCode::UpstreamTimeout: return "upstream_timeout";
+    case ErrorCode::Internal: return "internal";
+  }
+  return "internal";
+}
+
+std::string_view reasonPhrase(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+  }
+}
+
+void appendJsonEscaped(std::string_view s, Buffer& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.append('\\');
+      out.append(c);
+    } else if (u < 0x20) {
+      char esc[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+      out.append(std::string_view(esc, 6));
+    } else {
+      out.append(c);
+    }
+  }
+}
+
+void writeLocalReply(const LocalReply& reply, Buffer& out) {
+  int status = statusOf(reply.code);
+  // The body first, into a small stack buffer, so Content-Length is known.
+  Buffer body(256 + reply.message.size() + reply.request_id.size());
+  body.append(R"({"error":{"status":)");
+  body.appendDecimal(static_cast<uint64_t>(status));
+  body.append(R"(,"code":")");
+  body.append(codeName(reply.code));
+  body.append(R"(","message":")");
+  appendJsonEscaped(reply.message, body);
+  body.append(R"(","request_id":")");
+  appendJsonEscaped(reply.request_id, body);
+  body.append("\"}}\n");
+
+  out.append("HTTP/1.1 ");
+  out.appendDecimal(static_cast<uint64_t>(status));
+  out.append(' ');
+  out.append(reasonPhrase(status));
+  out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  out.appendDecimal(body.size());
+  if (!reply.request_id.empty()) {
+    out.append("\r\nX-Request-Id: ");
+    out.append(reply.request_id);
+  }
+  if (!reply.allow.empty()) {
+    out.append("\r\nAllow: ");
+    out.append(reply.allow);
+  }
+  if (reply.close) out.append("\r\nConnection: close");
+  else if (reply.keep_alive_1_0) out.append("\r\nConnection: keep-alive");
+  out.append("\r\n\r\n");
+  out.append(body.view());
+}
+
+}  // namespace portico::http

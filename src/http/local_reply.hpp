@@ -1,0 +1,43 @@
+#pragma once
+// Every response the gateway makes itself (SPEC §4): JSON error body, matching status, the
+// request id, and Connection: close when the connection ends after it.
+
+#include <string_view>
+
+#include "core/buffer.hpp"
+
+namespace portico::http {
+
+enum class ErrorCode : uint8_t {
+  BadRequest,         // 400
+  NoRoute,            // 404
+  MethodNotAllowed,   // 405
+  RequestTimeout,     // 408
+  PayloadTooLarge,    // 413
+  UriTooLong,         // 414
+  HeadersTooLarge,    // 431
+  BadUpstream,        // 502
+  Unavailable,        // 503
+  UpstreamTimeout,    // 504
+  Internal,           // 500
+};
+
+int statusOf(ErrorCode code);
+std::string_view codeName(ErrorCode code);
+std::string_view reasonPhrase(int status);
+
+struct LocalReply {
+  ErrorCode code;
+  std::string_view message;
+  std::string_view request_id;
+  std::string_view allow;  // 405 only
+  bool close = false;      // adds Connection: close
+  bool keep_alive_1_0 = false;  // HTTP/1.0 client that asked for keep-alive
+};
+
+// Appends the whole response (head and body) to `out`.
+void writeLocalReply(const LocalReply& reply, Buffer& out);
+// Appends `s` JSON-escaped (without quotes) to `out`.
+void appendJsonEscaped(std::string_view s, Buffer& out);
+
+}  // namespace portico::http

@@ -1,0 +1,28 @@
+#pragma once
+// Request path normalization (SPEC §4), done once before routing and authorization; the result is
+// what gets forwarded, so what the router saw is what the upstream gets.
+
+#include <string>
+#include <string_view>
+
+namespace portico::http {
+
+enum class PathError : uint8_t {
+  None,
+  NotOriginForm,     // does not start with '/'
+  BadPercent,        // '%' not followed by two hex digits
+  EncodedSlash,      // %2F or %5C: refused, an upstream that decodes them would see other segments
+  EncodedNul,        // %00
+  InvalidCharacter,  // a byte not allowed in a path (controls, space, non-ASCII, '#', ...)
+};
+
+// Normalizes `raw` (the path part of an origin-form target, without '?query') into `out`:
+// - percent-encoded unreserved characters (ALPHA DIGIT - . _ ~) are decoded, other escapes
+//   are kept with upper-case hex digits;
+// - runs of '/' collapse into one;
+// - "." and ".." segments are removed (RFC 3986 §5.2.4); ".." never climbs above the root;
+// - a trailing '/' is kept (it is significant to many upstreams).
+// `out` is cleared first; its capacity is reused, so the hot path does not allocate.
+PathError normalizePath(std::string_view raw, std::string& out);
+
+}  // namespace portico::http

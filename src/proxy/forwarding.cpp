@@ -1,0 +1,177 @@
+// What the upstream receives and what the client receives: header forwarding rules of SPEC §4.
+#include <algorithm>
+
+#include "proxy/session.hpp"
+#include "proxy/worker.hpp"
+
+namespace portico::proxy {
+namespace {
+
+enum class RequestField : uint8_t {
+  Forward, Drop, ContentLength, XForwardedFor, XForwardedProto, XForwardedHost
+};
+
+// Fields the gateway sets itself or that belong to the client connection.
+RequestField classifyRequestField(std::string_view name) {
+  using http::equalsIgnoreCase;
+  switch (name.size()) {
+    case 4:
+      if (equalsIgnoreCase(name, "host")) return RequestField::Drop;
+      break;
+    case 6:
+      if (equalsIgnoreCase(name, "expect")) return RequestField::Drop;
+      break;
+    case 12:
+      if (equalsIgnoreCase(name, "x-request-id")) return RequestField::Drop;
+      break;
+    case 14:
+      if (equalsIgnoreCase(name, "content-length")) return RequestField::ContentLength;
+      break;
+    case 15:
+      if (equalsIgnoreCase(name, "x-forwarded-for")) return RequestField::XForwardedFor;
+      break;
+    case 16:
+      if (equalsIgnoreCase(name, "x-forwarded-host")) return RequestField::XForwardedHost;
+      break;
+    case 17:
+      if (equalsIgnoreCase(name, "x-forwarded-proto")) return RequestField::XForwardedProto;
+      break;
+    default:
+      break;
+  }
+  return http::isHopByHop(name) ? RequestField::Drop : RequestField::Forward;
+}
+
+bool inDropList(const std::vector<std::string>& drop, std::string_view name) {
+  for (const auto& d : drop) {
+    if (http::equalsIgnoreCase(d, name)) return true;
+  }
+  return false;
+}
+
+bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& peer) {
+  if (cidrs.empty()) return false;
+  auto bytes = peer.asV6Bytes();
+  for (const auto& cidr : cidrs) {
+    unsigned bits = cidr.prefix_len;
+    size_t full = bits / 8;
+    if (!std::equal(bytes.begin(), bytes.begin() + full, cidr.address.begin())) continue;
+    unsigned rest = bits % 8;
+    if (rest == 0) return true;
+    uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+    if ((bytes[full] & mask) == (cidr.address[full] & mask)) return true;
+  }
+  return false;
+}
+
+void appendField(Buffer& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchResult&) {
+  Buffer& out = upstream_head_;
+  out.clear();
+  if (out.capacity() == 0) out.reserve(2048);
+  out.append(req_.method);
+  out.append(' ');
+  out.append(forward_target_);
+  out.append(" HTTP/1.1\r\n");
+
+  const config::Route& rc = *route.config;
+  bool host_set = false;
+  for (const auto& [name, value] : rc.request_headers.set) {
+    if (http::equalsIgnoreCase(name, "host")) host_set = true;
+  }
+  if (!host_set) {
+    std::string_view host = req_.host;
+    if (host.empty()) host = snap_->shared->upstreams[upstream_index_].config->name;
+    appendField(out, "Host", host);
+  }
+
+  const bool trusted = inCidrs(listener().trusted_proxies, peer_);
+  std::string_view xff, xfproto, xfhost;
+  client_sent_length_ = false;
+  for (const auto& h : req_.headers) {
+    switch (classifyRequestField(h.name)) {
+      case RequestField::Drop: continue;
+      case RequestField::ContentLength: client_sent_length_ = true; continue;
+      case RequestField::XForwardedFor: if (xff.empty()) xff = h.value; continue;
+      case RequestField::XForwardedProto: if (xfproto.empty()) xfproto = h.value; continue;
+      case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
+      case RequestField::Forward: break;
+    }
+    if (req_.connection_lists_headers && http::connectionListsField(req_.headers, h.name)) {
+      continue;
+    }
+    if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
+    appendField(out, h.name, h.value);
+  }
+  appendField(out, "X-Request-Id", std::string_view(request_id_, request_id_len_));
+  // X-Forwarded-*: what a client says is believed only from a trusted proxy.
+  out.append("X-Forwarded-For: ");
+  if (trusted && !xff.empty()) {
+    out.append(xff);
+    out.append(", ");
+  }
+  out.append(std::string_view(peer_text_, peer_len_));
+  out.append("\r\n");
+  appendField(out, "X-Forwarded-Proto", trusted && !xfproto.empty() ? xfproto : "http");
+  appendField(out, "X-Forwarded-Host", trusted && !xfhost.empty() ? xfhost : req_.host);
+  if (req_.framing == http::BodyFraming::Length) {
+    out.append("Content-Length: ");
+    out.appendDecimal(req_.content_length);
+    out.append("\r\n");
+  } else if (req_.framing == http::BodyFraming::Chunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  } else if (client_sent_length_) {
+    out.append("Content-Length: 0\r\n");
+  }
+  for (const auto& [name, value] : rc.request_headers.set) appendField(out, name, value);
+  out.append("\r\n");
+}
+
+void Session::buildClientResponseHead(const http::ResponseHead& head) {
+  out_.append("HTTP/1.1 ");
+  out_.appendDecimal(static_cast<uint64_t>(head.status));
+  out_.append(' ');
+  out_.append(head.reason.empty() ? http::reasonPhrase(head.status) : head.reason);
+  out_.append("\r\n");
+  const RouteRuntime* route = route_;
+  for (const auto& h : head.headers) {
+    if (http::isHopByHop(h.name)) continue;
+    if (h.name.size() == 12 && http::equalsIgnoreCase(h.name, "x-request-id")) continue;
+    if (resp_dechunk_ && h.name.size() == 14 && http::equalsIgnoreCase(h.name, "content-length")) {
+      continue;
+    }
+    if (head.connection_lists_headers && http::connectionListsField(head.headers, h.name)) {
+      continue;
+    }
+    if (route != nullptr && !route->response_drop.empty() &&
+        inDropList(route->response_drop, h.name)) {
+      continue;
+    }
+    appendField(out_, h.name, h.value);
+  }
+  appendField(out_, "X-Request-Id", std::string_view(request_id_, request_id_len_));
+  if (head.framing == http::BodyFraming::Chunked && !resp_dechunk_) {
+    out_.append("Transfer-Encoding: chunked\r\n");
+  }
+  if (route != nullptr) {
+    for (const auto& [name, value] : route->config->response_headers.set) {
+      appendField(out_, name, value);
+    }
+  }
+  if (close_after_response_) {
+    out_.append("Connection: close\r\n");
+  } else if (keep_alive_1_0_) {
+    out_.append("Connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,782 @@
+#include "proxy/session.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/clock.hpp"
+#include "http/path.hpp"
+#include "proxy/worker.hpp"
+
+namespace portico::proxy {
+namespace {
+
+constexpr size_t kInitialInBuffer = 16 * 1024;
+constexpr size_t kMaxBodyBuffer = 64 * 1024;       // per direction, while streaming bodies
+constexpr size_t kMaxUpstreamHead = 64 * 1024;
+
+bool isValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '=' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Session::Session(Worker& worker) : worker_(worker) {}
+
+const config::Listener& Session::listener() const {
+  const WorkerSnapshot* snap = snap_ != nullptr ? snap_ : worker_.current_.get();
+  return snap->shared->config.listeners[listener_index_];
+}
+
+void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index) {
+  resetTimer();
+  fd_ = fd;
+  peer_ = peer;
+  peer_len_ = peer.formatHost(peer_text_, sizeof peer_text_);
+  listener_index_ = listener_index;
+  state_ = State::ReadHead;
+  readable_ = writable_ = peer_eof_ = rdhup_ = false;
+  close_after_response_ = false;
+  head_scanned_ = 0;
+  head_started_ms_ = 0;
+  requests_served_ = 0;
+  in_.clear();
+  out_.clear();
+  if (in_.capacity() == 0) in_.reserve(kInitialInBuffer);
+  if (out_.capacity() == 0) out_.reserve(4096);
+  net::setNoDelay(fd);
+  worker_.loop().add(fd, this);
+  armClientTimer();
+}
+
+void Session::closeIfIdle() {
+  if (state_ == State::ReadHead && in_.empty()) close();
+}
+
+void Session::onEvents(uint32_t events) {
+  if (state_ == State::Closed) return;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP)) rdhup_ = true;
+  if (events & EPOLLOUT) writable_ = true;
+  drive();
+}
+
+void Session::onUpstreamEvents(upstream::Connection&, uint32_t) { drive(); }
+
+void Session::onUpstreamTimeout(upstream::Connection& conn) {
+  if (&conn != up_) return;
+  if (conn.connecting) {
+    upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream connect timed out");
+  } else if (!resp_head_done_) {
+    upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream did not answer in time");
+  } else {
+    close();  // the response body stalled: the client can only learn it from a cut connection
+  }
+  drive();
+}
+
+void Session::onTimer() {
+  switch (state_) {
+    case State::ReadHead:
+      if (in_.empty()) {
+        close();  // keep-alive idle timeout
+      } else {
+        replyError(http::ErrorCode::RequestTimeout, "request header not received in time", true);
+        drive();
+      }
+      break;
+    case State::Proxy:
+    case State::Flush:
+      close();
+      break;
+    case State::Closed:
+      break;
+  }
+}
+
+void Session::armClientTimer() {
+  const auto& limits = listener().limits;
+  auto& loop = worker_.loop();
+  switch (state_) {
+    case State::ReadHead:
+      if (in_.empty()) {
+        head_started_ms_ = 0;
+        loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      } else {
+        // Fixed from the first byte of the head: trickling bytes does not extend it.
+        if (head_started_ms_ == 0) head_started_ms_ = loop.nowMs();
+        loop.setDeadline(*this,
+                         head_started_ms_ + static_cast<uint64_t>(limits.header_timeout.count()));
+      }
+      break;
+    case State::Proxy:
+      // Waiting on the client (its body, or for it to take our response) is bounded by the idle
+      // timeout; waiting on the upstream is the upstream's timers' business.
+      if ((!req_body_done_ && in_.empty()) || !out_.empty()) {
+        loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      } else {
+        loop.clearTimeout(*this);
+      }
+      break;
+    case State::Flush:
+      loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      break;
+    case State::Closed:
+      break;
+  }
+}
+
+void Session::drive() {
+  if (in_drive_) {
+    drive_again_ = true;
+    return;
+  }
+  in_drive_ = true;
+  do {
+    drive_again_ = false;
+    bool progress = true;
+    while (progress && state_ != State::Closed) {
+      progress = readClient();
+      if (state_ == State::ReadHead) {
+        progress |= tryStartRequest();
+      }
+      if (state_ == State::Proxy) {
+        if (echo_) {
+          progress |= pumpEcho();
+        } else {
+          progress |= scanRequestBody();
+          if (state_ == State::Proxy && up_ != nullptr) progress |= sendRequestBody();
+          if (state_ == State::Proxy && up_ != nullptr) progress |= readUpstream();
+          if (state_ == State::Proxy && up_ != nullptr) progress |= scanResponseBody();
+        }
+      }
+      if (state_ != State::Closed) progress |= writeClient();
+      if (state_ == State::Proxy && responseFinished()) {
+        finishRequest();
+        progress = true;
+      }
+    }
+  } while (drive_again_ && state_ != State::Closed);
+  in_drive_ = false;
+  if (state_ != State::Closed) armClientTimer();
+}
+
+bool Session::readClient() {
+  if (!readable_ || peer_eof_) return false;
+  if (state_ == State::Flush) {
+    // Read and drop what the client still sends, so closing does not reset the connection
+    // before it has read our last response.
+    char sink[4096];
+    ssize_t n = ::read(fd_, sink, sizeof sink);
+    if (n == 0) peer_eof_ = true;
+    if (n <= 0) readable_ = false;
+    return n > 0;
+  }
+  if (in_.writable() < 1024) in_.compact();
+  if (in_.writable() == 0) {
+    size_t limit = state_ == State::ReadHead ? listener().limits.max_header_bytes + 1024
+                                             : kMaxBodyBuffer;
+    if (in_.capacity() < limit) in_.reserve(std::min(in_.capacity() * 2, limit));
+  }
+  size_t want = in_.writable();
+  if (want == 0) return false;  // backpressure: readable_ stays set for when there is room
+  ssize_t n = ::read(fd_, in_.writePtr(), want);
+  if (n > 0) {
+    in_.commit(static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < want && !rdhup_) readable_ = false;
+    return true;
+  }
+  if (n == 0) {
+    peer_eof_ = true;
+    readable_ = false;
+    return true;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    readable_ = false;
+    return false;
+  }
+  if (errno == EINTR) return true;
+  close();
+  return false;
+}
+
+bool Session::writeClient() {
+  if (!writable_) return false;
+  iovec iov[2];
+  int count = 0;
+  if (!out_.empty()) iov[count++] = {out_.data(), out_.size()};
+  size_t body = (state_ == State::Proxy && up_ != nullptr) ? responseBodyReady() : 0;
+  if (body > 0) iov[count++] = {up_->in.data(), body};
+  if (count == 0) {
+    if (state_ == State::Flush) close();
+    return false;
+  }
+  size_t total = (count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len);
+  ssize_t n = ::writev(fd_, iov, count);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      writable_ = false;
+      return false;
+    }
+    if (errno == EINTR) return true;
+    close();
+    return false;
+  }
+  size_t written = static_cast<size_t>(n);
+  bytes_out_ += written;
+  size_t from_out = std::min(written, out_.size());
+  out_.consume(from_out);
+  if (written > from_out) consumeResponseBody(written - from_out);
+  if (written < total) writable_ = false;
+  if (state_ == State::Flush && out_.empty()) close();
+  return true;
+}
+
+bool Session::tryStartRequest() {
+  // RFC 9112 §2.2: empty lines before a request line are skipped.
+  while (head_scanned_ == 0 && in_.size() >= 2 && in_.data()[0] == '\r' && in_.data()[1] == '\n') {
+    in_.consume(2);
+  }
+  if (in_.empty()) {
+    if (peer_eof_) close();
+    return false;
+  }
+  size_t head_end = 0;
+  http::ParseError error = http::ParseError::None;
+  auto status = http::findHeadEnd(in_.data(), in_.size(), head_scanned_, head_end, error);
+  if (status == http::ParseStatus::Error) {
+    start_us_ = monotonicUs();
+    replyError(http::ErrorCode::BadRequest, http::describe(error), true);
+    return true;
+  }
+  if (status == http::ParseStatus::Incomplete) {
+    const auto& limits = listener().limits;
+    // RFC 9112 §3: 414 when the request line alone is over the limit, else 431 for the head.
+    if (head_scanned_ == 0 && in_.size() > limits.max_uri_bytes + 64) {
+      start_us_ = monotonicUs();
+      replyError(http::ErrorCode::UriTooLong, "request target too long", true);
+      return true;
+    }
+    if (in_.size() > limits.max_header_bytes) {
+      start_us_ = monotonicUs();
+      replyError(http::ErrorCode::HeadersTooLarge, "request header section too large", true);
+      return true;
+    }
+    if (peer_eof_) close();  // a truncated head: nothing to answer
+    return false;
+  }
+  startRequest(head_end);
+  return true;
+}
+
+void Session::startRequest(size_t head_end) {
+  start_us_ = monotonicUs();
+  head_scanned_ = 0;
+  head_started_ms_ = 0;
+  bytes_in_ = head_end;
+  bytes_out_ = 0;
+  const auto& limits = listener().limits;
+  http::RequestLimits request_limits{limits.max_header_bytes, limits.max_uri_bytes, 256};
+  http::ParseError error = http::ParseError::None;
+  if (http::parseRequestHead(in_.data(), head_end, request_limits, req_, error) !=
+      http::ParseStatus::Complete) {
+    http::ErrorCode code = error == http::ParseError::UriTooLong ? http::ErrorCode::UriTooLong
+                           : (error == http::ParseError::HeadersTooLarge ||
+                              error == http::ParseError::TooManyHeaders)
+                               ? http::ErrorCode::HeadersTooLarge
+                               : http::ErrorCode::BadRequest;
+    replyError(code, http::describe(error), true);
+    return;
+  }
+  // Consumed now, so every path from here (local replies included) moves past it. The views in
+  // req_ stay valid: consume() only moves the cursor, and nothing reads into in_ before the
+  // request has been dispatched.
+  in_.consume(head_end);
+  method_.assign(req_.method);
+  version_1_0_ = req_.version_minor == 0;
+  keep_alive_1_0_ = version_1_0_ && req_.keep_alive;
+  close_after_response_ = !req_.keep_alive || worker_.draining();
+
+  const http::HeaderField* id = http::findHeader(req_.headers, "x-request-id");
+  if (id != nullptr && isValidRequestId(id->value)) {
+    std::memcpy(request_id_, id->value.data(), id->value.size());
+    request_id_len_ = id->value.size();
+  } else {
+    worker_.newRequestId(request_id_);
+    request_id_len_ = 32;
+  }
+
+  if (req_.target == "*" ||
+      http::normalizePath(req_.path, path_) != http::PathError::None) {
+    path_.assign(req_.target.substr(0, std::min<size_t>(req_.target.size(), 256)));
+    replyError(http::ErrorCode::BadRequest, "invalid request path", true);
+    return;
+  }
+  host_.clear();
+  std::string_view host = req_.host;
+  size_t host_end = host.starts_with('[') ? host.find(']') + 1 : host.rfind(':');
+  host = host.substr(0, host_end == std::string_view::npos ? host.size() : host_end);
+  for (char c : host) host_.push_back(http::asciiLower(c));
+
+  snap_ = worker_.acquireSnapshot();
+  const Snapshot& snap = *snap_->shared;
+  router::RequestView view{req_.method, host_, path_, req_.query, req_.headers};
+  router::MatchResult match = snap.router->match(view);
+  bool has_body = req_.framing != http::BodyFraming::None;
+  if (match.status == router::MatchStatus::NotFound) {
+    replyError(http::ErrorCode::NoRoute, "no route matches the request", has_body);
+    return;
+  }
+  if (match.status == router::MatchStatus::MethodNotAllowed) {
+    replyError(http::ErrorCode::MethodNotAllowed, "method not allowed on this path", has_body,
+               match.allow);
+    return;
+  }
+  const RouteRuntime& route = snap.routes[match.route_index];
+  route_ = &route;
+  max_body_ = route.config->max_body_bytes.value_or(limits.max_body_bytes);
+  if (req_.framing == http::BodyFraming::Length && req_.content_length > max_body_) {
+    replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
+    return;
+  }
+  dispatch(route, match);
+}
+
+void Session::dispatch(const RouteRuntime& route, const router::MatchResult& match) {
+  uint32_t pick = 0;
+  if (route.upstreams.size() > 1) {
+    uint32_t r = static_cast<uint32_t>(worker_.random() % route.cumulative_weight.back());
+    while (route.cumulative_weight[pick] <= r) ++pick;
+  }
+  upstream_index_ = route.upstreams[pick];
+  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
+
+  forward_target_.clear();
+  if (route.rewrites) {
+    snap_->shared->router->rewrite(match, path_, forward_target_);
+  } else {
+    forward_target_.append(path_);
+  }
+  if (!req_.query.empty()) {
+    forward_target_.push_back('?');
+    forward_target_.append(req_.query);
+  }
+  buildUpstreamHead(route, match);
+
+  req_framing_ = req_.framing;
+  req_remaining_ = req_.content_length;
+  req_chunked_.reset();
+  req_validated_ = 0;
+  req_body_done_ = req_framing_ == http::BodyFraming::None;
+  expect_continue_ = req_.expect_continue && !req_body_done_;
+  state_ = State::Proxy;
+  resp_head_done_ = false;
+  resp_dechunk_ = false;
+  resp_scanned_ = 0;
+  retried_ = false;
+  // RFC 9110 §10.1.1: we answer 100 ourselves once the request passed our checks; the
+  // upstream gets the body without having to ask for it.
+  if (expect_continue_) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+
+  if (upstream.config->builtin == config::Upstream::Builtin::Echo) {
+    echo_ = true;
+    echo_body_.clear();
+    echo_body_bytes_ = 0;
+    return;
+  }
+  echo_ = false;
+  connectUpstream();
+}
+
+uint64_t Session::requestTimeoutMs() const {
+  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
+  auto timeout = route_->config->timeout.value_or(upstream.config->timeouts.request);
+  return static_cast<uint64_t>(timeout.count());
+}
+
+void Session::connectUpstream() {
+  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
+  const auto& pools = snap_->pools[upstream_index_];
+  size_t n = pools.size();
+  size_t index = snap_->round_robin[upstream_index_]++ % n;
+  if (upstream.config->balancing == config::Upstream::Balancing::LeastRequest && n > 1) {
+    size_t best = index;
+    for (size_t i = 1; i < n; ++i) {
+      size_t candidate = (index + i) % n;
+      if (pools[candidate]->active_requests < pools[best]->active_requests) best = candidate;
+    }
+    index = best;
+  }
+  endpoint_index_ = static_cast<uint32_t>(index);
+  upstream::EndpointPool& pool = *pools[index];
+  up_ = worker_.acquireUpstream(pool, this, up_reused_, upstream.config->max_connections);
+  if (up_ == nullptr) {
+    if (errno == EMFILE || errno == ENFILE || errno == EBUSY) {
+      upstreamFailed(http::ErrorCode::Unavailable, "upstream connection limit reached");
+    } else {
+      upstreamFailed(http::ErrorCode::BadUpstream, "cannot connect to upstream");
+    }
+    return;
+  }
+  ++pool.active_requests;
+  up_->out.clear();
+  up_->out.append(upstream_head_.view());
+  upstream_start_us_ = monotonicUs();
+  auto& loop = worker_.loop();
+  if (up_->connecting) {
+    loop.setTimeout(*up_, static_cast<uint64_t>(upstream.config->timeouts.connect.count()));
+  } else {
+    loop.setTimeout(*up_, requestTimeoutMs());
+  }
+}
+
+bool Session::tryStaleRetry() {
+  // A pooled connection the upstream closed while it sat idle fails on first use. Nothing was
+  // received and a request without a body can be sent again as it was, once.
+  if (!up_reused_ || retried_ || resp_head_done_ || !up_->in.empty() ||
+      req_framing_ != http::BodyFraming::None) {
+    return false;
+  }
+  retried_ = true;
+  detachUpstream(false);
+  connectUpstream();
+  return true;
+}
+
+bool Session::scanRequestBody() {
+  if (req_body_done_ || req_framing_ != http::BodyFraming::Chunked) return false;
+  if (req_validated_ >= in_.size()) return false;
+  auto r = req_chunked_.feed(in_.data() + req_validated_, in_.size() - req_validated_);
+  req_validated_ += r.consumed;
+  if (r.error) {
+    upstreamFailed(http::ErrorCode::BadRequest, "malformed chunked request body");
+    return true;
+  }
+  if (req_chunked_.dataBytes() > max_body_) {
+    upstreamFailed(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit");
+    return true;
+  }
+  return r.consumed > 0;
+}
+
+size_t Session::requestBodyReady() {
+  if (req_body_done_) return 0;
+  if (req_framing_ == http::BodyFraming::Length) {
+    return static_cast<size_t>(std::min<uint64_t>(in_.size(), req_remaining_));
+  }
+  return req_validated_;
+}
+
+bool Session::sendRequestBody() {
+  upstream::Connection& up = *up_;
+  if (up.connecting) {
+    if (!up.writable) {
+      if (up.readable) {  // refused: the error shows as readable/hangup
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+          upstreamFailed(http::ErrorCode::BadUpstream, "upstream refused the connection");
+          return true;
+        }
+      }
+      return false;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      upstreamFailed(http::ErrorCode::BadUpstream, "upstream refused the connection");
+      return true;
+    }
+    up.connecting = false;
+    worker_.loop().setTimeout(up, requestTimeoutMs());
+  }
+  if (!up.writable) return false;
+  iovec iov[2];
+  int count = 0;
+  if (!up.out.empty()) iov[count++] = {up.out.data(), up.out.size()};
+  size_t body = requestBodyReady();
+  if (body > 0) iov[count++] = {in_.data(), body};
+  if (count == 0) return false;
+  size_t total = count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len;
+  ssize_t n = ::writev(up.fd, iov, count);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      up.writable = false;
+      return false;
+    }
+    if (errno == EINTR) return true;
+    if (!tryStaleRetry()) {
+      upstreamFailed(http::ErrorCode::BadUpstream, "upstream connection reset");
+    }
+    return true;
+  }
+  size_t written = static_cast<size_t>(n);
+  size_t from_head = std::min(written, up.out.size());
+  up.out.consume(from_head);
+  size_t body_sent = written - from_head;
+  if (body_sent > 0) {
+    in_.consume(body_sent);
+    bytes_in_ += body_sent;
+    if (req_framing_ == http::BodyFraming::Length) {
+      req_remaining_ -= body_sent;
+      req_body_done_ = req_remaining_ == 0;
+    } else {
+      req_validated_ -= body_sent;
+      req_body_done_ = req_chunked_.done() && req_validated_ == 0;
+    }
+  }
+  if (written < total) up.writable = false;
+  return true;
+}
+
+bool Session::readUpstream() {
+  upstream::Connection& up = *up_;
+  if (up.connecting || !up.readable || up.eof) return false;
+  Buffer& in = up.in;
+  if (in.writable() < 4096) in.compact();
+  if (in.writable() == 0 && !resp_head_done_ && in.capacity() < kMaxUpstreamHead) {
+    in.reserve(in.capacity() * 2);
+  }
+  size_t want = in.writable();
+  if (want == 0) {
+    if (!resp_head_done_) {
+      upstreamFailed(http::ErrorCode::BadUpstream, "upstream response head too large");
+      return true;
+    }
+    return false;  // backpressure: the client has not taken what we have
+  }
+  ssize_t n = ::read(up.fd, in.writePtr(), want);
+  if (n > 0) {
+    in.commit(static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < want) up.readable = false;
+    if (resp_head_done_) {
+      worker_.loop().setTimeout(up, static_cast<uint64_t>(
+                                        snap_->shared->upstreams[upstream_index_]
+                                            .config->timeouts.idle.count()));
+    }
+  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    up.eof = true;
+    up.readable = false;
+  } else {
+    if (errno != EINTR) up.readable = false;
+    return errno == EINTR;
+  }
+  if (!resp_head_done_) {
+    processResponseHead();
+    return true;
+  }
+  if (up.eof && resp_framing_ != http::BodyFraming::UntilClose && !responseFinished() &&
+      (resp_framing_ != http::BodyFraming::Chunked || !resp_chunked_.done())) {
+    bool all_in_buffer = resp_framing_ == http::BodyFraming::Length &&
+                         in.size() >= resp_remaining_;
+    if (!all_in_buffer) {
+      // Truncated body: the client must not take a short body for a whole one.
+      close();
+    }
+  }
+  return true;
+}
+
+bool Session::processResponseHead() {
+  upstream::Connection& up = *up_;
+  for (;;) {
+    size_t head_end = 0;
+    http::ParseError error = http::ParseError::None;
+    auto status = http::findHeadEnd(up.in.data(), up.in.size(), resp_scanned_, head_end, error);
+    if (status == http::ParseStatus::Incomplete) {
+      if (up.eof) {
+        if (up.in.empty() && tryStaleRetry()) return true;
+        upstreamFailed(http::ErrorCode::BadUpstream,
+                       up.in.empty() ? "upstream closed the connection without answering"
+                                     : "upstream sent an incomplete response");
+        return true;
+      }
+      return false;
+    }
+    if (status == http::ParseStatus::Error ||
+        http::parseResponseHead(up.in.data(), head_end, method_, up.head, error) !=
+            http::ParseStatus::Complete) {
+      upstreamFailed(http::ErrorCode::BadUpstream, "upstream sent an invalid response");
+      return true;
+    }
+    resp_scanned_ = 0;
+    if (up.head.status < 200) {
+      if (up.head.status == 101) {
+        upstreamFailed(http::ErrorCode::BadUpstream, "upstream switched protocols unasked");
+        return true;
+      }
+      up.in.consume(head_end);  // 100 Continue was answered by us; 103 hints are dropped
+      continue;
+    }
+    upstream_head_us_ = monotonicUs();
+    const auto& timeouts = snap_->shared->upstreams[upstream_index_].config->timeouts;
+    worker_.loop().setTimeout(up, static_cast<uint64_t>(timeouts.idle.count()));
+    status_ = up.head.status;
+    resp_framing_ = up.head.framing;
+    resp_remaining_ = up.head.content_length;
+    resp_chunked_.reset();
+    resp_validated_ = 0;
+    upstream_reusable_ = up.head.keep_alive;
+    if (resp_framing_ == http::BodyFraming::UntilClose) close_after_response_ = true;
+    if (version_1_0_ && resp_framing_ == http::BodyFraming::Chunked) {
+      resp_dechunk_ = true;  // HTTP/1.0 has no chunked coding: decode, end with the connection
+      close_after_response_ = true;
+    }
+    if (worker_.draining()) close_after_response_ = true;
+    buildClientResponseHead(up.head);
+    up.in.consume(head_end);
+    resp_head_done_ = true;
+    return true;
+  }
+}
+
+bool Session::scanResponseBody() {
+  if (!resp_head_done_ || resp_framing_ != http::BodyFraming::Chunked) return false;
+  Buffer& in = up_->in;
+  if (resp_dechunk_) {
+    if (in.empty()) return false;
+    std::string decoded;
+    auto r = resp_chunked_.feed(in.data(), in.size(), &decoded);
+    if (r.error) {
+      close();
+      return false;
+    }
+    out_.append(decoded);
+    in.consume(r.consumed);
+    return r.consumed > 0;
+  }
+  if (resp_validated_ >= in.size() || resp_chunked_.done()) return false;
+  auto r = resp_chunked_.feed(in.data() + resp_validated_, in.size() - resp_validated_);
+  resp_validated_ += r.consumed;
+  if (r.error) {
+    close();  // the response has begun: cutting the connection is the only honest signal
+    return false;
+  }
+  return r.consumed > 0;
+}
+
+size_t Session::responseBodyReady() {
+  if (!resp_head_done_ || resp_dechunk_) return 0;
+  switch (resp_framing_) {
+    case http::BodyFraming::None: return 0;
+    case http::BodyFraming::Length:
+      return static_cast<size_t>(std::min<uint64_t>(up_->in.size(), resp_remaining_));
+    case http::BodyFraming::Chunked: return resp_validated_;
+    case http::BodyFraming::UntilClose: return up_->in.size();
+  }
+  return 0;
+}
+
+void Session::consumeResponseBody(size_t n) {
+  up_->in.consume(n);
+  if (resp_framing_ == http::BodyFraming::Length) resp_remaining_ -= n;
+  else if (resp_framing_ == http::BodyFraming::Chunked) resp_validated_ -= n;
+}
+
+bool Session::responseFinished() const {
+  if (!resp_head_done_ || !out_.empty()) return false;
+  if (echo_ || up_ == nullptr) return true;  // local replies live entirely in out_
+  switch (resp_framing_) {
+    case http::BodyFraming::None: return true;
+    case http::BodyFraming::Length: return resp_remaining_ == 0;
+    case http::BodyFraming::Chunked: return resp_chunked_.done() && resp_validated_ == 0;
+    case http::BodyFraming::UntilClose: return up_->eof && up_->in.empty();
+  }
+  return false;
+}
+
+void Session::detachUpstream(bool reusable) {
+  if (up_ == nullptr) return;
+  const auto& upstream = snap_->shared->upstreams[upstream_index_];
+  --up_->pool->active_requests;
+  worker_.releaseUpstream(up_, reusable, upstream.config->max_idle);
+  up_ = nullptr;
+}
+
+void Session::finishRequest() {
+  if (up_ != nullptr) {
+    bool reusable = upstream_reusable_ && req_body_done_ && !up_->eof && up_->in.empty() &&
+                    resp_framing_ != http::BodyFraming::UntilClose;
+    detachUpstream(reusable);
+  }
+  if (!req_body_done_) close_after_response_ = true;  // the rest of its body is still coming
+  writeAccessLog();
+  if (snap_ != nullptr) {
+    worker_.releaseSnapshot(snap_);
+    snap_ = nullptr;
+  }
+  route_ = nullptr;
+  echo_ = false;
+  request_id_len_ = 0;
+  method_.clear();
+  path_.clear();
+  ++requests_served_;
+  status_ = 0;
+  upstream_head_us_ = upstream_start_us_ = 0;
+  if (close_after_response_ || worker_.draining()) {
+    if (out_.empty()) {
+      close();
+    } else {
+      state_ = State::Flush;
+    }
+    return;
+  }
+  state_ = State::ReadHead;
+  req_body_done_ = true;
+}
+
+void Session::upstreamFailed(http::ErrorCode code, const char* message) {
+  if (up_ != nullptr) detachUpstream(false);
+  if (resp_head_done_) {
+    close();
+    return;
+  }
+  replyError(code, message, !req_body_done_ || close_after_response_);
+}
+
+void Session::replyError(http::ErrorCode code, std::string_view message, bool close,
+                         std::string_view allow) {
+  if (request_id_len_ == 0) {  // failed before the request's own id was known
+    worker_.newRequestId(request_id_);
+    request_id_len_ = 32;
+  }
+  if (close) close_after_response_ = true;
+  status_ = http::statusOf(code);
+  http::writeLocalReply({code, message, std::string_view(request_id_, request_id_len_), allow,
+                         close_after_response_, keep_alive_1_0_},
+                        out_);
+  state_ = State::Proxy;
+  echo_ = false;
+  resp_head_done_ = true;
+  resp_framing_ = http::BodyFraming::None;
+  if (close) req_body_done_ = true;  // we will not read it
+}
+
+void Session::close() {
+  if (state_ == State::Closed) return;
+  if (up_ != nullptr) detachUpstream(false);
+  if (snap_ != nullptr) {
+    worker_.releaseSnapshot(snap_);
+    snap_ = nullptr;
+  }
+  worker_.loop().remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  state_ = State::Closed;
+  resetTimer();
+  worker_.sessionClosed(this);
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,149 @@
+#pragma once
+// One downstream HTTP/1.1 connection and the request it is carrying. Requests on a connection
+// are handled one at a time, so pipelined requests are answered in order; the next one is parsed
+// from the buffer once the current response is complete. Bodies stream both ways without being
+// buffered whole: bytes are written from the buffer they were read into, and reading stops while
+// the other side cannot take more (backpressure).
+
+#include <cstdint>
+#include <string>
+
+#include "core/buffer.hpp"
+#include "http/http1_parser.hpp"
+#include "http/local_reply.hpp"
+#include "net/event_loop.hpp"
+#include "net/socket.hpp"
+#include "proxy/snapshot.hpp"
+#include "router/router.hpp"
+#include "upstream/connection.hpp"
+
+namespace portico::proxy {
+
+class Worker;
+struct WorkerSnapshot;
+
+class Session final : public net::EventHandler,
+                      public net::Timed,
+                      public upstream::ConnectionOwner {
+ public:
+  explicit Session(Worker& worker);
+
+  // Starts serving an accepted socket.
+  void open(int fd, const net::SocketAddress& peer, size_t listener_index);
+  // Called on drain: closes the connection now if it is between requests.
+  void closeIfIdle();
+
+  void onEvents(uint32_t events) override;
+  void onTimer() override;
+  void onUpstreamEvents(upstream::Connection& conn, uint32_t events) override;
+  void onUpstreamTimeout(upstream::Connection& conn) override;
+
+  size_t live_index = 0;  // position in the worker's live list
+
+ private:
+  // Flush: the last response is being written, then the connection closes.
+  enum class State : uint8_t { ReadHead, Proxy, Flush, Closed };
+
+  // The main loop: makes all the progress the sockets allow, then returns.
+  void drive();
+  bool readClient();
+  bool writeClient();
+  bool tryStartRequest();
+  void startRequest(size_t head_end);
+  void dispatch(const RouteRuntime& route, const router::MatchResult& match);
+  void connectUpstream();
+  bool scanRequestBody();
+  bool sendRequestBody();
+  bool pumpEcho();
+  bool scanResponseBody();
+  bool tryStaleRetry();
+  uint64_t requestTimeoutMs() const;
+  bool readUpstream();
+  bool processResponseHead();
+  bool responseFinished() const;
+  void finishRequest();
+  void upstreamFailed(http::ErrorCode code, const char* message);
+  void replyError(http::ErrorCode code, std::string_view message, bool close,
+                  std::string_view allow = {});
+  void serveEcho();
+  void buildUpstreamHead(const RouteRuntime& route, const router::MatchResult& match);
+  void buildClientResponseHead(const http::ResponseHead& head);
+  size_t requestBodyReady();
+  size_t responseBodyReady();
+  void consumeResponseBody(size_t n);
+  void writeAccessLog();
+  void close();
+  void detachUpstream(bool reusable);
+  void armClientTimer();
+  const config::Listener& listener() const;
+
+  Worker& worker_;
+  int fd_ = -1;
+  size_t listener_index_ = 0;
+  net::SocketAddress peer_;
+  char peer_text_[64] = {};
+  size_t peer_len_ = 0;
+  State state_ = State::Closed;
+  bool in_drive_ = false;
+  bool drive_again_ = false;
+  bool readable_ = false;
+  bool writable_ = false;
+  bool peer_eof_ = false;
+  bool rdhup_ = false;  // the peer shut down its side: read until EOF, not until a short read
+  uint64_t head_started_ms_ = 0;
+  bool close_after_response_ = false;
+  size_t head_scanned_ = 0;
+  uint32_t requests_served_ = 0;
+
+  Buffer in_;
+  Buffer out_;
+  http::RequestHead req_;
+
+  // --- the current request ---
+  WorkerSnapshot* snap_ = nullptr;
+  const RouteRuntime* route_ = nullptr;
+  uint32_t upstream_index_ = 0;
+  uint32_t endpoint_index_ = 0;
+  std::string method_;
+  std::string host_;        // lowercased, without port
+  std::string path_;        // normalized
+  std::string forward_target_;  // rewritten path + "?" + query
+  char request_id_[129] = {};
+  size_t request_id_len_ = 0;
+  Buffer upstream_head_;    // the request head as sent upstream (kept for the stale retry)
+  upstream::Connection* up_ = nullptr;
+  bool up_reused_ = false;
+  bool echo_ = false;
+  std::string echo_body_;
+  uint64_t echo_body_bytes_ = 0;
+  bool client_sent_length_ = false;
+  size_t resp_scanned_ = 0;
+  bool retried_ = false;
+  bool expect_continue_ = false;
+  bool version_1_0_ = false;
+  bool keep_alive_1_0_ = false;
+
+  http::BodyFraming req_framing_ = http::BodyFraming::None;
+  uint64_t req_remaining_ = 0;     // Length: body bytes not yet sent
+  http::ChunkedDecoder req_chunked_;
+  size_t req_validated_ = 0;       // Chunked: bytes at the front of in_ checked and ready
+  bool req_body_done_ = true;
+  uint64_t max_body_ = 0;
+
+  bool resp_head_done_ = false;
+  bool resp_dechunk_ = false;      // HTTP/1.0 client, chunked upstream: decode into out_
+  http::BodyFraming resp_framing_ = http::BodyFraming::None;
+  uint64_t resp_remaining_ = 0;
+  http::ChunkedDecoder resp_chunked_;
+  size_t resp_validated_ = 0;
+  bool upstream_reusable_ = false;
+  int status_ = 0;
+
+  uint64_t start_us_ = 0;
+  uint64_t upstream_start_us_ = 0;
+  uint64_t upstream_head_us_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+};
+
+}  // namespace portico::proxy

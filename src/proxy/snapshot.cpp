@@ -1,0 +1,78 @@
+#include "proxy/snapshot.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace portico::proxy {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = http::asciiLower(c);
+  return out;
+}
+
+std::vector<std::string> dropList(const config::HeaderEdits& edits) {
+  std::vector<std::string> names = edits.remove;
+  for (const auto& [name, value] : edits.set) names.push_back(lower(name));
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+}  // namespace
+
+std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t version,
+                                                std::vector<std::string>& errors) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = version;
+  snap->config = std::move(config);
+  const config::Config& cfg = snap->config;
+
+  std::unordered_map<std::string, uint32_t> upstream_index;
+  for (const auto& [name, upstream] : cfg.upstreams) {
+    UpstreamRuntime rt;
+    rt.config = &upstream;
+    for (const auto& ep : upstream.endpoints) {
+      net::SocketAddress addr;
+      std::string error;
+      if (!net::resolveAddress(ep.host, ep.port, addr, error)) {
+        errors.push_back("upstream \"" + name + "\": cannot resolve \"" + ep.text + "\": " + error);
+        continue;
+      }
+      char host[64];
+      addr.formatHost(host, sizeof host);
+      std::string key = addr.family() == AF_INET6 ? "[" + std::string(host) + "]" : host;
+      rt.endpoint_keys.push_back(key + ":" + std::to_string(ep.port));
+      rt.addresses.push_back(addr);
+    }
+    upstream_index.emplace(name, static_cast<uint32_t>(snap->upstreams.size()));
+    snap->upstreams.push_back(std::move(rt));
+  }
+
+  for (const auto& route : cfg.routes) {
+    RouteRuntime rt;
+    rt.config = &route;
+    uint32_t total = 0;
+    for (const auto& split : route.split) {
+      auto it = upstream_index.find(split.upstream);
+      if (it == upstream_index.end()) {
+        errors.push_back("route \"" + route.name + "\": unknown upstream \"" + split.upstream +
+                         "\"");
+        continue;
+      }
+      total += split.weight;
+      rt.upstreams.push_back(it->second);
+      rt.cumulative_weight.push_back(total);
+    }
+    rt.request_drop = dropList(route.request_headers);
+    rt.response_drop = dropList(route.response_headers);
+    rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
+    snap->routes.push_back(std::move(rt));
+  }
+  if (!errors.empty()) return nullptr;
+  snap->router = std::make_unique<router::Router>(cfg.routes);
+  return snap;
+}
+
+}  // namespace portico::proxy

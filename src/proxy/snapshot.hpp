@@ -1,0 +1,47 @@
+#pragma once
+// The immutable, compiled form of one config: route matcher, upstream tables with resolved
+// addresses, per-route policies. Built on the control thread, shared read-only by all workers
+// through shared_ptr<const Snapshot>; a reload builds a new one and workers swap to it between
+// requests, while requests in flight finish on the one they started with.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/model.hpp"
+#include "net/socket.hpp"
+#include "router/router.hpp"
+
+namespace portico::proxy {
+
+struct UpstreamRuntime {
+  const config::Upstream* config = nullptr;
+  std::vector<net::SocketAddress> addresses;  // one per endpoint, resolved at build time
+  std::vector<std::string> endpoint_keys;     // "ip:port" as resolved: the worker's pool key
+};
+
+struct RouteRuntime {
+  const config::Route* config = nullptr;
+  std::vector<uint32_t> upstreams;         // indexes into Snapshot::upstreams, one per split entry
+  std::vector<uint32_t> cumulative_weight; // same length; last = total weight
+  // Lowercased names the upstream request must not carry: the route's removals and the names
+  // it sets (a set replaces whatever the client sent).
+  std::vector<std::string> request_drop;
+  std::vector<std::string> response_drop;
+  bool rewrites = false;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  config::Config config;
+  std::unique_ptr<router::Router> router;
+  std::vector<UpstreamRuntime> upstreams;
+  std::vector<RouteRuntime> routes;
+
+  // Builds a snapshot from a validated config. Errors (a name that does not resolve, ...) are
+  // appended to `errors` and nullptr is returned.
+  static std::shared_ptr<const Snapshot> build(config::Config config, uint64_t version,
+                                               std::vector<std::string>& errors);
+};
+
+}  // namespace portico::proxy

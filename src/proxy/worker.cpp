@@ -1,0 +1,268 @@
+#include "proxy/worker.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "core/log.hpp"
+#include "proxy/session.hpp"
+
+namespace portico::proxy {
+
+void Acceptor::onEvents(uint32_t) {
+  if (fd_) worker_.accept(listener_index_, fd_.get());
+}
+
+Worker::Worker(unsigned index, std::vector<net::UniqueFd> listen_fds,
+               std::shared_ptr<const Snapshot> snapshot,
+               observability::AccessLogSink* access_log)
+    : index_(index), access_log_(access_log) {
+  std::random_device rd;
+  rng_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 17);
+  for (size_t i = 0; i < listen_fds.size(); ++i) {
+    acceptors_.push_back(std::make_unique<Acceptor>(*this, i, std::move(listen_fds[i])));
+  }
+  installSnapshot(std::move(snapshot));
+  loop_.setAfterBatch([this] { afterBatch(); });
+}
+
+Worker::~Worker() {
+  join();
+  for (auto& c : connections_) {
+    if (c->fd >= 0) ::close(c->fd);
+  }
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  for (auto& a : acceptors_) loop_.addReadable(a->fd(), a.get());
+  loop_.run();
+  // Whatever is still open at the drain deadline is cut.
+  for (Session* s : std::vector<Session*>(live_sessions_)) s->closeIfIdle();
+  flushAccessLog();
+}
+
+void Worker::postSnapshot(std::shared_ptr<const Snapshot> snapshot) {
+  loop_.post([this, snap = std::move(snapshot)]() mutable { installSnapshot(std::move(snap)); });
+}
+
+void Worker::postDrain(uint64_t deadline_ms) {
+  loop_.post([this, deadline_ms] {
+    draining_ = true;
+    drain_deadline_ms_ = deadline_ms;
+    for (auto& a : acceptors_) {
+      loop_.remove(a->fd());
+      a->close();
+    }
+    closeIdleSessions();
+    maybeFinishDrain();
+  });
+}
+
+void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
+  auto ws = std::make_unique<WorkerSnapshot>();
+  ws->shared = std::move(snapshot);
+  const Snapshot& snap = *ws->shared;
+  ws->pools.resize(snap.upstreams.size());
+  ws->round_robin.assign(snap.upstreams.size(), static_cast<uint32_t>(index_));
+  for (size_t u = 0; u < snap.upstreams.size(); ++u) {
+    const UpstreamRuntime& upstream = snap.upstreams[u];
+    for (size_t e = 0; e < upstream.addresses.size(); ++e) {
+      auto& pool = pools_[upstream.endpoint_keys[e]];
+      if (!pool) {
+        pool = std::make_unique<upstream::EndpointPool>();
+        pool->key = upstream.endpoint_keys[e];
+        pool->address = upstream.addresses[e];
+      }
+      pool->idle_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.idle.count());
+      ws->pools[u].push_back(pool.get());
+    }
+  }
+  if (current_ != nullptr) {
+    if (current_->refs == 0) {
+      current_.reset();
+    } else {
+      retired_.push_back(std::move(current_));
+    }
+  }
+  current_ = std::move(ws);
+}
+
+WorkerSnapshot* Worker::acquireSnapshot() {
+  ++current_->refs;
+  return current_.get();
+}
+
+void Worker::releaseSnapshot(WorkerSnapshot* snap) {
+  if (--snap->refs > 0 || snap == current_.get()) return;
+  for (auto it = retired_.begin(); it != retired_.end(); ++it) {
+    if (it->get() == snap) {
+      retired_.erase(it);
+      return;
+    }
+  }
+}
+
+uint64_t Worker::random() {
+  // xorshift64*: fast, per worker, good enough for balancing and sampling.
+  rng_state_ ^= rng_state_ >> 12;
+  rng_state_ ^= rng_state_ << 25;
+  rng_state_ ^= rng_state_ >> 27;
+  return rng_state_ * 2685821657736338717ULL;
+}
+
+void Worker::newRequestId(char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t a = random();
+  uint64_t b = (static_cast<uint64_t>(index_) << 56) ^ ++request_counter_ ^ (random() << 24);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = kHex[(a >> (60 - 4 * i)) & 15];
+    out[16 + i] = kHex[(b >> (60 - 4 * i)) & 15];
+  }
+}
+
+void Worker::accept(size_t listener_index, int listen_fd) {
+  const auto& limits = current_->shared->config.listeners[listener_index].limits;
+  for (int i = 0; i < 64; ++i) {  // bounded, so one busy listener cannot starve the loop
+    net::SocketAddress peer;
+    peer.length = sizeof peer.storage;
+    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) LOG_WARN("accept: %s", strerror(errno));
+      return;
+    }
+    if (draining_ || live_sessions_.size() >= limits.max_connections) {
+      ::close(fd);
+      continue;
+    }
+    Session* session;
+    if (!free_sessions_.empty()) {
+      session = free_sessions_.back();
+      free_sessions_.pop_back();
+    } else {
+      sessions_.push_back(std::make_unique<Session>(*this));
+      session = sessions_.back().get();
+    }
+    session->live_index = live_sessions_.size();
+    live_sessions_.push_back(session);
+    active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+    session->open(fd, peer, listener_index);
+  }
+}
+
+void Worker::sessionClosed(Session* session) {
+  size_t i = session->live_index;
+  live_sessions_[i] = live_sessions_.back();
+  live_sessions_[i]->live_index = i;
+  live_sessions_.pop_back();
+  active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+  // Not reusable before the batch ends: events for its old socket may still be queued.
+  closing_sessions_.push_back(session);
+}
+
+upstream::Connection* Worker::acquireUpstream(upstream::EndpointPool& pool,
+                                              upstream::ConnectionOwner* owner, bool& reused,
+                                              uint32_t max_connections) {
+  while (!pool.idle.empty()) {
+    upstream::Connection* conn = pool.idle.back();
+    pool.idle.pop_back();
+    conn->owner = owner;
+    reused = true;
+    return conn;
+  }
+  reused = false;
+  if (pool.open >= max_connections) {
+    errno = EBUSY;
+    return nullptr;
+  }
+  int fd = net::startConnect(pool.address);
+  if (fd < 0) return nullptr;
+  upstream::Connection* conn;
+  if (!free_connections_.empty()) {
+    conn = free_connections_.back();
+    free_connections_.pop_back();
+  } else {
+    connections_.push_back(std::make_unique<upstream::Connection>());
+    conn = connections_.back().get();
+  }
+  conn->reset(fd, &pool, this);
+  conn->owner = owner;
+  ++pool.open;
+  if (!loop_.add(fd, conn)) {
+    int saved = errno;
+    releaseUpstream(conn, false, 0);
+    errno = saved;
+    return nullptr;
+  }
+  return conn;
+}
+
+void Worker::releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t max_idle) {
+  conn->owner = nullptr;
+  upstream::EndpointPool& pool = *conn->pool;
+  if (reusable && !draining_ && pool.idle.size() < max_idle) {
+    ++conn->requests;
+    conn->in.clear();
+    conn->out.clear();
+    loop_.setTimeout(*conn, pool.idle_timeout_ms);
+    pool.idle.push_back(conn);
+    // Data or EOF may have arrived already; the edge for it would be lost.
+    if (conn->readable) idleConnectionLost(*conn);
+    return;
+  }
+  loop_.remove(conn->fd);
+  ::close(conn->fd);
+  conn->fd = -1;
+  --pool.open;
+  conn->resetTimerState();
+  closing_connections_.push_back(conn);
+}
+
+void Worker::idleConnectionLost(upstream::Connection& conn) {
+  auto& idle = conn.pool->idle;
+  for (auto it = idle.begin(); it != idle.end(); ++it) {
+    if (*it == &conn) {
+      idle.erase(it);
+      releaseUpstream(&conn, false, 0);
+      return;
+    }
+  }
+}
+
+void Worker::afterBatch() {
+  for (Session* s : closing_sessions_) free_sessions_.push_back(s);
+  closing_sessions_.clear();
+  for (auto* c : closing_connections_) free_connections_.push_back(c);
+  closing_connections_.clear();
+  flushAccessLog();
+  if (draining_) maybeFinishDrain();
+}
+
+void Worker::flushAccessLog() {
+  if (access_log_buffer_.empty()) return;
+  access_log_->write(access_log_buffer_);
+  access_log_buffer_.clear();
+}
+
+void Worker::closeIdleSessions() {
+  for (Session* s : std::vector<Session*>(live_sessions_)) s->closeIfIdle();
+}
+
+void Worker::maybeFinishDrain() {
+  closeIdleSessions();
+  if (live_sessions_.empty() || loop_.nowMs() >= drain_deadline_ms_) loop_.stop();
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,121 @@
+#pragma once
+// A worker: one thread, one event loop, its own listening sockets (SO_REUSEPORT), its own
+// upstream pools and its own object pools. The only things it shares with other threads are the
+// immutable Snapshot and the control messages posted to its loop.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "net/event_loop.hpp"
+#include "net/socket.hpp"
+#include "observability/access_log.hpp"
+#include "proxy/snapshot.hpp"
+#include "upstream/connection.hpp"
+
+namespace portico::proxy {
+
+class Session;
+class Worker;
+
+// The worker's view of a snapshot: the shared immutable part plus this worker's pools for its
+// upstreams. Reference-counted without atomics, since only the owning worker touches it.
+struct WorkerSnapshot {
+  std::shared_ptr<const Snapshot> shared;
+  std::vector<std::vector<upstream::EndpointPool*>> pools;  // [upstream][endpoint]
+  std::vector<uint32_t> round_robin;                        // [upstream]
+  uint32_t refs = 0;
+};
+
+// One listening socket of this worker.
+class Acceptor final : public net::EventHandler {
+ public:
+  Acceptor(Worker& worker, size_t listener_index, net::UniqueFd fd)
+      : worker_(worker), listener_index_(listener_index), fd_(std::move(fd)) {}
+  void onEvents(uint32_t events) override;
+  int fd() const { return fd_.get(); }
+  void close() { fd_.reset(); }
+
+ private:
+  Worker& worker_;
+  size_t listener_index_;
+  net::UniqueFd fd_;
+};
+
+class Worker final : public upstream::Connection::Host {
+ public:
+  Worker(unsigned index, std::vector<net::UniqueFd> listen_fds,
+         std::shared_ptr<const Snapshot> snapshot, observability::AccessLogSink* access_log);
+  ~Worker() override;
+
+  void start();
+  void join();
+  // Thread-safe. Requests started after this use `snapshot`.
+  void postSnapshot(std::shared_ptr<const Snapshot> snapshot);
+  // Thread-safe. Stops accepting, lets requests in flight finish, closes idle connections; the
+  // thread exits when no connection is left or at `deadline_ms` (monotonic).
+  void postDrain(uint64_t deadline_ms);
+
+  std::atomic<uint64_t> active_connections{0};
+
+  // --- used by sessions, on the worker thread ---
+  net::EventLoop& loop() { return loop_; }
+  WorkerSnapshot* acquireSnapshot();
+  void releaseSnapshot(WorkerSnapshot* snap);
+  bool draining() const { return draining_; }
+  uint64_t random();
+  // Writes a new 32-hex-digit request id into out.
+  void newRequestId(char* out);
+  observability::AccessLogSink* accessLog() { return access_log_; }
+  std::string& accessLogBuffer() { return access_log_buffer_; }
+
+  // An idle pooled connection, or a new one being connected (Connection::connecting), or null
+  // with errno set. The connection is owned by `owner` until releaseUpstream().
+  upstream::Connection* acquireUpstream(upstream::EndpointPool& pool,
+                                        upstream::ConnectionOwner* owner, bool& reused,
+                                        uint32_t max_connections);
+  // Returns a connection: to the idle list when `reusable` (and the pool has room), else closed.
+  void releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t max_idle);
+
+  void accept(size_t listener_index, int listen_fd);
+  void sessionClosed(Session* session);
+  void idleConnectionLost(upstream::Connection& conn) override;
+
+ private:
+  void run();
+  void installSnapshot(std::shared_ptr<const Snapshot> snapshot);
+  void afterBatch();
+  void closeIdleSessions();
+  void maybeFinishDrain();
+  void flushAccessLog();
+
+  unsigned index_;
+  net::EventLoop loop_;
+  std::thread thread_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::unique_ptr<WorkerSnapshot> current_;
+  std::vector<std::unique_ptr<WorkerSnapshot>> retired_;
+  std::unordered_map<std::string, std::unique_ptr<upstream::EndpointPool>> pools_;
+
+  std::vector<std::unique_ptr<Session>> sessions_;  // every session object ever made
+  std::vector<Session*> free_sessions_;
+  std::vector<Session*> closing_sessions_;  // recycled after the current batch
+  std::vector<Session*> live_sessions_;     // for drain; swap-removed via Session::live_index_
+  std::vector<std::unique_ptr<upstream::Connection>> connections_;
+  std::vector<upstream::Connection*> free_connections_;
+  std::vector<upstream::Connection*> closing_connections_;
+
+  observability::AccessLogSink* access_log_;
+  std::string access_log_buffer_;
+  bool draining_ = false;
+  uint64_t drain_deadline_ms_ = 0;
+  uint64_t rng_state_;
+  uint64_t request_counter_ = 0;
+
+  friend class Session;
+};
+
+}  // namespace portico::proxy

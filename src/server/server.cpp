@@ -1,0 +1,242 @@
+#include "server/server.hpp"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "config/loader.hpp"
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "http/local_reply.hpp"
+
+namespace portico::server {
+namespace {
+
+std::string jsonString(std::string_view s) {
+  Buffer b(s.size() + 8);
+  b.append('"');
+  http::appendJsonEscaped(s, b);
+  b.append('"');
+  return std::string(b.view());
+}
+
+bool sameListeners(const config::Config& a, const config::Config& b) {
+  if (a.listeners.size() != b.listeners.size()) return false;
+  for (size_t i = 0; i < a.listeners.size(); ++i) {
+    if (a.listeners[i].host != b.listeners[i].host || a.listeners[i].port != b.listeners[i].port) {
+      return false;
+    }
+  }
+  return a.admin.enabled == b.admin.enabled && a.admin.host == b.admin.host &&
+         a.admin.port == b.admin.port;
+}
+
+}  // namespace
+
+class Server::SignalHandler final : public net::EventHandler {
+ public:
+  explicit SignalHandler(Server& server) : server_(server) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+    fd_ = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    server_.loop_.addReadable(fd_, this);
+  }
+  ~SignalHandler() override {
+    server_.loop_.remove(fd_);
+    ::close(fd_);
+  }
+  void onEvents(uint32_t) override {
+    signalfd_siginfo info{};
+    while (::read(fd_, &info, sizeof info) == sizeof info) {
+      switch (info.ssi_signo) {
+        case SIGHUP: {
+          auto result = server_.reload();
+          if (!result.ok) {
+            for (const auto& e : result.errors) LOG_ERROR("reload refused: %s", e.c_str());
+          }
+          break;
+        }
+        case SIGUSR1:
+          server_.access_log_.reopen();
+          break;
+        default:
+          server_.drain();
+          break;
+      }
+    }
+  }
+
+ private:
+  Server& server_;
+  int fd_ = -1;
+};
+
+Server::Server(RunOptions options) : options_(std::move(options)) {}
+
+Server::~Server() = default;
+
+std::shared_ptr<const proxy::Snapshot> Server::loadSnapshot(std::vector<std::string>& errors) {
+  auto loaded = config::loadConfigFile(options_.config_path);
+  for (const auto& e : loaded.errors) errors.push_back(e.format());
+  if (!loaded.config) return nullptr;
+  return proxy::Snapshot::build(std::move(*loaded.config), next_version_, errors);
+}
+
+Server::ReloadResult Server::reload() {
+  ReloadResult result;
+  if (draining_) {
+    result.errors.push_back("draining: reload refused");
+    return result;
+  }
+  uint64_t started = monotonicUs();
+  auto snapshot = loadSnapshot(result.errors);
+  if (snapshot && !sameListeners(current_->config, snapshot->config)) {
+    result.errors.push_back(
+        "listener and admin addresses cannot change on reload; restart portico to change them");
+    snapshot.reset();
+  }
+  if (!snapshot) {
+    ++reloads_failed_;
+    return result;
+  }
+  ++next_version_;
+  current_ = snapshot;
+  for (auto& w : workers_) w->postSnapshot(snapshot);
+  ++reloads_ok_;
+  result.ok = true;
+  result.version = snapshot->version;
+  LOG_INFO("config version %llu loaded (%zu routes) in %.1f ms",
+           static_cast<unsigned long long>(snapshot->version), snapshot->routes.size(),
+           static_cast<double>(monotonicUs() - started) / 1000.0);
+  return result;
+}
+
+void Server::drain() {
+  if (draining_) return;
+  draining_ = true;
+  LOG_INFO("draining: finishing requests in flight (up to %lld ms)",
+           static_cast<long long>(current_->config.drain_timeout.count()));
+  uint64_t deadline = monotonicMs() + static_cast<uint64_t>(current_->config.drain_timeout.count());
+  for (auto& w : workers_) w->postDrain(deadline);
+  // Joining on a helper thread keeps the admin API (readyz = 503) answering meanwhile.
+  std::thread([this] {
+    for (auto& w : workers_) w->join();
+    loop_.post([this] { loop_.stop(); });
+  }).detach();
+}
+
+admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
+  if (req.path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
+  const std::string& token = current_->config.admin.token;
+  if (!token.empty() && req.authorization != "Bearer " + token) {
+    return {401, "application/json",
+            R"({"error":{"status":401,"code":"unauthenticated","message":"admin token required"}})"};
+  }
+  if (req.path == "/readyz") {
+    if (draining_) return {503, "application/json", R"({"status":"draining"})"};
+    return {200, "application/json",
+            R"({"status":"ready","config_version":)" + std::to_string(current_->version) + "}"};
+  }
+  if (req.path == "/admin/reload") {
+    if (req.method != "POST") return {405, "application/json", R"({"error":"use POST"})"};
+    auto result = reload();
+    if (result.ok) {
+      return {200, "application/json",
+              R"({"status":"reloaded","version":)" + std::to_string(result.version) + "}"};
+    }
+    std::string body = R"({"status":"refused","errors":[)";
+    for (size_t i = 0; i < result.errors.size(); ++i) {
+      if (i) body += ',';
+      body += jsonString(result.errors[i]);
+    }
+    body += "]}";
+    return {422, "application/json", body};
+  }
+  if (req.path == "/admin/routes") {
+    std::string body = "[";
+    for (size_t i = 0; i < current_->config.routes.size(); ++i) {
+      const auto& r = current_->config.routes[i];
+      if (i) body += ',';
+      body += R"({"name":)" + jsonString(r.name) + R"(,"priority":)" + std::to_string(r.priority) +
+              "}";
+    }
+    body += "]";
+    return {200, "application/json", body};
+  }
+  return {404, "application/json",
+          R"({"error":{"status":404,"code":"no_route","message":"unknown admin endpoint"}})"};
+}
+
+int Server::run() {
+  // Signals are read from a signalfd; block them before any thread starts so all inherit it.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> errors;
+  current_ = loadSnapshot(errors);
+  if (!current_) {
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    return 1;
+  }
+  ++next_version_;
+  const config::Config& cfg = current_->config;
+  std::string error;
+  if (!access_log_.open(cfg.access_log, error)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  unsigned workers = options_.workers_override ? options_.workers_override : cfg.workers;
+  if (workers == 0) workers = std::max(1u, std::thread::hardware_concurrency());
+
+  // Every socket is opened before any worker starts: a port in use fails the start, clearly.
+  std::vector<std::vector<net::UniqueFd>> fds(workers);
+  for (const auto& listener : cfg.listeners) {
+    net::SocketAddress address;
+    net::parseNumericAddress(listener.host, listener.port, address);
+    for (unsigned w = 0; w < workers; ++w) {
+      net::UniqueFd fd = net::listenOn(address, true, error);
+      if (!fd) {
+        std::fprintf(stderr, "listener \"%s\" on %s:%u: %s\n", listener.name.c_str(),
+                     listener.host.c_str(), listener.port, error.c_str());
+        return 1;
+      }
+      fds[w].push_back(std::move(fd));
+    }
+  }
+  if (cfg.admin.enabled) {
+    net::SocketAddress address;
+    net::parseNumericAddress(cfg.admin.host, cfg.admin.port, address);
+    net::UniqueFd fd = net::listenOn(address, false, error);
+    if (!fd) {
+      std::fprintf(stderr, "admin on %s:%u: %s\n", cfg.admin.host.c_str(), cfg.admin.port,
+                   error.c_str());
+      return 1;
+    }
+    admin_ = std::make_unique<admin::AdminServer>(
+        loop_, std::move(fd), [this](const admin::AdminRequest& r) { return handleAdmin(r); });
+  }
+  for (unsigned w = 0; w < workers; ++w) {
+    workers_.push_back(
+        std::make_unique<proxy::Worker>(w, std::move(fds[w]), current_, &access_log_));
+  }
+  for (auto& w : workers_) w->start();
+  signals_ = std::make_unique<SignalHandler>(*this);
+  for (const auto& listener : cfg.listeners) {
+    LOG_INFO("listening on %s:%u (%s), %u worker%s", listener.host.c_str(), listener.port,
+             listener.name.c_str(), workers, workers == 1 ? "" : "s");
+  }
+  if (cfg.admin.enabled) LOG_INFO("admin API on %s:%u", cfg.admin.host.c_str(), cfg.admin.port);
+  loop_.run();
+  for (auto& w : workers_) w->join();
+  LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace portico::server

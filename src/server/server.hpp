@@ -1,0 +1,57 @@
+#pragma once
+// The control side of `portico run`: loads the config, opens the listeners, starts the workers,
+// serves the admin API, and handles signals — SIGHUP reloads, SIGTERM/SIGINT drain, SIGUSR1
+// reopens the access log. Runs on the main thread; never on the request path.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/admin_server.hpp"
+#include "net/event_loop.hpp"
+#include "observability/access_log.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/worker.hpp"
+
+namespace portico::server {
+
+struct RunOptions {
+  std::string config_path;
+  unsigned workers_override = 0;  // --workers; 0 = from the config
+};
+
+class Server {
+ public:
+  explicit Server(RunOptions options);
+  ~Server();
+  // Returns the process exit code.
+  int run();
+
+ private:
+  class SignalHandler;
+  struct ReloadResult {
+    bool ok = false;
+    uint64_t version = 0;
+    std::vector<std::string> errors;
+  };
+
+  ReloadResult reload();
+  void drain();
+  admin::AdminResponse handleAdmin(const admin::AdminRequest& request);
+  std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors);
+
+  RunOptions options_;
+  net::EventLoop loop_;
+  std::shared_ptr<const proxy::Snapshot> current_;
+  std::vector<std::unique_ptr<proxy::Worker>> workers_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<SignalHandler> signals_;
+  observability::AccessLogSink access_log_;
+  uint64_t next_version_ = 1;
+  uint64_t reloads_ok_ = 0;
+  uint64_t reloads_failed_ = 0;
+  bool draining_ = false;
+};
+
+}  // namespace portico::server

@@ -1,0 +1,1 @@
+"""Helpers for Portico's integration tests: a gateway launcher, a recording upstream, raw HTTP."""

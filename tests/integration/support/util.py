@@ -1,0 +1,74 @@
+"""Small shared helpers: free ports, polling, deterministic large bodies."""
+import hashlib
+import os
+import socket
+import struct
+import time
+
+SANITIZED = os.environ.get("PORTICO_SANITIZED") == "1"
+# Timing slack multiplier: sanitized builds are several times slower.
+SLACK = 4.0 if SANITIZED else 1.0
+
+CHUNK = 64 * 1024
+_BASE = bytes((i * 131 + 7) & 0xFF for i in range(CHUNK))
+
+
+def free_port():
+    """A port that was free a moment ago on 127.0.0.1 (bind port 0, read it back, close)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02, message="condition"):
+    """Polls predicate() until it returns a truthy value; returns it or raises AssertionError."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - polled conditions may fail transiently
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def pattern_chunks(total, chunk=CHUNK):
+    """Yields `total` bytes of a deterministic pattern in pieces of at most `chunk` bytes.
+
+    Every 64 KiB block starts with its index, so dropped, duplicated or reordered blocks change
+    the SHA-256 even when the length is right.
+    """
+    index = 0
+    sent = 0
+    while sent < total:
+        block = struct.pack(">Q", index) + _BASE[8:]
+        n = min(CHUNK, total - sent)
+        piece = block[:n]
+        for off in range(0, n, chunk):
+            yield piece[off:off + chunk]
+        sent += n
+        index += 1
+
+
+def pattern_sha256(total):
+    h = hashlib.sha256()
+    for piece in pattern_chunks(total):
+        h.update(piece)
+    return h.hexdigest()
+
+
+def proc_status_kib(pid, field):
+    """A field like VmHWM or VmRSS from /proc/PID/status, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
