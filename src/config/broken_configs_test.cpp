@@ -111,9 +111,7 @@ TEST(GoodConfigs, EnvironmentVariablesComeFromTheLookup) {
   EXPECT_EQ(users.endpoints[1].text, "users.internal:9002");
   EXPECT_EQ(result.config->admin.token, "");  // ${ADMIN_TOKEN:-} with ADMIN_TOKEN unset
 
-  auto without_host = [](const std::string&) -> std::optional<std::string> {
-    return std::nullopt;
-  };
+  auto without_host = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
   result = loadConfigFile(path.string(), without_host);
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].message,

@@ -3,6 +3,8 @@
 // and reports problems through the Context; nothing here throws on purpose, and the public
 // entry points catch whatever a dependency might throw.
 
+#include "config/loader.hpp"
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -10,7 +12,6 @@
 #include <memory>
 #include <unordered_map>
 
-#include "config/loader.hpp"
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
 #include "config/yaml_tree.hpp"
@@ -21,16 +22,15 @@ namespace {
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-constexpr std::string_view kTopKeys[] = {"workers",  "drain_timeout", "listeners", "admin",
-                                         "access_log", "upstreams",   "routes"};
+constexpr std::string_view kTopKeys[] = {"workers",    "drain_timeout", "listeners", "admin",
+                                         "access_log", "upstreams",     "routes"};
 constexpr std::string_view kTopUnsupported[] = {"redis",     "tracing", "grpc_services",
                                                 "consumers", "plans",   "auth_providers"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "limits",
                                               "trusted_proxies"};
 constexpr std::string_view kListenerUnsupported[] = {"tls"};
-constexpr std::string_view kLimitsKeys[] = {"max_header_bytes", "max_uri_bytes",
-                                            "max_body_bytes",   "header_timeout",
-                                            "idle_timeout",     "max_connections"};
+constexpr std::string_view kLimitsKeys[] = {"max_header_bytes", "max_uri_bytes", "max_body_bytes",
+                                            "header_timeout",   "idle_timeout",  "max_connections"};
 constexpr std::string_view kAdminKeys[] = {"address", "token"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format", "sample"};
 constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
@@ -164,21 +164,26 @@ void parseAdmin(Context& ctx, const Item& item, Admin& admin,
     return;
   }
   admin.enabled = true;
+  std::string canonical = admin.host + ":" + std::to_string(admin.port);
+  Position at = map.pos;
   if (const Field* f = map.find("address")) {
+    at = ctx.pos(f->item());
+    canonical.clear();
     if (auto text = ctx.text(f->item())) {
       HostPort hp;
       if (auto problem = parseListenAddress(*text, hp)) {
-        ctx.error(ctx.pos(f->item()), *problem);
+        ctx.error(at, *problem);
       } else {
         admin.host = hp.host;
         admin.port = hp.port;
-        if (auto it = addresses.find(hp.canonical); it != addresses.end()) {
-          ctx.error(ctx.pos(f->item()), "admin address " + quote(hp.canonical) +
-                                            " is also used by listener " +
-                                            quote(it->second.listener));
-        }
+        canonical = hp.canonical;
       }
     }
+  }
+  // Checked for the default address too: both sockets could not be bound.
+  if (auto it = addresses.find(canonical); it != addresses.end()) {
+    ctx.error(at, "admin address " + quote(canonical) + " is also used by listener " +
+                      quote(it->second.listener));
   }
   if (const Field* f = map.find("token")) {
     if (auto token = ctx.text(f->item())) {
@@ -194,8 +199,9 @@ void parseAccessLog(Context& ctx, const Item& item, AccessLog& log) {
     if (f.key == "path") {
       if (auto path = ctx.text(f.item())) {
         if (path->empty()) {
-          ctx.error(ctx.pos(f.item()), "\"path\" must not be empty (use stdout, stderr, off or "
-                                       "a file path)");
+          ctx.error(ctx.pos(f.item()),
+                    "\"path\" must not be empty (use stdout, stderr, off or "
+                    "a file path)");
         } else {
           log.path = *path;
         }
@@ -243,12 +249,14 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
       up.builtin = Upstream::Builtin::Echo;
     }
     if (endpoints != nullptr) {
-      ctx.error(endpoints->key_pos, "\"endpoints\" cannot be used with \"builtin\" (a builtin "
-                                    "upstream answers by itself)");
+      ctx.error(endpoints->key_pos,
+                "\"endpoints\" cannot be used with \"builtin\" (a builtin "
+                "upstream answers by itself)");
     }
   } else if (endpoints != nullptr) {
     parseEndpoints(ctx, endpoints->item(), up.name, up.endpoints);
-  } else {
+  } else if (!map.unsupported_seen) {
+    // (With e.g. `dns:`, the unsupported key is the problem to report, not a missing one.)
     ctx.error(entry.key_pos, "upstream " + quote(up.name) + " needs \"endpoints\" or \"builtin\"");
   }
   if (const Field* f = map.find("protocol")) {
@@ -258,8 +266,8 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
                                           " is not supported yet by this version of portico "
                                           "(use http1)");
       } else if (*value != "http1") {
-        ctx.error(ctx.pos(f->item()), "invalid value " + quote(*value) +
-                                          " for \"protocol\" (use http1)");
+        ctx.error(ctx.pos(f->item()),
+                  "invalid value " + quote(*value) + " for \"protocol\" (use http1)");
       }
     }
   }
@@ -275,8 +283,8 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
                                           " is not supported yet by this version of portico" +
                                           std::string(kUse));
       } else {
-        ctx.error(ctx.pos(f->item()), "invalid value " + quote(*value) +
-                                          " for \"load_balancing\"" + std::string(kUse));
+        ctx.error(ctx.pos(f->item()),
+                  "invalid value " + quote(*value) + " for \"load_balancing\"" + std::string(kUse));
       }
     }
   }
@@ -353,8 +361,7 @@ void parseWorkers(Context& ctx, const Item& item, unsigned& workers) {
   }
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc() || ptr != text->data() + text->size() || value < 1 ||
-      value > kMaxWorkers) {
+  if (ec != std::errc() || ptr != text->data() + text->size() || value < 1 || value > kMaxWorkers) {
     ctx.error(ctx.pos(item), "invalid value " + quote(*text) +
                                  " for \"workers\" (use auto or a whole number from 1 to " +
                                  std::to_string(kMaxWorkers) + ")");
@@ -371,10 +378,10 @@ Config buildConfig(Context& ctx, NodeId root) {
     return config;
   }
   if (root_node.kind != YamlNode::Kind::Map) {
-    ctx.error(root_node.pos, "the config must be a map of keys (listeners, upstreams, routes, "
-                             "...), got " + std::string(root_node.kind == YamlNode::Kind::Sequence
-                                                            ? "a list"
-                                                            : "a string"));
+    ctx.error(root_node.pos,
+              "the config must be a map of keys (listeners, upstreams, routes, "
+              "...), got " +
+                  std::string(root_node.kind == YamlNode::Kind::Sequence ? "a list" : "a string"));
     return config;
   }
   MapFields top = ctx.readMap(Item{root, "", false}, "", &kTop);
@@ -455,16 +462,23 @@ LoadResult loadConfigFile(const std::string& path, const EnvLookup& env) {
         ConfigError{path, 0, 0, std::string(what) + ": " + std::strerror(errno)});
     return result;
   };
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                         &std::fclose);
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "rb"));
   if (!file) {
     return fail("cannot open the config file");
   }
   std::string text;
   char buffer[64 * 1024];
   size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) {
-    text.append(buffer, n);
+  try {
+    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) {
+      text.append(buffer, n);
+    }
+  } catch (const std::exception&) {
+    errno = ENOMEM;
+    return fail("cannot read the config file");
   }
   // fopen() accepts a directory; the read then fails with EISDIR.
   if (std::ferror(file.get())) {

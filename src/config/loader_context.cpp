@@ -18,9 +18,7 @@ constexpr size_t kLinearDuplicateScan = 16;
 
 }  // namespace
 
-std::string Item::label() const {
-  return list_item ? "an item of " + quote(key) : quote(key);
-}
+std::string Item::label() const { return list_item ? "an item of " + quote(key) : quote(key); }
 
 const Field* MapFields::find(std::string_view key) const {
   for (const Field& field : fields) {
@@ -108,7 +106,6 @@ MapFields Context::readMap(const Item& item, std::string_view context, const Key
     return out;
   }
   out.valid = true;
-  const std::string where = context.empty() ? "" : " in " + std::string(context);
   const std::vector<NodeId>& children = doc_[item.node].children;
   out.fields.reserve(children.size() / 2);
   std::unordered_map<std::string_view, Position> seen;  // only for large maps
@@ -144,13 +141,14 @@ MapFields Context::readMap(const Item& item, std::string_view context, const Key
         out.fields.push_back(field);
       } else if (std::find(keys->unsupported.begin(), keys->unsupported.end(), field.key) !=
                  keys->unsupported.end()) {
-        error(field.key_pos,
-              quote(field.key) + " is not supported yet by this version of portico");
+        out.unsupported_seen = true;
+        error(field.key_pos, quote(field.key) + " is not supported yet by this version of portico");
       } else if (field.key == "<<") {
         error(field.key_pos, "YAML merge keys (\"<<\") are not supported; write the keys out");
       } else {
-        std::string message = context.empty() ? "unknown top-level key " + quote(field.key)
-                                              : "unknown key " + quote(field.key) + where;
+        std::string message =
+            context.empty() ? "unknown top-level key " + quote(field.key)
+                            : "unknown key " + quote(field.key) + " in " + std::string(context);
         std::vector<std::string_view> candidates(keys->supported.begin(), keys->supported.end());
         candidates.insert(candidates.end(), keys->unsupported.begin(), keys->unsupported.end());
         if (auto suggestion = closestMatch(field.key, candidates)) {
@@ -221,8 +219,8 @@ std::optional<bool> Context::boolean(const Item& item) {
   if (*value == "false" || *value == "False" || *value == "FALSE") {
     return false;
   }
-  error(pos(item), "invalid value " + quote(*value) + " for " + item.label() +
-                       " (use true or false)");
+  error(pos(item),
+        "invalid value " + quote(*value) + " for " + item.label() + " (use true or false)");
   return std::nullopt;
 }
 

@@ -41,9 +41,10 @@ struct KeySet {
 };
 
 struct MapFields {
-  bool valid = false;  // the node was a map
-  Position pos;        // of the map node
-  std::vector<Field> fields;  // accepted keys, in document order, without duplicates
+  bool valid = false;             // the node was a map
+  Position pos;                   // of the map node
+  std::vector<Field> fields;      // accepted keys, in document order, without duplicates
+  bool unsupported_seen = false;  // a key this version refuses was there (already reported)
 
   const Field* find(std::string_view key) const;
 };

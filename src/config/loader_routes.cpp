@@ -3,7 +3,11 @@
 // cross-route check uses a hash set and suggestions are computed only when there is an error.
 
 #include <algorithm>
+#include <cstdint>
+#include <map>
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
@@ -37,12 +41,11 @@ bool hasControlBreak(std::string_view value) {
   return value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
 
-constexpr std::string_view kRouteKeys[] = {"name",     "match",  "priority", "upstream",
-                                           "split",    "rewrite", "auth",    "headers",
-                                           "timeout",  "max_body_bytes"};
-constexpr std::string_view kRouteUnsupported[] = {"authorize", "rate_limit", "concurrency_limit",
-                                                  "cache",     "cors",       "ip",
-                                                  "grpc",      "aggregate"};
+constexpr std::string_view kRouteKeys[] = {"name",    "match",         "priority", "upstream",
+                                           "split",   "rewrite",       "auth",     "headers",
+                                           "timeout", "max_body_bytes"};
+constexpr std::string_view kRouteUnsupported[] = {
+    "authorize", "rate_limit", "concurrency_limit", "cache", "cors", "ip", "grpc", "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
@@ -155,8 +158,7 @@ class RouteParser {
       } else if (f.key == "query") {
         parseHeaderMatches(f.item(), false, match.query);
       } else if (path_field != nullptr) {
-        ctx_.error(f.key_pos, quote(f.key) + " cannot be combined with " +
-                                  quote(path_field->key) +
+        ctx_.error(f.key_pos, quote(f.key) + " cannot be combined with " + quote(path_field->key) +
                                   " (use one of path_prefix, path, path_exact, path_regex)");
       } else {
         path_field = &f;
@@ -182,13 +184,16 @@ class RouteParser {
     }
     if (f.key == "path_prefix" && (text->ends_with("/*") || text->ends_with("/**"))) {
       std::string base = text->substr(0, text->rfind('/'));
-      ctx_.error(at, "path_prefix " + quote(*text) + " ends in a '*' segment, which is matched "
-                     "literally (path_prefix " + quote(base.empty() ? "/" : base) +
-                     " already matches everything below it)");
+      ctx_.error(at, "path_prefix " + quote(*text) +
+                         " ends in a '*' segment, which is matched "
+                         "literally (path_prefix " +
+                         quote(base.empty() ? "/" : base) +
+                         " already matches everything below it)");
       return;
     }
     std::vector<std::string> found;
-    if (auto problem = checkPath(f.key, *text, f.key == "path" ? &found : nullptr)) {
+    if (auto problem = checkPath(
+            f.key, *text, f.key == "path" ? PathSyntax::Template : PathSyntax::Literal, &found)) {
       ctx_.error(at, *problem);
       return;
     }
@@ -270,7 +275,8 @@ class RouteParser {
       if (!value) {
         continue;
       }
-      const std::string what = headers ? "header " + quote(f.key) : "query parameter " + quote(f.key);
+      const std::string what =
+          headers ? "header " + quote(f.key) : "query parameter " + quote(f.key);
       if (!value->empty() && value->front() == '~') {
         m.is_regex = true;
         m.value = value->substr(1);
@@ -295,6 +301,9 @@ class RouteParser {
     const Field* upstream = map.find("upstream");
     const Field* split = map.find("split");
     if (upstream == nullptr && split == nullptr) {
+      if (map.unsupported_seen) {
+        return;  // e.g. a `grpc:` or `aggregate:` route, already refused as unsupported
+      }
       ctx_.error(map.pos, "route " + quote(route.name) + " needs \"upstream\" or \"split\"");
       return;
     }
@@ -363,8 +372,7 @@ class RouteParser {
     const Field* path = map.find("path");
     if (strip != nullptr) {
       route.rewrite.strip_prefix = ctx_.boolean(strip->item()).value_or(false);
-      if (route.rewrite.strip_prefix &&
-          route.match.path_kind != RouteMatch::PathKind::Prefix) {
+      if (route.rewrite.strip_prefix && route.match.path_kind != RouteMatch::PathKind::Prefix) {
         ctx_.error(strip->key_pos, "\"strip_prefix\" needs match.path_prefix");
       }
     }
@@ -372,8 +380,9 @@ class RouteParser {
       return;
     }
     if (route.rewrite.strip_prefix) {
-      ctx_.error(path->key_pos, "\"path\" cannot be combined with \"strip_prefix\" (use one of "
-                                "them)");
+      ctx_.error(path->key_pos,
+                 "\"path\" cannot be combined with \"strip_prefix\" (use one of "
+                 "them)");
       return;
     }
     auto text = ctx_.text(path->item());
@@ -381,7 +390,7 @@ class RouteParser {
       return;
     }
     std::vector<std::string> used;
-    if (auto problem = checkPath("rewrite.path", *text, &used)) {
+    if (auto problem = checkPath("rewrite.path", *text, PathSyntax::Rewrite, &used)) {
       ctx_.error(ctx_.pos(path->item()), *problem);
       return;
     }
@@ -406,8 +415,9 @@ class RouteParser {
         return;
       }
     }
-    ctx_.error(ctx_.pos(item), "auth providers are not supported yet by this version of "
-                               "portico; use auth: public");
+    ctx_.error(ctx_.pos(item),
+               "auth providers are not supported yet by this version of "
+               "portico; use auth: public");
   }
 
   void parseEdits(const Item& item, const std::string& where, bool response, HeaderEdits& edits) {

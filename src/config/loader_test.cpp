@@ -1,11 +1,11 @@
 // loadConfigString/loadConfigFile: the model they build, and how they report problems.
 // One broken config per mistake lives in tests/configs/broken (broken_configs_test.cpp).
 
+#include "config/loader.hpp"
+
 #include <gtest/gtest.h>
 
 #include <random>
-
-#include "config/loader.hpp"
 
 namespace portico::config {
 namespace {
@@ -183,8 +183,8 @@ routes:
   EXPECT_EQ(r0.rewrite.path, "/v2/users/{id}");
   EXPECT_FALSE(r0.rewrite.strip_prefix);
   ASSERT_EQ(r0.request_headers.set.size(), 2u);
-  EXPECT_EQ(r0.request_headers.set[1], (std::pair<std::string, std::string>{"Host",
-                                                                           "users.internal"}));
+  EXPECT_EQ(r0.request_headers.set[1],
+            (std::pair<std::string, std::string>{"Host", "users.internal"}));
   EXPECT_EQ(r0.request_headers.remove, (std::vector<std::string>{"cookie"}));
   EXPECT_EQ(r0.response_headers.remove, (std::vector<std::string>{"server"}));
   EXPECT_EQ(r0.timeout, 2s);
@@ -362,20 +362,22 @@ TEST(ConfigLoader, ReportsAMissingFile) {
 }
 
 TEST(ConfigLoader, LoadsAFileFromDisk) {
-  LoadResult r =
-      loadConfigFile(std::string(PORTICO_SOURCE_DIR) + "/tests/configs/good/01-minimal.yaml", noEnv);
+  LoadResult r = loadConfigFile(
+      std::string(PORTICO_SOURCE_DIR) + "/tests/configs/good/01-minimal.yaml", noEnv);
   EXPECT_TRUE(r.errors.empty());
   EXPECT_TRUE(r.config);
 }
 
 TEST(ConfigLoader, LoadsOneHundredThousandRoutes) {
   constexpr int kRoutes = 100'000;
-  std::string yaml = "listeners: [{address: 127.0.0.1:8080}]\nupstreams: {u: {builtin: echo}}\n"
-                     "routes:\n";
+  std::string yaml =
+      "listeners: [{address: 127.0.0.1:8080}]\nupstreams: {u: {builtin: echo}}\n"
+      "routes:\n";
   yaml.reserve(kRoutes * 80);
   for (int i = 0; i < kRoutes; ++i) {
     std::string n = std::to_string(i);
-    yaml += "  - {name: r" + n + ", match: {path_prefix: /svc" + n + "}, upstream: u, auth: public}\n";
+    yaml +=
+        "  - {name: r" + n + ", match: {path_prefix: /svc" + n + "}, upstream: u, auth: public}\n";
   }
   LoadResult r = load(yaml);
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].format();
@@ -388,7 +390,9 @@ TEST(ConfigLoader, NeverThrowsOnMangledInput) {
   // Byte-level mutations of a valid config: whatever comes out must be errors, not exceptions.
   std::string base(kMinimal);
   std::mt19937 rng(12345);
-  const std::string alphabet = "{}[]:,-&*!|>'\"#%@`\t\n ?~${}/\\\x01\xff" "abc";
+  const std::string alphabet =
+      "{}[]:,-&*!|>'\"#%@`\t\n ?~${}/\\\x01\xff"
+      "abc";
   for (int round = 0; round < 2000; ++round) {
     std::string yaml = base;
     int edits = 1 + static_cast<int>(rng() % 4);
@@ -396,9 +400,15 @@ TEST(ConfigLoader, NeverThrowsOnMangledInput) {
       size_t at = rng() % yaml.size();
       char c = alphabet[rng() % alphabet.size()];
       switch (rng() % 3) {
-        case 0: yaml[at] = c; break;
-        case 1: yaml.insert(yaml.begin() + static_cast<long>(at), c); break;
-        default: yaml.erase(at, 1); break;
+        case 0:
+          yaml[at] = c;
+          break;
+        case 1:
+          yaml.insert(yaml.begin() + static_cast<long>(at), c);
+          break;
+        default:
+          yaml.erase(at, 1);
+          break;
       }
     }
     LoadResult r;

@@ -203,58 +203,81 @@ TEST(ConfigValues, ChecksHostPatterns) {
   EXPECT_TRUE(detail::checkHostPattern("a..b", out));
 }
 
+detail::Problem literalPath(std::string_view key, std::string_view path) {
+  return detail::checkPath(key, path, detail::PathSyntax::Literal, nullptr);
+}
+
+detail::Problem templatePath(std::string_view path, std::vector<std::string>* params) {
+  return detail::checkPath("path", path, detail::PathSyntax::Template, params);
+}
+
+detail::Problem rewritePath(std::string_view path, std::vector<std::string>* params) {
+  return detail::checkPath("rewrite.path", path, detail::PathSyntax::Rewrite, params);
+}
+
 TEST(ConfigValues, AcceptsNormalizedPaths) {
-  EXPECT_FALSE(detail::checkPath("path_prefix", "/", nullptr));
-  EXPECT_FALSE(detail::checkPath("path_prefix", "/users", nullptr));
-  EXPECT_FALSE(detail::checkPath("path_exact", "/users/", nullptr));
-  EXPECT_FALSE(detail::checkPath("path_exact", "/a:b@c/~x/%20y/%C3%A9", nullptr));
+  EXPECT_FALSE(literalPath("path_prefix", "/"));
+  EXPECT_FALSE(literalPath("path_prefix", "/users"));
+  EXPECT_FALSE(literalPath("path_exact", "/users/"));
+  EXPECT_FALSE(literalPath("path_exact", "/a:b@c/~x/%20y/%C3%A9"));
 }
 
 TEST(ConfigValues, RefusesPathsThatNoNormalizedRequestCanHave) {
-  EXPECT_EQ(detail::checkPath("path_prefix", "users", nullptr),
-            "path_prefix \"users\" must start with '/'");
-  EXPECT_EQ(detail::checkPath("path_prefix", "/a//b", nullptr),
+  EXPECT_EQ(literalPath("path_prefix", "users"), "path_prefix \"users\" must start with '/'");
+  EXPECT_EQ(literalPath("path_prefix", "/a//b"),
             "path_prefix \"/a//b\" is not normalized (write \"/a/b\")");
-  EXPECT_EQ(detail::checkPath("path_prefix", "/a/./b", nullptr),
+  EXPECT_EQ(literalPath("path_prefix", "/a/./b"),
             "path_prefix \"/a/./b\" is not normalized (write \"/a/b\")");
-  EXPECT_EQ(detail::checkPath("path_prefix", "/a/../b", nullptr),
+  EXPECT_EQ(literalPath("path_prefix", "/a/../b"),
             "path_prefix \"/a/../b\" is not normalized (write \"/b\")");
-  EXPECT_EQ(detail::checkPath("path_exact", "/%7Euser", nullptr),
+  EXPECT_EQ(literalPath("path_exact", "/%7Euser"),
             "path_exact \"/%7Euser\" is not normalized (write \"/~user\")");
-  EXPECT_EQ(detail::checkPath("path_exact", "/%3a", nullptr),
+  EXPECT_EQ(literalPath("path_exact", "/%3a"),
             "path_exact \"/%3a\" is not normalized (write \"/%3A\")");
-  EXPECT_EQ(detail::checkPath("path_exact", "/a?b=1", nullptr),
+  EXPECT_EQ(literalPath("path_exact", "/a?b=1"),
             "path_exact \"/a?b=1\" must not contain '?' (match query parameters with \"query\")");
-  EXPECT_EQ(detail::checkPath("path_exact", "/a#b", nullptr),
-            "path_exact \"/a#b\" must not contain '#'");
-  EXPECT_EQ(detail::checkPath("path_exact", "/a b", nullptr),
+  EXPECT_EQ(literalPath("path_exact", "/a#b"), "path_exact \"/a#b\" must not contain '#'");
+  EXPECT_EQ(literalPath("path_exact", "/a b"),
             "path_exact \"/a b\" contains ' ', which is not allowed in a path (percent-encode it)");
-  EXPECT_TRUE(detail::checkPath("path_exact", "/caf\xc3\xa9", nullptr));
-  EXPECT_TRUE(detail::checkPath("path_exact", "/a%2Fb", nullptr));
-  EXPECT_TRUE(detail::checkPath("path_exact", "/a%zz", nullptr));
-  EXPECT_TRUE(detail::checkPath("path_exact", "/a%2", nullptr));
-  EXPECT_TRUE(detail::checkPath("path_exact", std::string_view("/a\0b", 4), nullptr));
-  EXPECT_EQ(detail::checkPath("path_exact", "/users/{id}", nullptr),
+  EXPECT_TRUE(literalPath("path_exact", "/caf\xc3\xa9"));
+  EXPECT_TRUE(literalPath("path_exact", "/a%2Fb"));
+  EXPECT_TRUE(literalPath("path_exact", "/a%zz"));
+  EXPECT_TRUE(literalPath("path_exact", "/a%2"));
+  EXPECT_TRUE(literalPath("path_exact", std::string_view("/a\0b", 4)));
+  EXPECT_EQ(literalPath("path_exact", "/users/{id}"),
             "path_exact \"/users/{id}\" contains '{' or '}' (use \"path\" for a template like "
             "/users/{id})");
 }
 
 TEST(ConfigValues, ParsesTemplateParameters) {
   std::vector<std::string> params;
-  EXPECT_FALSE(detail::checkPath("path", "/users/{id}/orders/{order_id}", &params));
+  EXPECT_FALSE(templatePath("/users/{id}/orders/{order_id}", &params));
   EXPECT_EQ(params, (std::vector<std::string>{"id", "order_id"}));
   params.clear();
-  EXPECT_EQ(detail::checkPath("path", "/users/x{id}", &params),
+  EXPECT_EQ(templatePath("/users/x{id}", &params),
             "invalid path template \"/users/x{id}\": a parameter must be a whole segment, like "
             "/users/{id}");
-  EXPECT_EQ(detail::checkPath("path", "/u/{1d}", &params),
+  EXPECT_EQ(templatePath("/u/{1d}", &params),
             "invalid parameter name \"1d\" in path template \"/u/{1d}\" (use letters, digits and "
             "'_', not starting with a digit)");
-  EXPECT_EQ(detail::checkPath("path", "/a/{id}/b/{id}", &params),
+  EXPECT_EQ(templatePath("/a/{id}/b/{id}", &params),
             "duplicate parameter \"{id}\" in path template \"/a/{id}/b/{id}\"");
-  EXPECT_TRUE(detail::checkPath("path", "/a/{}", &params));
-  EXPECT_TRUE(detail::checkPath("path", "/a/{{x}}", &params));
-  EXPECT_TRUE(detail::checkPath("path", "/a/{x", &params));
+  EXPECT_TRUE(templatePath("/a/{}", &params));
+  EXPECT_TRUE(templatePath("/a/{{x}}", &params));
+  EXPECT_TRUE(templatePath("/a/{x", &params));
+}
+
+TEST(ConfigValues, AllowsRewriteParametersInsideSegments) {
+  std::vector<std::string> params;
+  EXPECT_FALSE(rewritePath("/v2/users/{id}.json", &params));
+  EXPECT_FALSE(rewritePath("/{id}/{id}", &params));
+  EXPECT_EQ(params, (std::vector<std::string>{"id", "id", "id"}));
+  EXPECT_EQ(rewritePath("/a/{x", &params),
+            "invalid rewrite.path \"/a/{x\": a '{' or '}' that is not part of a {name} parameter");
+  EXPECT_TRUE(rewritePath("/a/}", &params));
+  EXPECT_TRUE(rewritePath("/a/{9}", &params));
+  EXPECT_EQ(rewritePath("/a//{id}", &params),
+            "rewrite.path \"/a//{id}\" is not normalized (write \"/a/{id}\")");
 }
 
 TEST(ConfigValues, ChecksRegexesWithRe2) {

@@ -125,7 +125,8 @@ std::string normalize(std::string_view path) {
   size_t start = 1;
   while (start <= rest.size()) {
     size_t slash = rest.find('/', start);
-    std::string_view seg = rest.substr(start, slash == std::string_view::npos ? slash : slash - start);
+    std::string_view seg =
+        rest.substr(start, slash == std::string_view::npos ? slash : slash - start);
     bool last = slash == std::string_view::npos;
     if (seg == "..") {
       if (!segments.empty()) {
@@ -215,8 +216,8 @@ Problem parseEndpoint(std::string_view text, Endpoint& out) {
   } else if (host.find(':') != std::string_view::npos) {
     return "invalid endpoint " + quote(text) +
            ": write IPv6 addresses in brackets, e.g. [::1]:9001";
-  } else if (!host.empty() && std::all_of(host.begin(), host.end(),
-                                          [](char c) { return isDigit(c) || c == '.'; })) {
+  } else if (!host.empty() &&
+             std::all_of(host.begin(), host.end(), [](char c) { return isDigit(c) || c == '.'; })) {
     if (inet_pton(AF_INET, host_text.c_str(), buf) != 1) {
       return "invalid endpoint " + quote(text) + ": " + quote(host) + " is not an IPv4 address";
     }
@@ -322,70 +323,73 @@ Problem checkHostPattern(std::string_view text, std::string& out) {
   return std::nullopt;
 }
 
-Problem checkPath(std::string_view key, std::string_view path, std::vector<std::string>* params) {
-  std::string what = std::string(key) + " " + quote(path);
+Problem checkPath(std::string_view key, std::string_view path, PathSyntax syntax,
+                  std::vector<std::string>* params) {
+  const std::string what = std::string(key) + " " + quote(path);
   if (path.empty() || path.front() != '/') {
     return what + " must start with '/'";
   }
+  const std::string invalid =
+      syntax == PathSyntax::Template ? "invalid path template " + quote(path) : "invalid " + what;
   std::unordered_set<std::string_view> seen;
-  size_t start = 1;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    size_t end = slash == std::string_view::npos ? path.size() : slash;
-    std::string_view seg = path.substr(start, end - start);
-    bool braces = seg.find_first_of("{}") != std::string_view::npos;
-    if (braces && params == nullptr) {
-      return what + " contains '{' or '}' (use \"path\" for a template like /users/{id})";
-    }
-    if (braces) {
-      if (seg.size() < 2 || seg.front() != '{' || seg.back() != '}' ||
-          seg.substr(1, seg.size() - 2).find_first_of("{}") != std::string_view::npos) {
-        return "invalid path template " + quote(path) +
-               ": a parameter must be a whole segment, like /users/{id}";
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    if (c == '{' || c == '}') {
+      if (syntax == PathSyntax::Literal) {
+        return what + " contains '{' or '}' (use \"path\" for a template like /users/{id})";
       }
-      std::string_view name = seg.substr(1, seg.size() - 2);
+      size_t close = c == '{' ? path.find_first_of("{}", i + 1) : std::string_view::npos;
+      bool closed = close != std::string_view::npos && path[close] == '}';
+      bool whole =
+          closed && path[i - 1] == '/' && (close + 1 == path.size() || path[close + 1] == '/');
+      if (syntax == PathSyntax::Template && !whole) {
+        return invalid + ": a parameter must be a whole segment, like /users/{id}";
+      }
+      if (!closed) {
+        return invalid + ": a '{' or '}' that is not part of a {name} parameter";
+      }
+      std::string_view name = path.substr(i + 1, close - i - 1);
       if (!isParamName(name)) {
-        return "invalid parameter name " + quote(name) + " in path template " + quote(path) +
-               " (use letters, digits and '_', not starting with a digit)";
+        return "invalid parameter name " + quote(name) + " in " +
+               (syntax == PathSyntax::Template ? "path template " : std::string(key) + " ") +
+               quote(path) + " (use letters, digits and '_', not starting with a digit)";
       }
-      if (!seen.insert(name).second) {
+      // A rewrite may use a parameter twice; a template capturing one name twice is ambiguous.
+      if (!seen.insert(name).second && syntax == PathSyntax::Template) {
         return "duplicate parameter \"{" + std::string(name) + "}\" in path template " +
                quote(path);
       }
-      if (seen.size() > 16) {
+      if (syntax == PathSyntax::Template && seen.size() > 16) {
         return "path template " + quote(path) + " has more than 16 parameters";
       }
-      params->emplace_back(name);
-    } else {
-      for (size_t i = 0; i < seg.size(); ++i) {
-        char c = seg[i];
-        if (c == '?') {
-          return what + " must not contain '?' (match query parameters with \"query\")";
-        }
-        if (c == '#') {
-          return what + " must not contain '#'";
-        }
-        if (c == '%') {
-          if (i + 2 >= seg.size() || !isHex(seg[i + 1]) || !isHex(seg[i + 2])) {
-            return what + " has an invalid percent-encoding (use % and two hex digits)";
-          }
-          int value = hexValue(seg[i + 1]) * 16 + hexValue(seg[i + 2]);
-          if (value == '/' || value == '\\' || value == 0) {
-            // Requests with %2F, %5C or %00 are refused before routing (SPEC §4).
-            return what + " contains an encoded '/', '\\' or NUL, which requests may not hold";
-          }
-          i += 2;
-        } else if (!isPathChar(c)) {
-          return what + " contains " + describeChar(c) +
-                 ", which is not allowed in a path (percent-encode it)";
-        }
+      if (params != nullptr) {
+        params->emplace_back(name);
       }
+      i = close;
+      continue;
     }
-    if (slash == std::string_view::npos) {
-      break;
+    if (c == '?') {
+      return what + " must not contain '?' (match query parameters with \"query\")";
     }
-    start = slash + 1;
+    if (c == '#') {
+      return what + " must not contain '#'";
+    }
+    if (c == '%') {
+      if (i + 2 >= path.size() || !isHex(path[i + 1]) || !isHex(path[i + 2])) {
+        return what + " has an invalid percent-encoding (use % and two hex digits)";
+      }
+      int value = hexValue(path[i + 1]) * 16 + hexValue(path[i + 2]);
+      if (value == '/' || value == '\\' || value == 0) {
+        // Requests with %2F, %5C or %00 are refused before routing (SPEC §4).
+        return what + " contains an encoded '/', '\\' or NUL, which requests may not hold";
+      }
+      i += 2;
+    } else if (!isPathChar(c)) {
+      return what + " contains " + describeChar(c) +
+             ", which is not allowed in a path (percent-encode it)";
+    }
   }
+  // Braces survive normalization unchanged, so parameters need no special case here.
   std::string normalized = normalize(path);
   if (normalized != path) {
     return what + " is not normalized (write " + quote(normalized) + ")";

@@ -17,7 +17,7 @@ namespace portico::config::detail {
 using Problem = std::optional<std::string>;
 
 struct HostPort {
-  std::string host;       // numeric, without brackets
+  std::string host;  // numeric, without brackets
   uint16_t port = 0;
   std::string canonical;  // "host:port" / "[v6]:port" in inet_ntop form, to find duplicates
 };
@@ -38,11 +38,17 @@ bool isToken(std::string_view text);
 // A match.hosts entry: "api.example.com" or "*.example.com". `out` receives the lowercased form.
 Problem checkHostPattern(std::string_view text, std::string& out);
 
+enum class PathSyntax : uint8_t {
+  Literal,   // path_prefix, path_exact: braces refused
+  Template,  // match.path: "{name}" segments capture, names unique
+  Rewrite,   // rewrite.path: "{name}" anywhere substitutes a captured value
+};
+
 // A path in a config key (`key` names it in messages): starts with '/', uses only characters a
 // normalized request path can hold, and is already in the form http::normalizePath gives, so
-// it can match at all. With `params`, "{name}" segments are a template's parameters and their
-// names are appended to `params`; without, braces are refused.
-Problem checkPath(std::string_view key, std::string_view path, std::vector<std::string>* params);
+// it can match at all. Parameter names found are appended to `params` when it is not null.
+Problem checkPath(std::string_view key, std::string_view path, PathSyntax syntax,
+                  std::vector<std::string>* params);
 
 // Compiles `pattern` with RE2; returns RE2's error text on failure.
 Problem checkRegex(std::string_view pattern);

@@ -111,6 +111,28 @@ class TreeBuilder final : public YAML::EventHandler {
   Position document_start_;
 };
 
+// yaml-cpp's messages name the grammar rule; two mistakes behind them are common enough in
+// configs to deserve a hint.
+std::string hintFor(std::string_view text, Position pos, const std::string& message) {
+  if (message.find("referenced anchor is not defined") != std::string::npos) {
+    return " (quote values that start with '*', like \"*.example.com\")";
+  }
+  // The leading whitespace of the line at fault.
+  size_t start = 0;
+  for (int line = 1; line < pos.line && start != std::string_view::npos; ++line) {
+    start = text.find('\n', start);
+    start = start == std::string_view::npos ? start : start + 1;
+  }
+  if (start != std::string_view::npos) {
+    size_t end = text.find_first_not_of(" \t", start);
+    std::string_view indent = text.substr(start, end == std::string_view::npos ? end : end - start);
+    if (indent.find('\t') != std::string_view::npos) {
+      return " (indent with spaces: YAML does not allow tabs)";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 YamlParseResult parseYaml(std::string_view text) {
@@ -139,7 +161,8 @@ YamlParseResult parseYaml(std::string_view text) {
     result.document = std::move(doc);
   } catch (const YAML::Exception& e) {
     result.document.reset();
-    result.error = YamlParseError{toPosition(e.mark), "invalid YAML: " + e.msg};
+    Position pos = toPosition(e.mark);
+    result.error = YamlParseError{pos, "invalid YAML: " + e.msg + hintFor(text, pos, e.msg)};
   } catch (const std::exception& e) {
     result.document.reset();
     result.error = YamlParseError{{}, std::string("cannot parse YAML: ") + e.what()};
