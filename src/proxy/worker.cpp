@@ -18,8 +18,8 @@ void Acceptor::onEvents(uint32_t) {
 
 Worker::Worker(unsigned index, std::vector<net::UniqueFd> listen_fds,
                std::shared_ptr<const Snapshot> snapshot,
-               observability::AccessLogSink* access_log)
-    : index_(index), access_log_(access_log) {
+               observability::AccessLogSink* access_log, RetireFn retire)
+    : index_(index), access_log_(access_log), retire_(std::move(retire)) {
   std::random_device rd;
   rng_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 17);
   for (size_t i = 0; i < listen_fds.size(); ++i) {
@@ -90,7 +90,7 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   }
   if (current_ != nullptr) {
     if (current_->refs == 0) {
-      current_.reset();
+      retire(std::move(current_));
     } else {
       retired_.push_back(std::move(current_));
     }
@@ -107,10 +107,15 @@ void Worker::releaseSnapshot(WorkerSnapshot* snap) {
   if (--snap->refs > 0 || snap == current_.get()) return;
   for (auto it = retired_.begin(); it != retired_.end(); ++it) {
     if (it->get() == snap) {
+      retire(std::move(*it));
       retired_.erase(it);
       return;
     }
   }
+}
+
+void Worker::retire(std::unique_ptr<WorkerSnapshot> snap) {
+  if (retire_) retire_(std::move(snap->shared));
 }
 
 uint64_t Worker::random() {

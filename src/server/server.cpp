@@ -1,6 +1,7 @@
 #include "server/server.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -223,10 +224,16 @@ int Server::run() {
         loop_, std::move(fd), [this](const admin::AdminRequest& r) { return handleAdmin(r); });
   }
   for (unsigned w = 0; w < workers; ++w) {
-    workers_.push_back(
-        std::make_unique<proxy::Worker>(w, std::move(fds[w]), current_, &access_log_));
+    workers_.push_back(std::make_unique<proxy::Worker>(
+        w, std::move(fds[w]), current_, &access_log_,
+        [this](std::shared_ptr<const proxy::Snapshot> old) {
+          loop_.post([old = std::move(old)]() mutable { old.reset(); });
+        }));
   }
   for (auto& w : workers_) w->start();
+  // Threads inherit the nice value when created, so this lowers only the control thread:
+  // compiling a large config on reload then yields the cores to the workers.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   signals_ = std::make_unique<SignalHandler>(*this);
   for (const auto& listener : cfg.listeners) {
     LOG_INFO("listening on %s:%u (%s), %u worker%s", listener.host.c_str(), listener.port,
