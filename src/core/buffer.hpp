@@ -54,6 +54,7 @@ class Buffer {
   }
 
   void append(std::string_view s) {
+    if (s.empty()) return;  // an empty view may hold a null pointer: no memcpy with it
     if (s.size() > writable()) makeRoom(s.size());
     std::memcpy(writePtr(), s.data(), s.size());
     end_ += s.size();

@@ -94,13 +94,14 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   }
 
   const bool trusted = inCidrs(listener().trusted_proxies, peer_);
-  std::string_view xff, xfproto, xfhost;
+  std::string_view xfproto, xfhost;
+  bool client_sent_xff = false;
   client_sent_length_ = false;
   for (const auto& h : req_.headers) {
     switch (classifyRequestField(h.name)) {
       case RequestField::Drop: continue;
       case RequestField::ContentLength: client_sent_length_ = true; continue;
-      case RequestField::XForwardedFor: if (xff.empty()) xff = h.value; continue;
+      case RequestField::XForwardedFor: client_sent_xff = true; continue;
       case RequestField::XForwardedProto: if (xfproto.empty()) xfproto = h.value; continue;
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
       case RequestField::Forward: break;
@@ -114,14 +115,21 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   appendField(out, "X-Request-Id", std::string_view(request_id_, request_id_len_));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
-  if (trusted && !xff.empty()) {
-    out.append(xff);
-    out.append(", ");
+  if (trusted && client_sent_xff) {
+    // Several X-Forwarded-For lines are one list (RFC 9110 §5.3), in order.
+    for (const auto& h : req_.headers) {
+      if (h.name.size() == 15 && http::equalsIgnoreCase(h.name, "x-forwarded-for") &&
+          !h.value.empty()) {
+        out.append(h.value);
+        out.append(", ");
+      }
+    }
   }
   out.append(std::string_view(peer_text_, peer_len_));
   out.append("\r\n");
   appendField(out, "X-Forwarded-Proto", trusted && !xfproto.empty() ? xfproto : "http");
-  appendField(out, "X-Forwarded-Host", trusted && !xfhost.empty() ? xfhost : req_.host);
+  std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : req_.host;
+  if (!forwarded_host.empty()) appendField(out, "X-Forwarded-Host", forwarded_host);
   if (req_.framing == http::BodyFraming::Length) {
     out.append("Content-Length: ");
     out.appendDecimal(req_.content_length);

@@ -161,6 +161,11 @@ void Session::drive() {
         }
       }
       if (state_ != State::Closed) progress |= writeClient();
+      if (state_ == State::Proxy && out_.empty() && responseBodyReady() == 0 &&
+          upstreamTruncated()) {
+        close();
+        break;
+      }
       if (state_ == State::Proxy && responseFinished()) {
         finishRequest();
         progress = true;
@@ -560,7 +565,7 @@ bool Session::readUpstream() {
   ssize_t n = ::read(up.fd, in.writePtr(), want);
   if (n > 0) {
     in.commit(static_cast<size_t>(n));
-    if (static_cast<size_t>(n) < want) up.readable = false;
+    if (static_cast<size_t>(n) < want && !up.rdhup) up.readable = false;
     if (resp_head_done_) {
       worker_.loop().setTimeout(up, static_cast<uint64_t>(
                                         snap_->shared->upstreams[upstream_index_]
@@ -577,16 +582,19 @@ bool Session::readUpstream() {
     processResponseHead();
     return true;
   }
-  if (up.eof && resp_framing_ != http::BodyFraming::UntilClose && !responseFinished() &&
-      (resp_framing_ != http::BodyFraming::Chunked || !resp_chunked_.done())) {
-    bool all_in_buffer = resp_framing_ == http::BodyFraming::Length &&
-                         in.size() >= resp_remaining_;
-    if (!all_in_buffer) {
-      // Truncated body: the client must not take a short body for a whole one.
-      close();
-    }
-  }
   return true;
+}
+
+bool Session::upstreamTruncated() const {
+  // The upstream closed before the end of a length-delimited or chunked body, and everything it
+  // did send has been passed on: the client must not take the short body for a whole one, so
+  // the only honest signal left is closing its connection.
+  if (up_ == nullptr || !up_->eof || !resp_head_done_ || resp_dechunk_) return false;
+  if (resp_framing_ == http::BodyFraming::Length) return resp_remaining_ > up_->in.size();
+  if (resp_framing_ == http::BodyFraming::Chunked) {
+    return !resp_chunked_.done() && resp_validated_ == up_->in.size();
+  }
+  return false;
 }
 
 bool Session::processResponseHead() {
@@ -630,6 +638,9 @@ bool Session::processResponseHead() {
     resp_validated_ = 0;
     upstream_reusable_ = up.head.keep_alive;
     if (resp_framing_ == http::BodyFraming::UntilClose) close_after_response_ = true;
+    // Answered before the request body was all sent: the rest of it is still on its way from
+    // the client, so this connection cannot carry another request.
+    if (!req_body_done_) close_after_response_ = true;
     if (version_1_0_ && resp_framing_ == http::BodyFraming::Chunked) {
       resp_dechunk_ = true;  // HTTP/1.0 has no chunked coding: decode, end with the connection
       close_after_response_ = true;

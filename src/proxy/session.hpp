@@ -61,6 +61,7 @@ class Session final : public net::EventHandler,
   bool readUpstream();
   bool processResponseHead();
   bool responseFinished() const;
+  bool upstreamTruncated() const;
   void finishRequest();
   void upstreamFailed(http::ErrorCode code, const char* message);
   void replyError(http::ErrorCode code, std::string_view message, bool close,

@@ -12,7 +12,7 @@ void Connection::reset(int new_fd, EndpointPool* new_pool, Host* new_host) {
   host = new_host;
   owner = nullptr;
   connecting = true;
-  readable = writable = eof = false;
+  readable = writable = eof = rdhup = false;
   requests = 0;
   in.clear();
   out.clear();
@@ -22,6 +22,7 @@ void Connection::reset(int new_fd, EndpointPool* new_pool, Host* new_host) {
 
 void Connection::onEvents(uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP)) rdhup = true;
   if (events & EPOLLOUT) writable = true;
   if (owner != nullptr) {
     owner->onUpstreamEvents(*this, events);

@@ -53,6 +53,7 @@ class Connection final : public net::EventHandler, public net::Timed {
   bool readable = false;  // an edge said data may be waiting
   bool writable = false;
   bool eof = false;
+  bool rdhup = false;     // the upstream shut down its side: read until EOF, not a short read
   uint32_t requests = 0;  // requests carried so far
   Buffer in;
   Buffer out;

@@ -160,6 +160,14 @@ class RawConn:
         self.buf = b""
         self.eof = False
 
+    @classmethod
+    def from_socket(cls, sock, timeout=5.0):
+        """Wraps an already connected socket."""
+        self = cls.__new__(cls)
+        sock.settimeout(timeout)
+        self.sock, self.timeout, self.buf, self.eof = sock, timeout, b"", False
+        return self
+
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("latin-1")

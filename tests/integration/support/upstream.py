@@ -6,12 +6,20 @@ the first 64 KiB) and counts accepted TCP connections. What it answers is chosen
   /close            read the request, close without answering
   /reset            read the request, close with RST
   /invalid          answer with two different Content-Length headers
+  /bad-response/X  one of BAD_RESPONSES, then close
   /garbage          answer with bytes that are not HTTP
-  /truncate         promise 1000 bytes, send 100, close
+  /truncate         promise 1000 bytes, send 100, close (data and FIN in one segment)
+  /truncate-late    the same, but close 200 ms after the data
+  /eof-body         a body delimited by the connection close (data and FIN in one segment)
+  /eof-body-late    the same, the close 200 ms after the data
   /hang             never answer (until the server stops or 60 s pass)
   /slow/MS[/...]    sleep MS milliseconds, then echo
   /bytes/N          N bytes of util.pattern_chunks; ?chunked=1 chunked; ?pause_ms=X after 1 MiB
   /chunked          a chunked response: "hello " "chunked " "world"
+  /chunked-trailers a chunked response "with trailers" and a trailer field
+  /interim          a 103 Early Hints, then the echo
+  /own-request-id   a response carrying its own X-Request-Id
+  /early            answer before reading the request body, then close
   /status/CODE      that status with a small body
   /hop              a response carrying hop-by-hop headers
   /close-after      answer (keep-alive), then close the idle connection 50 ms later
@@ -28,6 +36,25 @@ import urllib.parse
 from . import util
 
 KEEP_BODY = 64 * 1024
+
+# Invalid or ambiguous responses, served at /bad-response/NAME; the gateway must answer 502.
+BAD_RESPONSES = {
+    "two-cl": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    "two-cl-equal": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    "cl-and-te": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n",
+    "cl-negative": b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello",
+    "cl-non-numeric": b"HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\nhello",
+    "te-unknown": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "bad-status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+    "bad-version": b"HTTP/9.9 200 OK\r\nContent-Length: 0\r\n\r\n",
+    "no-colon": b"HTTP/1.1 200 OK\r\nBroken header line\r\nContent-Length: 0\r\n\r\n",
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+    "nul-header": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    "space-before-colon": b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n",
+    "bare-lf": b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+    "empty": b"\r\n\r\n",
+}
 
 
 class Recorded:
@@ -74,6 +101,9 @@ class Upstream:
         self.lock = threading.Lock()
         self.requests = []
         self.connections = 0
+        self.open_connections = 0
+        self.max_open_connections = 0
+        self.closed_by_peer = 0  # connections the gateway closed (EOF between requests)
         self.stopping = threading.Event()
         self._socks = set()
         self._threads = []
@@ -146,6 +176,8 @@ class Upstream:
             conn_id += 1
             with self.lock:
                 self.connections += 1
+                self.open_connections += 1
+                self.max_open_connections = max(self.max_open_connections, self.open_connections)
                 self._socks.add(sock)
             t = threading.Thread(target=self._serve, args=(sock, conn_id), daemon=True)
             self._threads = [x for x in self._threads if x.is_alive()]
@@ -160,6 +192,8 @@ class Upstream:
             while not self.stopping.is_set():
                 head = reader.read_head()
                 if head is None:
+                    with self.lock:
+                        self.closed_by_peer += 1
                     return
                 keep = self._handle(sock, reader, conn_id, head)
                 if not keep:
@@ -169,6 +203,7 @@ class Upstream:
         finally:
             with self.lock:
                 self._socks.discard(sock)
+                self.open_connections -= 1
             try:
                 sock.close()
             except OSError:
@@ -186,6 +221,10 @@ class Upstream:
         with self.lock:
             self.requests.append(rec)
 
+        if rec.path == "/early":
+            # Answer at once without reading the request body, then close.
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nearly\n")
+            return False
         if (rec.header("expect") or "").lower() == "100-continue":
             sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         pause_ms = int(query.get("pause_ms", ["0"])[0]) if rec.path == "/upload" else 0
@@ -203,11 +242,28 @@ class Upstream:
         if path == "/invalid":
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
             return False
+        if path.startswith("/bad-response/"):
+            sock.sendall(BAD_RESPONSES[path.split("/")[2]])
+            return False
         if path == "/garbage":
             sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
             return False
-        if path == "/truncate":
+        if path in ("/truncate", "/truncate-late"):
+            if path == "/truncate":
+                # Corked: the data and the FIN leave in one segment, arriving together.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+            if path == "/truncate-late":
+                time.sleep(0.2)  # the close comes separately from the data
+            return False
+        if path in ("/eof-body", "/eof-body-late"):
+            # No Content-Length, no chunking: the body ends when the connection closes.
+            if path == "/eof-body":
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         b"Connection: close\r\n\r\n" + b"until-eof " * 100)
+            if path == "/eof-body-late":
+                time.sleep(0.2)
             return False
         if path == "/hang":
             self.stopping.wait(60)
@@ -219,11 +275,23 @@ class Upstream:
             return self._echo(sock, rec, keep)
         if path.startswith("/bytes/"):
             n = int(path.split("/")[2])
-            return self._send_bytes(sock, n, query, keep)
+            return self._send_bytes(sock, n, query, keep, rec.method == "HEAD")
         if path == "/chunked":
             body = b"6\r\nhello \r\n8;ext=1\r\nchunked \r\n5\r\nworld\r\n0\r\n\r\n"
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\n" + body)
+            return keep
+        if path == "/chunked-trailers":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+                         b"4\r\nwith\r\n9\r\n trailers\r\n0\r\nX-Sum: 42\r\n\r\n")
+            return keep
+        if path == "/interim":
+            sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+            return self._echo(sock, rec, keep)
+        if path == "/own-request-id":
+            body = b"rid"
+            sock.sendall(b"HTTP/1.1 200 OK\r\nX-Request-Id: from-upstream\r\n"
+                         b"Content-Length: 3\r\n\r\n" + body)
             return keep
         if path.startswith("/status/"):
             code = int(path.split("/")[2])
@@ -309,7 +377,7 @@ class Upstream:
         sock.sendall(head.encode() + b"\r\n" + body)
         return keep
 
-    def _send_bytes(self, sock, n, query, keep):
+    def _send_bytes(self, sock, n, query, keep, head_only=False):
         chunked = query.get("chunked") == ["1"]
         pause_ms = int(query.get("pause_ms", ["0"])[0])
         head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
@@ -317,6 +385,8 @@ class Upstream:
         if not keep:
             head += "Connection: close\r\n"
         sock.sendall(head.encode() + b"\r\n")
+        if head_only:
+            return keep
         sent = 0
         paused = False
         for piece in util.pattern_chunks(n):
