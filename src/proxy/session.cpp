@@ -17,7 +17,6 @@ namespace {
 
 constexpr size_t kInitialInBuffer = 16 * 1024;
 constexpr size_t kMaxBodyBuffer = 64 * 1024;       // per direction, while streaming bodies
-constexpr size_t kMaxUpstreamHead = 64 * 1024;
 
 bool isValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -159,6 +158,10 @@ void Session::drive() {
           if (state_ == State::Proxy && up_ != nullptr) progress |= readUpstream();
           if (state_ == State::Proxy && up_ != nullptr) progress |= scanResponseBody();
         }
+      }
+      if (state_ == State::Proxy && peer_eof_ && !req_body_done_ && requestBodyReady() == 0) {
+        close();  // the client went away in the middle of its body: nothing more will come
+        break;
       }
       if (state_ != State::Closed) progress |= writeClient();
       if (state_ == State::Proxy && out_.empty() && responseBodyReady() == 0 &&
@@ -403,61 +406,6 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   connectUpstream();
 }
 
-uint64_t Session::requestTimeoutMs() const {
-  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
-  auto timeout = route_->config->timeout.value_or(upstream.config->timeouts.request);
-  return static_cast<uint64_t>(timeout.count());
-}
-
-void Session::connectUpstream() {
-  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
-  const auto& pools = snap_->pools[upstream_index_];
-  size_t n = pools.size();
-  size_t index = snap_->round_robin[upstream_index_]++ % n;
-  if (upstream.config->balancing == config::Upstream::Balancing::LeastRequest && n > 1) {
-    size_t best = index;
-    for (size_t i = 1; i < n; ++i) {
-      size_t candidate = (index + i) % n;
-      if (pools[candidate]->active_requests < pools[best]->active_requests) best = candidate;
-    }
-    index = best;
-  }
-  endpoint_index_ = static_cast<uint32_t>(index);
-  upstream::EndpointPool& pool = *pools[index];
-  up_ = worker_.acquireUpstream(pool, this, up_reused_, upstream.config->max_connections);
-  if (up_ == nullptr) {
-    if (errno == EMFILE || errno == ENFILE || errno == EBUSY) {
-      upstreamFailed(http::ErrorCode::Unavailable, "upstream connection limit reached");
-    } else {
-      upstreamFailed(http::ErrorCode::BadUpstream, "cannot connect to upstream");
-    }
-    return;
-  }
-  ++pool.active_requests;
-  up_->out.clear();
-  up_->out.append(upstream_head_.view());
-  upstream_start_us_ = monotonicUs();
-  auto& loop = worker_.loop();
-  if (up_->connecting) {
-    loop.setTimeout(*up_, static_cast<uint64_t>(upstream.config->timeouts.connect.count()));
-  } else {
-    loop.setTimeout(*up_, requestTimeoutMs());
-  }
-}
-
-bool Session::tryStaleRetry() {
-  // A pooled connection the upstream closed while it sat idle fails on first use. Nothing was
-  // received and a request without a body can be sent again as it was, once.
-  if (!up_reused_ || retried_ || resp_head_done_ || !up_->in.empty() ||
-      req_framing_ != http::BodyFraming::None) {
-    return false;
-  }
-  retried_ = true;
-  detachUpstream(false);
-  connectUpstream();
-  return true;
-}
-
 bool Session::scanRequestBody() {
   if (req_body_done_ || req_framing_ != http::BodyFraming::Chunked) return false;
   if (req_validated_ >= in_.size()) return false;
@@ -482,220 +430,6 @@ size_t Session::requestBodyReady() {
   return req_validated_;
 }
 
-bool Session::sendRequestBody() {
-  upstream::Connection& up = *up_;
-  if (up.connecting) {
-    if (!up.writable) {
-      if (up.readable) {  // refused: the error shows as readable/hangup
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-          upstreamFailed(http::ErrorCode::BadUpstream, "upstream refused the connection");
-          return true;
-        }
-      }
-      return false;
-    }
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) {
-      upstreamFailed(http::ErrorCode::BadUpstream, "upstream refused the connection");
-      return true;
-    }
-    up.connecting = false;
-    worker_.loop().setTimeout(up, requestTimeoutMs());
-  }
-  if (!up.writable) return false;
-  iovec iov[2];
-  int count = 0;
-  if (!up.out.empty()) iov[count++] = {up.out.data(), up.out.size()};
-  size_t body = requestBodyReady();
-  if (body > 0) iov[count++] = {in_.data(), body};
-  if (count == 0) return false;
-  size_t total = count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len;
-  ssize_t n = ::writev(up.fd, iov, count);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      up.writable = false;
-      return false;
-    }
-    if (errno == EINTR) return true;
-    if (!tryStaleRetry()) {
-      upstreamFailed(http::ErrorCode::BadUpstream, "upstream connection reset");
-    }
-    return true;
-  }
-  size_t written = static_cast<size_t>(n);
-  size_t from_head = std::min(written, up.out.size());
-  up.out.consume(from_head);
-  size_t body_sent = written - from_head;
-  if (body_sent > 0) {
-    in_.consume(body_sent);
-    bytes_in_ += body_sent;
-    if (req_framing_ == http::BodyFraming::Length) {
-      req_remaining_ -= body_sent;
-      req_body_done_ = req_remaining_ == 0;
-    } else {
-      req_validated_ -= body_sent;
-      req_body_done_ = req_chunked_.done() && req_validated_ == 0;
-    }
-  }
-  if (written < total) up.writable = false;
-  return true;
-}
-
-bool Session::readUpstream() {
-  upstream::Connection& up = *up_;
-  if (up.connecting || !up.readable || up.eof) return false;
-  Buffer& in = up.in;
-  if (in.writable() < 4096) in.compact();
-  if (in.writable() == 0 && !resp_head_done_ && in.capacity() < kMaxUpstreamHead) {
-    in.reserve(in.capacity() * 2);
-  }
-  size_t want = in.writable();
-  if (want == 0) {
-    if (!resp_head_done_) {
-      upstreamFailed(http::ErrorCode::BadUpstream, "upstream response head too large");
-      return true;
-    }
-    return false;  // backpressure: the client has not taken what we have
-  }
-  ssize_t n = ::read(up.fd, in.writePtr(), want);
-  if (n > 0) {
-    in.commit(static_cast<size_t>(n));
-    if (static_cast<size_t>(n) < want && !up.rdhup) up.readable = false;
-    if (resp_head_done_) {
-      worker_.loop().setTimeout(up, static_cast<uint64_t>(
-                                        snap_->shared->upstreams[upstream_index_]
-                                            .config->timeouts.idle.count()));
-    }
-  } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-    up.eof = true;
-    up.readable = false;
-  } else {
-    if (errno != EINTR) up.readable = false;
-    return errno == EINTR;
-  }
-  if (!resp_head_done_) {
-    processResponseHead();
-    return true;
-  }
-  return true;
-}
-
-bool Session::upstreamTruncated() const {
-  // The upstream closed before the end of a length-delimited or chunked body, and everything it
-  // did send has been passed on: the client must not take the short body for a whole one, so
-  // the only honest signal left is closing its connection.
-  if (up_ == nullptr || !up_->eof || !resp_head_done_ || resp_dechunk_) return false;
-  if (resp_framing_ == http::BodyFraming::Length) return resp_remaining_ > up_->in.size();
-  if (resp_framing_ == http::BodyFraming::Chunked) {
-    return !resp_chunked_.done() && resp_validated_ == up_->in.size();
-  }
-  return false;
-}
-
-bool Session::processResponseHead() {
-  upstream::Connection& up = *up_;
-  for (;;) {
-    size_t head_end = 0;
-    http::ParseError error = http::ParseError::None;
-    auto status = http::findHeadEnd(up.in.data(), up.in.size(), resp_scanned_, head_end, error);
-    if (status == http::ParseStatus::Incomplete) {
-      if (up.eof) {
-        if (up.in.empty() && tryStaleRetry()) return true;
-        upstreamFailed(http::ErrorCode::BadUpstream,
-                       up.in.empty() ? "upstream closed the connection without answering"
-                                     : "upstream sent an incomplete response");
-        return true;
-      }
-      return false;
-    }
-    if (status == http::ParseStatus::Error ||
-        http::parseResponseHead(up.in.data(), head_end, method_, up.head, error) !=
-            http::ParseStatus::Complete) {
-      upstreamFailed(http::ErrorCode::BadUpstream, "upstream sent an invalid response");
-      return true;
-    }
-    resp_scanned_ = 0;
-    if (up.head.status < 200) {
-      if (up.head.status == 101) {
-        upstreamFailed(http::ErrorCode::BadUpstream, "upstream switched protocols unasked");
-        return true;
-      }
-      up.in.consume(head_end);  // 100 Continue was answered by us; 103 hints are dropped
-      continue;
-    }
-    upstream_head_us_ = monotonicUs();
-    const auto& timeouts = snap_->shared->upstreams[upstream_index_].config->timeouts;
-    worker_.loop().setTimeout(up, static_cast<uint64_t>(timeouts.idle.count()));
-    status_ = up.head.status;
-    resp_framing_ = up.head.framing;
-    resp_remaining_ = up.head.content_length;
-    resp_chunked_.reset();
-    resp_validated_ = 0;
-    upstream_reusable_ = up.head.keep_alive;
-    if (resp_framing_ == http::BodyFraming::UntilClose) close_after_response_ = true;
-    // Answered before the request body was all sent: the rest of it is still on its way from
-    // the client, so this connection cannot carry another request.
-    if (!req_body_done_) close_after_response_ = true;
-    if (version_1_0_ && resp_framing_ == http::BodyFraming::Chunked) {
-      resp_dechunk_ = true;  // HTTP/1.0 has no chunked coding: decode, end with the connection
-      close_after_response_ = true;
-    }
-    if (worker_.draining()) close_after_response_ = true;
-    buildClientResponseHead(up.head);
-    up.in.consume(head_end);
-    resp_head_done_ = true;
-    return true;
-  }
-}
-
-bool Session::scanResponseBody() {
-  if (!resp_head_done_ || resp_framing_ != http::BodyFraming::Chunked) return false;
-  Buffer& in = up_->in;
-  if (resp_dechunk_) {
-    if (in.empty()) return false;
-    std::string decoded;
-    auto r = resp_chunked_.feed(in.data(), in.size(), &decoded);
-    if (r.error) {
-      close();
-      return false;
-    }
-    out_.append(decoded);
-    in.consume(r.consumed);
-    return r.consumed > 0;
-  }
-  if (resp_validated_ >= in.size() || resp_chunked_.done()) return false;
-  auto r = resp_chunked_.feed(in.data() + resp_validated_, in.size() - resp_validated_);
-  resp_validated_ += r.consumed;
-  if (r.error) {
-    close();  // the response has begun: cutting the connection is the only honest signal
-    return false;
-  }
-  return r.consumed > 0;
-}
-
-size_t Session::responseBodyReady() {
-  if (!resp_head_done_ || resp_dechunk_) return 0;
-  switch (resp_framing_) {
-    case http::BodyFraming::None: return 0;
-    case http::BodyFraming::Length:
-      return static_cast<size_t>(std::min<uint64_t>(up_->in.size(), resp_remaining_));
-    case http::BodyFraming::Chunked: return resp_validated_;
-    case http::BodyFraming::UntilClose: return up_->in.size();
-  }
-  return 0;
-}
-
-void Session::consumeResponseBody(size_t n) {
-  up_->in.consume(n);
-  if (resp_framing_ == http::BodyFraming::Length) resp_remaining_ -= n;
-  else if (resp_framing_ == http::BodyFraming::Chunked) resp_validated_ -= n;
-}
-
 bool Session::responseFinished() const {
   if (!resp_head_done_ || !out_.empty()) return false;
   if (echo_ || up_ == nullptr) return true;  // local replies live entirely in out_
@@ -706,14 +440,6 @@ bool Session::responseFinished() const {
     case http::BodyFraming::UntilClose: return up_->eof && up_->in.empty();
   }
   return false;
-}
-
-void Session::detachUpstream(bool reusable) {
-  if (up_ == nullptr) return;
-  const auto& upstream = snap_->shared->upstreams[upstream_index_];
-  --up_->pool->active_requests;
-  worker_.releaseUpstream(up_, reusable, upstream.config->max_idle);
-  up_ = nullptr;
 }
 
 void Session::finishRequest() {

@@ -431,6 +431,24 @@ def test_echo_users_wrong_method_is_405(quickstart):
     assert resp.header("Allow") == "GET"
 
 
+def test_readme_curl_nope_is_json_404(quickstart):
+    p = curl("-i", quickstart.url("/nope"))
+    resp = parse_curl_i(p.stdout)
+    assert resp.status == 404
+    err = resp.json()["error"]
+    assert err["code"] == "no_route" and err["status"] == 404
+    assert err["request_id"] == resp.header("X-Request-Id")
+
+
+def test_readme_curl_admin_readyz_and_reload(quickstart):
+    p = curl(quickstart.admin_url + "/readyz")
+    ready = json.loads(p.stdout)
+    assert ready["status"] == "ready" and ready["config_version"] >= 1
+    p = curl("-X", "POST", quickstart.admin_url + "/admin/reload")
+    reloaded = json.loads(p.stdout)
+    assert reloaded["status"] == "reloaded" and reloaded["version"] > ready["config_version"]
+
+
 def test_quickstart_access_log_on_stdout(quickstart):
     curl(quickstart.url("/hello?logged=1"))
     lines = wait_until(lambda: [json.loads(ln) for ln in quickstart.access_log_lines()
