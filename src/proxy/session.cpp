@@ -508,8 +508,7 @@ void Session::close() {
     worker_.releaseSnapshot(snap_);
     snap_ = nullptr;
   }
-  worker_.loop().remove(fd_);
-  ::close(fd_);
+  ::close(fd_);  // also takes it out of the epoll set: no EPOLL_CTL_DEL needed
   fd_ = -1;
   state_ = State::Closed;
   resetTimer();

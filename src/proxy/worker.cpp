@@ -138,33 +138,34 @@ void Worker::newRequestId(char* out) {
 
 void Worker::accept(size_t listener_index, int listen_fd) {
   const auto& limits = current_->shared->config.listeners[listener_index].limits;
-  for (int i = 0; i < 64; ++i) {  // bounded, so one busy listener cannot starve the loop
-    net::SocketAddress peer;
-    peer.length = sizeof peer.storage;
-    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) LOG_WARN("accept: %s", strerror(errno));
-      return;
+  // One connection per readiness event: the listening socket is level-triggered, so epoll
+  // reports it again while more are queued, and no accept4 is spent learning "no more" (EAGAIN).
+  net::SocketAddress peer;
+  peer.length = sizeof peer.storage;
+  int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+      LOG_WARN("accept: %s", strerror(errno));
     }
-    if (draining_ || live_sessions_.size() >= limits.max_connections) {
-      ::close(fd);
-      continue;
-    }
-    Session* session;
-    if (!free_sessions_.empty()) {
-      session = free_sessions_.back();
-      free_sessions_.pop_back();
-    } else {
-      sessions_.push_back(std::make_unique<Session>(*this));
-      session = sessions_.back().get();
-    }
-    session->live_index = live_sessions_.size();
-    live_sessions_.push_back(session);
-    active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
-    session->open(fd, peer, listener_index);
+    return;
   }
+  if (draining_ || live_sessions_.size() >= limits.max_connections) {
+    ::close(fd);
+    return;
+  }
+  Session* session;
+  if (!free_sessions_.empty()) {
+    session = free_sessions_.back();
+    free_sessions_.pop_back();
+  } else {
+    sessions_.push_back(std::make_unique<Session>(*this));
+    session = sessions_.back().get();
+  }
+  session->live_index = live_sessions_.size();
+  live_sessions_.push_back(session);
+  active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+  session->open(fd, peer, listener_index);
 }
 
 void Worker::sessionClosed(Session* session) {
@@ -227,8 +228,7 @@ void Worker::releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t
     if (conn->readable) idleConnectionLost(*conn);
     return;
   }
-  loop_.remove(conn->fd);
-  ::close(conn->fd);
+  ::close(conn->fd);  // also takes it out of the epoll set
   conn->fd = -1;
   --pool.open;
   conn->resetTimerState();
