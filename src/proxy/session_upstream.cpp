@@ -75,18 +75,8 @@ bool Session::tryStaleRetry() {
 bool Session::sendRequestBody() {
   upstream::Connection& up = *up_;
   if (up.connecting) {
-    if (!up.writable) {
-      if (up.readable) {  // refused: the error shows as readable/hangup
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-          upstreamFailed(http::ErrorCode::BadUpstream, "upstream refused the connection");
-          return true;
-        }
-      }
-      return false;
-    }
+    if (!up.writable && !up.readable) return false;
+    // A refused connect shows as an error event (readable/hangup), a finished one as writable.
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(up.fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -94,6 +84,7 @@ bool Session::sendRequestBody() {
       upstreamFailed(http::ErrorCode::BadUpstream, "upstream refused the connection");
       return true;
     }
+    if (!up.writable) return false;
     up.connecting = false;
     worker_.loop().setTimeout(up, requestTimeoutMs());
   }

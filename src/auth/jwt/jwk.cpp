@@ -10,31 +10,15 @@
 #include <array>
 
 #include "auth/jwt/base64url.hpp"
+#include "auth/jwt/openssl_util.hpp"
 
 namespace portico::auth::jwt {
 namespace {
 
-template <auto Free>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<&BN_free>>;
 using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, Deleter<&OSSL_PARAM_BLD_free>>;
 using ParamsPtr = std::unique_ptr<OSSL_PARAM, Deleter<&OSSL_PARAM_free>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<&EVP_PKEY_CTX_free>>;
-
-// OpenSSL reports failures on a per-thread error queue. A rejected key must not leave entries
-// there: code sharing the thread (TLS) reads the queue to classify its own errors.
-class ErrorMark {
- public:
-  ErrorMark() { ERR_set_mark(); }
-  ~ErrorMark() { ERR_pop_to_mark(); }
-  ErrorMark(const ErrorMark&) = delete;
-  ErrorMark& operator=(const ErrorMark&) = delete;
-};
 
 constexpr std::array<const char*, 13> kAlgNames = {
     "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256",

@@ -13,30 +13,14 @@
 #include <memory>
 
 #include "auth/jwt/base64url.hpp"
+#include "auth/jwt/openssl_util.hpp"
 
 namespace portico::auth::jwt {
 namespace {
 
-template <auto Free>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<&EVP_MD_CTX_free>>;
 using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, Deleter<&EVP_MAC_CTX_free>>;
 using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<&ECDSA_SIG_free>>;
-
-// A failed verification leaves entries on OpenSSL's per-thread error queue; TLS code on the
-// same worker thread reads that queue (SSL_get_error), so they must not outlive the call.
-class ErrorMark {
- public:
-  ErrorMark() { ERR_set_mark(); }
-  ~ErrorMark() { ERR_pop_to_mark(); }
-  ErrorMark(const ErrorMark&) = delete;
-  ErrorMark& operator=(const ErrorMark&) = delete;
-};
 
 constexpr std::array<const char*, 17> kStatusNames = {
     "Ok",           "Malformed",      "BadBase64",     "BadJson",       "NotAnObject",
