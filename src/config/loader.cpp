@@ -22,10 +22,10 @@ namespace {
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-constexpr std::string_view kTopKeys[] = {"workers",    "drain_timeout", "listeners", "admin",
-                                         "access_log", "upstreams",     "routes"};
-constexpr std::string_view kTopUnsupported[] = {"redis",     "tracing", "grpc_services",
-                                                "consumers", "plans",   "auth_providers"};
+constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listeners",
+                                         "admin",     "access_log",     "upstreams",
+                                         "consumers", "auth_providers", "routes"};
+constexpr std::string_view kTopUnsupported[] = {"redis", "tracing", "grpc_services", "plans"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "limits",
                                               "trusted_proxies"};
 constexpr std::string_view kListenerUnsupported[] = {"tls"};
@@ -321,26 +321,12 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
   }
 }
 
-bool isUpstreamName(std::string_view name) {
-  if (name.empty()) {
-    return false;
-  }
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
 void parseUpstreams(Context& ctx, const Item& item, std::map<std::string, Upstream>& out) {
   MapFields map = ctx.readMap(item, "upstreams", nullptr);
   for (const Field& entry : map.fields) {
     Upstream up;
     up.name = std::string(entry.key);
-    if (!isUpstreamName(up.name)) {
+    if (!isPlainName(up.name)) {
       // Names appear in metrics labels and logs; keep them plain.
       ctx.error(entry.key_pos, "invalid upstream name " + quote(up.name) +
                                    " (use letters, digits, '_', '-' and '.')");
@@ -406,13 +392,34 @@ Config buildConfig(Context& ctx, NodeId root) {
   if (const Field* f = top.find("upstreams")) {
     parseUpstreams(ctx, f->item(), config.upstreams);
   }
+  if (const Field* f = top.find("auth_providers")) {
+    config.auth_providers = parseAuthProviders(ctx, f->item());
+  }
+  if (const Field* f = top.find("consumers")) {
+    config.consumers = parseConsumers(ctx, f->item());
+  }
   if (const Field* f = top.find("routes")) {
-    config.routes = parseRoutes(ctx, f->item(), config.upstreams);
+    config.routes = parseRoutes(ctx, f->item(), config.upstreams, config.auth_providers);
   }
   return config;
 }
 
 }  // namespace
+
+bool isPlainName(std::string_view name) {
+  if (name.empty()) {
+    return false;
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace detail
 
 std::string ConfigError::format() const {

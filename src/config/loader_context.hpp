@@ -55,6 +55,8 @@ class Context {
 
   const YamlNode& node(NodeId id) const { return doc_[id]; }
   Position pos(const Item& item) const { return doc_[item.node].pos; }
+  // The config's file name as given to the loader (relative paths in it start from its folder).
+  const std::string& file() const { return file_; }
 
   void error(Position pos, std::string message);
   size_t errorCount() const { return errors_.size(); }
@@ -96,8 +98,21 @@ class Context {
 // "a, b or c"
 std::string joinChoices(std::span<const std::string_view> choices);
 
+// RFC 9110 §7.6.1 plus the pre-standard proxy-connection: they describe one hop, so a route
+// must not set them for the next one (nor may a provider forward a claim in them).
+inline constexpr std::string_view kHopByHop[] = {"connection", "keep-alive", "transfer-encoding",
+                                                 "te",         "trailer",    "upgrade",
+                                                 "proxy-connection"};
+
+// Upstream and auth provider names: letters, digits, '_', '-' and '.'. They appear in metrics
+// labels and logs; keep them plain.
+bool isPlainName(std::string_view name);
+
 // Parts of the loader, by section of the file.
+std::map<std::string, AuthProvider> parseAuthProviders(Context& ctx, const Item& item);
+std::vector<Consumer> parseConsumers(Context& ctx, const Item& item);
 std::vector<Route> parseRoutes(Context& ctx, const Item& item,
-                               const std::map<std::string, Upstream>& upstreams);
+                               const std::map<std::string, Upstream>& upstreams,
+                               const std::map<std::string, AuthProvider>& auth_providers);
 
 }  // namespace portico::config::detail

@@ -43,15 +43,16 @@ bool hasControlBreak(std::string_view value) {
 
 constexpr std::string_view kRouteKeys[] = {"name",    "match",         "priority", "upstream",
                                            "split",   "rewrite",       "auth",     "headers",
-                                           "timeout", "max_body_bytes"};
-constexpr std::string_view kRouteUnsupported[] = {
-    "authorize", "rate_limit", "concurrency_limit", "cache", "cors", "ip", "grpc", "aggregate"};
+                                           "authorize", "timeout", "max_body_bytes"};
+constexpr std::string_view kRouteUnsupported[] = {"rate_limit", "concurrency_limit", "cache", "cors",
+                                                  "ip",         "grpc",              "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
 constexpr std::string_view kRewriteKeys[] = {"strip_prefix", "path"};
 constexpr std::string_view kHeadersKeys[] = {"request", "response"};
 constexpr std::string_view kEditKeys[] = {"set", "remove"};
+constexpr std::string_view kAuthorizeKeys[] = {"scopes", "groups", "claims"};
 
 const KeySet kRoute{kRouteKeys, kRouteUnsupported};
 const KeySet kMatch{kMatchKeys, {}};
@@ -59,18 +60,15 @@ const KeySet kSplit{kSplitKeys, {}};
 const KeySet kRewrite{kRewriteKeys, {}};
 const KeySet kHeaders{kHeadersKeys, {}};
 const KeySet kEdits{kEditKeys, {}};
-
-// RFC 9110 §7.6.1 plus the pre-standard proxy-connection: they describe one hop, so a route
-// must not set them for the next one.
-constexpr std::string_view kHopByHop[] = {"connection", "keep-alive", "transfer-encoding", "te",
-                                          "trailer",    "upgrade",    "proxy-connection"};
+const KeySet kAuthorize{kAuthorizeKeys, {}};
 
 constexpr int64_t kMaxWeight = 1'000'000;
 
 class RouteParser {
  public:
-  RouteParser(Context& ctx, const std::map<std::string, Upstream>& upstreams)
-      : ctx_(ctx), upstreams_(upstreams) {}
+  RouteParser(Context& ctx, const std::map<std::string, Upstream>& upstreams,
+              const std::map<std::string, AuthProvider>& providers)
+      : ctx_(ctx), upstreams_(upstreams), providers_(providers) {}
 
   std::vector<Route> parse(const Item& item) {
     std::vector<Route> routes;
@@ -126,6 +124,9 @@ class RouteParser {
       // Default deny: a route that forgot its auth must not silently become public.
       ctx_.error(map.pos, "route " + quote(route.name) +
                               " has no auth decision: add \"auth: public\" or name auth providers");
+    }
+    if (const Field* f = map.find("authorize")) {
+      parseAuthorize(*f, route);
     }
     if (const Field* f = map.find("headers")) {
       MapFields headers = ctx_.readMap(f->item(), "headers", &kHeaders);
@@ -404,8 +405,10 @@ class RouteParser {
     route.rewrite.path = std::move(*text);
   }
 
+  // `auth: public`, or a non-empty list of auth provider names (any one authenticates).
   void parseAuth(const Item& item, Route& route) {
-    if (ctx_.node(item.node).kind == YamlNode::Kind::Scalar) {
+    const YamlNode& n = ctx_.node(item.node);
+    if (n.kind == YamlNode::Kind::Scalar) {
       auto text = ctx_.text(item);
       if (!text) {
         return;  // an ${ENV} problem, already reported
@@ -414,10 +417,113 @@ class RouteParser {
         route.auth_public = true;
         return;
       }
+      ctx_.error(ctx_.pos(item), "invalid value " + quote(*text) +
+                                     " for \"auth\" (use public or a list of auth providers, "
+                                     "e.g. [" + *text + "])");
+      return;
     }
-    ctx_.error(ctx_.pos(item),
-               "auth providers are not supported yet by this version of "
-               "portico; use auth: public");
+    if (n.kind != YamlNode::Kind::Sequence) {
+      ctx_.error(ctx_.pos(item),
+                 "expected public or a list of auth providers for \"auth\", got " +
+                     std::string(n.kind == YamlNode::Kind::Map ? "a map" : "an empty value"));
+      return;
+    }
+    for (const Item& entry : ctx_.readList(item, true)) {
+      auto name = providerName(entry);
+      if (!name) {
+        continue;
+      }
+      if (std::find(route.auth.begin(), route.auth.end(), *name) != route.auth.end()) {
+        ctx_.error(ctx_.pos(entry), "duplicate auth provider " + quote(*name));
+        continue;
+      }
+      route.auth.push_back(std::move(*name));
+    }
+  }
+
+  // The name of an existing auth provider, or nullopt with an error (and a suggestion if close).
+  std::optional<std::string> providerName(const Item& item) {
+    auto name = ctx_.text(item);
+    if (!name) {
+      return std::nullopt;
+    }
+    if (providers_.count(*name) != 0) {
+      return name;
+    }
+    if (provider_candidates_.empty()) {
+      for (const auto& [key, value] : providers_) {
+        provider_candidates_.push_back(key);
+      }
+    }
+    std::string message = "unknown auth provider " + quote(*name);
+    std::optional<std::string> suggestion = closestMatch(*name, provider_candidates_);
+    if (!suggestion && !name->empty()) {
+      // "corp" for "corp_jwt": a name cut short is too far for the edit distance.
+      const std::string lower = lowercase(*name);
+      for (std::string_view candidate : provider_candidates_) {
+        if (lowercase(candidate).starts_with(lower)) {
+          if (suggestion) {
+            suggestion.reset();  // ambiguous
+            break;
+          }
+          suggestion = std::string(candidate);
+        }
+      }
+    }
+    if (suggestion) {
+      message += " (did you mean " + quote(*suggestion) + "?)";
+    } else if (providers_.empty()) {
+      message += " (define it under auth_providers)";
+    }
+    ctx_.error(ctx_.pos(item), std::move(message));
+    return std::nullopt;
+  }
+
+  void parseAuthorize(const Field& field, Route& route) {
+    if (route.auth_public) {
+      ctx_.error(field.key_pos, "\"authorize\" needs auth providers (this route is public)");
+    }
+    MapFields map = ctx_.readMap(field.item(), "authorize", &kAuthorize);
+    if (!map.valid) {
+      return;
+    }
+    Authorize authorize;
+    if (const Field* f = map.find("scopes")) {
+      parseNames(f->item(), authorize.scopes);
+    }
+    if (const Field* f = map.find("groups")) {
+      parseNames(f->item(), authorize.groups);
+    }
+    if (const Field* f = map.find("claims")) {
+      MapFields claims = ctx_.readMap(f->item(), "authorize.claims", nullptr);
+      for (const Field& c : claims.fields) {
+        if (c.key.empty()) {
+          ctx_.error(c.key_pos, "empty claim name in authorize.claims");
+          continue;
+        }
+        if (auto value = ctx_.text(c.item())) {
+          authorize.claims.emplace_back(std::string(c.key), std::move(*value));
+        }
+      }
+    }
+    route.authorize = std::move(authorize);
+  }
+
+  // A list of non-empty strings (scopes, groups); repeats are dropped.
+  void parseNames(const Item& item, std::vector<std::string>& out) {
+    for (const Item& entry : ctx_.readList(item, false)) {
+      auto text = ctx_.text(entry);
+      if (!text) {
+        continue;
+      }
+      if (text->empty()) {
+        ctx_.error(ctx_.pos(entry), entry.label() + " must not be empty");
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), *text) == out.end()) {
+        out.push_back(std::move(*text));
+      }
+    }
   }
 
   void parseEdits(const Item& item, const std::string& where, bool response, HeaderEdits& edits) {
@@ -489,15 +595,18 @@ class RouteParser {
 
   Context& ctx_;
   const std::map<std::string, Upstream>& upstreams_;
+  const std::map<std::string, AuthProvider>& providers_;
   std::unordered_set<std::string> names_;
   std::vector<std::string_view> candidates_;  // upstream names, built on the first unknown one
+  std::vector<std::string_view> provider_candidates_;  // likewise for auth provider names
 };
 
 }  // namespace
 
 std::vector<Route> parseRoutes(Context& ctx, const Item& item,
-                               const std::map<std::string, Upstream>& upstreams) {
-  return RouteParser(ctx, upstreams).parse(item);
+                               const std::map<std::string, Upstream>& upstreams,
+                               const std::map<std::string, AuthProvider>& auth_providers) {
+  return RouteParser(ctx, upstreams, auth_providers).parse(item);
 }
 
 }  // namespace portico::config::detail

@@ -121,6 +121,55 @@ struct Rewrite {
   std::string path;           // template; {params} name captures of the match template
 };
 
+// Where a credential is read from: "header:Authorization:Bearer" (the value after the prefix
+// and one space), "header:X-API-Key", "cookie:access_token", "query:apikey".
+struct CredentialSource {
+  enum class Kind : uint8_t { Header, Cookie, Query };
+  Kind kind = Kind::Header;
+  std::string name;    // header names lowercased; cookie and query names as written
+  std::string prefix;  // Header only, optional, e.g. "Bearer" (compared case-insensitively)
+};
+
+struct JwtProviderConfig {
+  std::vector<std::string> algorithms;  // non-empty; names from HS256..EdDSA, never "none"
+  std::string issuer;                   // empty = not checked
+  std::vector<std::string> audiences;   // empty = not checked
+  std::string secret;                   // raw bytes (secret: UTF-8 text, secret_base64: decoded)
+  std::string jwks_file;                // path as written; exactly one of secret / jwks_file
+  std::string jwks_text;                // the file's contents, read at load
+  std::vector<CredentialSource> token_from;  // default: header:Authorization:Bearer
+  Duration leeway{0};
+  bool require_exp = true;
+  std::vector<std::pair<std::string, std::string>> forward_claims;  // claim -> header name
+};
+
+struct ApiKeyProviderConfig {
+  std::vector<CredentialSource> from;  // default: header:X-API-Key
+};
+
+struct AuthProvider {
+  enum class Type : uint8_t { Jwt, ApiKey };
+  std::string name;
+  Type type = Type::Jwt;
+  JwtProviderConfig jwt;          // iff type == Jwt
+  ApiKeyProviderConfig api_key;   // iff type == ApiKey
+};
+
+struct Consumer {
+  std::string name;                 // unique
+  std::vector<std::string> groups;
+  std::vector<std::string> api_keys;          // plain keys as written (secrets)
+  std::vector<std::array<uint8_t, 32>> api_key_sha256;  // from hex
+  std::vector<std::string> jwt_subjects;      // JWT `sub` values naming this consumer
+};
+
+// All conditions must hold (SPEC §3 route authorize).
+struct Authorize {
+  std::vector<std::string> scopes;  // every one in the token's `scope` (space list) or `scp`
+  std::vector<std::string> groups;  // the consumer is in at least one
+  std::vector<std::pair<std::string, std::string>> claims;  // claim == value (string compare)
+};
+
 struct Route {
   std::string name;  // unique; generated "route-N" when absent
   SourcePos pos;
@@ -132,7 +181,10 @@ struct Route {
   HeaderEdits response_headers;
   std::optional<Duration> timeout;          // overrides the upstream's request timeout
   std::optional<uint64_t> max_body_bytes;   // overrides the listener's
-  bool auth_public = false;                 // true: `auth: public`; the only decision today
+  bool auth_public = false;                 // true: `auth: public`
+  std::vector<std::string> auth;            // provider names (any one authenticates); set iff
+                                            // !auth_public; each names an auth_providers entry
+  std::optional<Authorize> authorize;        // only with providers, never with auth: public
 };
 
 struct Config {
@@ -143,6 +195,8 @@ struct Config {
   Admin admin;
   AccessLog access_log;
   std::map<std::string, Upstream> upstreams;
+  std::map<std::string, AuthProvider> auth_providers;
+  std::vector<Consumer> consumers;
   std::vector<Route> routes;
 };
 

@@ -5,6 +5,8 @@ namespace portico::http {
 int statusOf(ErrorCode code) {
   switch (code) {
     case ErrorCode::BadRequest: return 400;
+    case ErrorCode::Unauthenticated: return 401;
+    case ErrorCode::Forbidden: return 403;
     case ErrorCode::NoRoute: return 404;
     case ErrorCode::MethodNotAllowed: return 405;
     case ErrorCode::RequestTimeout: return 408;
@@ -22,6 +24,8 @@ int statusOf(ErrorCode code) {
 std::string_view codeName(ErrorCode code) {
   switch (code) {
     case ErrorCode::BadRequest: return "bad_request";
+    case ErrorCode::Unauthenticated: return "unauthenticated";
+    case ErrorCode::Forbidden: return "forbidden";
     case ErrorCode::NoRoute: return "no_route";
     case ErrorCode::MethodNotAllowed: return "method_not_allowed";
     case ErrorCode::RequestTimeout: return "request_timeout";
@@ -98,6 +102,10 @@ void writeLocalReply(const LocalReply& reply, Buffer& out) {
   if (!reply.request_id.empty()) {
     out.append("\r\nX-Request-Id: ");
     out.append(reply.request_id);
+  }
+  if (!reply.www_authenticate.empty()) {
+    out.append("\r\nWWW-Authenticate: ");
+    out.append(reply.www_authenticate);
   }
   if (!reply.allow.empty()) {
     out.append("\r\nAllow: ");

@@ -10,6 +10,8 @@ namespace portico::http {
 
 enum class ErrorCode : uint8_t {
   BadRequest,         // 400
+  Unauthenticated,    // 401
+  Forbidden,          // 403
   NoRoute,            // 404
   MethodNotAllowed,   // 405
   RequestTimeout,     // 408
@@ -31,6 +33,7 @@ struct LocalReply {
   std::string_view message;
   std::string_view request_id;
   std::string_view allow;  // 405 only
+  std::string_view www_authenticate;  // 401 only
   bool close = false;      // adds Connection: close
   bool keep_alive_1_0 = false;  // HTTP/1.0 client that asked for keep-alive
 };

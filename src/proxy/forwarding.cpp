@@ -1,6 +1,7 @@
 // What the upstream receives and what the client receives: header forwarding rules of SPEC §4.
 #include <algorithm>
 
+#include "auth/authenticator.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
@@ -110,8 +111,11 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
       continue;
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
+    // Identity headers are the gateway's to set: a client's are dropped on every route.
+    if (inDropList(snap_->shared->auth->identityHeaders(), h.name)) continue;
     appendField(out, h.name, h.value);
   }
+  if (authenticated_) appendIdentityHeaders(out);
   appendField(out, "X-Request-Id", std::string_view(request_id_, request_id_len_));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
@@ -141,6 +145,27 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   }
   for (const auto& [name, value] : rc.request_headers.set) appendField(out, name, value);
   out.append("\r\n");
+}
+
+void Session::appendIdentityHeaders(Buffer& out) {
+  const auth::Identity& id = *identity_;
+  if (id.consumer != nullptr) {
+    appendField(out, "X-Consumer-Name", id.consumer->name);
+    if (!id.consumer->groups.empty()) {
+      out.append("X-Consumer-Groups: ");
+      for (size_t i = 0; i < id.consumer->groups.size(); ++i) {
+        if (i) out.append(", ");
+        out.append(id.consumer->groups[i]);
+      }
+      out.append("\r\n");
+    }
+  }
+  if (id.provider != nullptr && id.provider->type == config::AuthProvider::Type::Jwt) {
+    for (const auto& [claim, header] : id.provider->jwt.forward_claims) {
+      std::string value = auth::claimHeaderValue(id.claims, claim);
+      if (!value.empty()) appendField(out, header, value);
+    }
+  }
 }
 
 void Session::buildClientResponseHead(const http::ResponseHead& head) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "auth/authenticator.hpp"
 #include "core/clock.hpp"
 #include "http/path.hpp"
 #include "proxy/worker.hpp"
@@ -31,6 +32,8 @@ bool isValidRequestId(std::string_view id) {
 }  // namespace
 
 Session::Session(Worker& worker) : worker_(worker) {}
+
+Session::~Session() = default;
 
 const config::Listener& Session::listener() const {
   const WorkerSnapshot* snap = snap_ != nullptr ? snap_ : worker_.current_.get();
@@ -352,6 +355,7 @@ void Session::startRequest(size_t head_end) {
   }
   const RouteRuntime& route = snap.routes[match.route_index];
   route_ = &route;
+  if (!route.auth_providers.empty() && !checkAuth(route, has_body)) return;
   max_body_ = route.config->max_body_bytes.value_or(limits.max_body_bytes);
   if (req_.framing == http::BodyFraming::Length && req_.content_length > max_body_) {
     replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
@@ -456,6 +460,7 @@ void Session::finishRequest() {
   }
   route_ = nullptr;
   echo_ = false;
+  authenticated_ = false;
   request_id_len_ = 0;
   method_.clear();
   path_.clear();
@@ -483,8 +488,30 @@ void Session::upstreamFailed(http::ErrorCode code, const char* message) {
   replyError(code, message, !req_body_done_ || close_after_response_);
 }
 
+bool Session::checkAuth(const RouteRuntime& route, bool has_body) {
+  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  if (!identity_) identity_ = std::make_unique<auth::Identity>();
+  auth::AuthResult result =
+      authenticator.authenticate(route.auth_providers, req_.headers, req_.query,
+                                 static_cast<int64_t>(time(nullptr)), *identity_);
+  if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
+    result = authenticator.authorize(*route.config->authorize, *identity_);
+  }
+  if (result.outcome == auth::AuthOutcome::Unauthenticated) {
+    replyError(http::ErrorCode::Unauthenticated, result.message, has_body, {},
+               result.www_authenticate);
+    return false;
+  }
+  if (result.outcome == auth::AuthOutcome::Forbidden) {
+    replyError(http::ErrorCode::Forbidden, result.message, has_body);
+    return false;
+  }
+  authenticated_ = true;
+  return true;
+}
+
 void Session::replyError(http::ErrorCode code, std::string_view message, bool close,
-                         std::string_view allow) {
+                         std::string_view allow, std::string_view www_authenticate) {
   if (request_id_len_ == 0) {  // failed before the request's own id was known
     worker_.newRequestId(request_id_);
     request_id_len_ = 32;
@@ -492,7 +519,7 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
   if (close) close_after_response_ = true;
   status_ = http::statusOf(code);
   http::writeLocalReply({code, message, std::string_view(request_id_, request_id_len_), allow,
-                         close_after_response_, keep_alive_1_0_},
+                         www_authenticate, close_after_response_, keep_alive_1_0_},
                         out_);
   state_ = State::Proxy;
   echo_ = false;

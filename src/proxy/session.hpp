@@ -6,6 +6,7 @@
 // the other side cannot take more (backpressure).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "core/buffer.hpp"
@@ -17,6 +18,10 @@
 #include "router/router.hpp"
 #include "upstream/connection.hpp"
 
+namespace portico::auth {
+struct Identity;
+}
+
 namespace portico::proxy {
 
 class Worker;
@@ -27,6 +32,7 @@ class Session final : public net::EventHandler,
                       public upstream::ConnectionOwner {
  public:
   explicit Session(Worker& worker);
+  ~Session() override;
 
   // Starts serving an accepted socket.
   void open(int fd, const net::SocketAddress& peer, size_t listener_index);
@@ -65,7 +71,10 @@ class Session final : public net::EventHandler,
   void finishRequest();
   void upstreamFailed(http::ErrorCode code, const char* message);
   void replyError(http::ErrorCode code, std::string_view message, bool close,
-                  std::string_view allow = {});
+                  std::string_view allow = {}, std::string_view www_authenticate = {});
+  // Runs the route's authentication and authorization; false when it replied 401/403.
+  bool checkAuth(const RouteRuntime& route, bool has_body);
+  void appendIdentityHeaders(Buffer& out);
   void serveEcho();
   void buildUpstreamHead(const RouteRuntime& route, const router::MatchResult& match);
   void buildClientResponseHead(const http::ResponseHead& head);
@@ -115,6 +124,8 @@ class Session final : public net::EventHandler,
   upstream::Connection* up_ = nullptr;
   bool up_reused_ = false;
   bool echo_ = false;
+  bool authenticated_ = false;
+  std::unique_ptr<auth::Identity> identity_;  // allocated on the first authenticated request
   std::string echo_body_;
   uint64_t echo_body_bytes_ = 0;
   bool client_sent_length_ = false;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "auth/authenticator.hpp"
+
 namespace portico::proxy {
 namespace {
 
@@ -22,6 +24,9 @@ std::vector<std::string> dropList(const config::HeaderEdits& edits) {
 
 }  // namespace
 
+Snapshot::Snapshot() = default;
+Snapshot::~Snapshot() = default;
+
 std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t version,
                                                 std::vector<std::string>& errors) {
   auto snap = std::make_shared<Snapshot>();
@@ -29,6 +34,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
   snap->config = std::move(config);
   const config::Config& cfg = snap->config;
 
+  snap->auth = std::make_unique<auth::Authenticator>(cfg, errors);
   std::unordered_map<std::string, uint32_t> upstream_index;
   for (const auto& [name, upstream] : cfg.upstreams) {
     UpstreamRuntime rt;
@@ -68,6 +74,18 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     rt.request_drop = dropList(route.request_headers);
     rt.response_drop = dropList(route.response_headers);
     rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
+    for (const auto& name : route.auth) {
+      int index = snap->auth->providerIndex(name);
+      if (index < 0) {
+        errors.push_back("route \"" + route.name + "\": unknown auth provider \"" + name + "\"");
+        continue;
+      }
+      rt.auth_providers.push_back(static_cast<uint32_t>(index));
+    }
+    // Default deny, checked again here so no path can build a route that skips auth.
+    if (!route.auth_public && rt.auth_providers.empty()) {
+      errors.push_back("route \"" + route.name + "\" has no auth decision");
+    }
     snap->routes.push_back(std::move(rt));
   }
   if (!errors.empty()) return nullptr;

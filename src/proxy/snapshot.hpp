@@ -12,6 +12,10 @@
 #include "net/socket.hpp"
 #include "router/router.hpp"
 
+namespace portico::auth {
+class Authenticator;
+}
+
 namespace portico::proxy {
 
 struct UpstreamRuntime {
@@ -29,6 +33,7 @@ struct RouteRuntime {
   std::vector<std::string> request_drop;
   std::vector<std::string> response_drop;
   bool rewrites = false;
+  std::vector<uint32_t> auth_providers;  // Authenticator indexes; empty iff auth: public
 };
 
 struct Snapshot {
@@ -37,6 +42,10 @@ struct Snapshot {
   std::unique_ptr<router::Router> router;
   std::vector<UpstreamRuntime> upstreams;
   std::vector<RouteRuntime> routes;
+  std::unique_ptr<auth::Authenticator> auth;
+
+  Snapshot();
+  ~Snapshot();
 
   // Builds a snapshot from a validated config. Errors (a name that does not resolve, ...) are
   // appended to `errors` and nullptr is returned.

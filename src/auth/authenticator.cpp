@@ -1,0 +1,299 @@
+#include "auth/authenticator.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+namespace portico::auth {
+namespace {
+
+std::string sha256(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// Splits "a=1&b=2" (query) or "a=1; b=2" (Cookie) and returns the value of `name`.
+std::string_view findPair(std::string_view list, char separator, std::string_view name) {
+  while (!list.empty()) {
+    size_t end = list.find(separator);
+    std::string_view pair = trim(list.substr(0, end));
+    size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    if (end == std::string_view::npos) break;
+    list.remove_prefix(end + 1);
+  }
+  return {};
+}
+
+bool percentDecode(std::string_view in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = hexValue(in[i + 1]);
+      int lo = hexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(in[i] == '+' ? ' ' : in[i]);
+    }
+  }
+  return true;
+}
+
+bool isSafeHeaderValue(std::string_view v) {
+  for (char c : v) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+// RFC 6750 §3: the challenge a client gets for a missing or bad bearer token.
+std::string bearerChallenge(bool token_present, const char* description) {
+  std::string c = "Bearer realm=\"portico\"";
+  if (token_present) {
+    c += ", error=\"invalid_token\", error_description=\"";
+    c += description;
+    c += "\"";
+  }
+  return c;
+}
+
+}  // namespace
+
+std::string_view findCredential(const config::CredentialSource& source, http::HeaderList headers,
+                                std::string_view query, std::string& scratch) {
+  using Kind = config::CredentialSource::Kind;
+  switch (source.kind) {
+    case Kind::Header: {
+      const http::HeaderField* h = http::findHeader(headers, source.name);
+      if (h == nullptr) return {};
+      std::string_view value = h->value;
+      if (source.prefix.empty()) return trim(value);
+      if (value.size() <= source.prefix.size() ||
+          !http::equalsIgnoreCase(value.substr(0, source.prefix.size()), source.prefix) ||
+          value[source.prefix.size()] != ' ') {
+        return {};
+      }
+      return trim(value.substr(source.prefix.size() + 1));
+    }
+    case Kind::Cookie:
+      for (const auto& h : headers) {
+        if (h.name.size() == 6 && http::equalsIgnoreCase(h.name, "cookie")) {
+          std::string_view v = findPair(h.value, ';', source.name);
+          if (!v.empty()) return v;
+        }
+      }
+      return {};
+    case Kind::Query: {
+      std::string_view raw = findPair(query, '&', source.name);
+      if (raw.empty() || !percentDecode(raw, scratch)) return {};
+      return scratch;
+    }
+  }
+  return {};
+}
+
+std::string claimHeaderValue(const jwt::Json& claims, const std::string& claim) {
+  const jwt::Json* value = jwt::findMember(claims, claim);
+  if (value == nullptr || value->is_null()) return {};
+  std::string out;
+  if (value->is_string()) {
+    out = value->get<std::string>();
+  } else if (value->is_array()) {
+    for (const auto& item : *value) {
+      if (!item.is_string()) return {};
+      if (!out.empty()) out.push_back(' ');
+      out += item.get<std::string>();
+    }
+  } else if (value->is_number() || value->is_boolean()) {
+    out = value->dump();
+  } else {
+    return {};
+  }
+  return isSafeHeaderValue(out) ? out : std::string();
+}
+
+Authenticator::Authenticator(const config::Config& config, std::vector<std::string>& errors) {
+  identity_headers_ = {"x-consumer-name", "x-consumer-groups"};
+  for (const auto& [name, provider] : config.auth_providers) {
+    Provider p;
+    p.config = &provider;
+    if (provider.type == config::AuthProvider::Type::Jwt) {
+      const auto& jc = provider.jwt;
+      for (const auto& alg : jc.algorithms) {
+        if (auto a = jwt::parseAlg(alg)) p.policy.algorithms.push_back(*a);
+      }
+      if (!jc.issuer.empty()) p.policy.issuer = jc.issuer;
+      p.policy.audiences = jc.audiences;
+      p.policy.leeway = std::chrono::duration_cast<std::chrono::seconds>(jc.leeway);
+      p.policy.require_exp = jc.require_exp;
+      if (!jc.secret.empty()) {
+        p.keys.add(jwt::Key::fromSecret(jc.secret));
+      } else {
+        jwt::JwksResult jwks = jwt::parseJwks(jc.jwks_text);
+        for (const auto& e : jwks.errors) {
+          errors.push_back("auth provider \"" + name + "\": " + jc.jwks_file + ": " + e);
+        }
+        if (!jwks.document_ok || jwks.keys.empty()) {
+          errors.push_back("auth provider \"" + name + "\": " + jc.jwks_file +
+                           " holds no usable key");
+        }
+        p.keys = std::move(jwks.keys);
+      }
+      for (const auto& [claim, header] : jc.forward_claims) {
+        std::string lower(header);
+        for (char& c : lower) c = http::asciiLower(c);
+        if (std::find(identity_headers_.begin(), identity_headers_.end(), lower) ==
+            identity_headers_.end()) {
+          identity_headers_.push_back(lower);
+        }
+      }
+    }
+    provider_index_.emplace(name, static_cast<uint32_t>(providers_.size()));
+    providers_.push_back(std::move(p));
+  }
+  for (const auto& consumer : config.consumers) {
+    for (const auto& key : consumer.api_keys) by_key_hash_.emplace(sha256(key), &consumer);
+    for (const auto& digest : consumer.api_key_sha256) {
+      by_key_hash_.emplace(std::string(reinterpret_cast<const char*>(digest.data()), 32),
+                           &consumer);
+    }
+    for (const auto& sub : consumer.jwt_subjects) by_subject_.emplace(sub, &consumer);
+  }
+}
+
+int Authenticator::providerIndex(std::string_view name) const {
+  auto it = provider_index_.find(std::string(name));
+  return it == provider_index_.end() ? -1 : static_cast<int>(it->second);
+}
+
+Authenticator::Attempt Authenticator::tryJwt(const Provider& p, http::HeaderList headers,
+                                             std::string_view query, int64_t now, Identity& out,
+                                             const char*& message) const {
+  std::string scratch;
+  std::string_view token;
+  for (const auto& source : p.config->jwt.token_from) {
+    token = findCredential(source, headers, query, scratch);
+    if (!token.empty()) break;
+  }
+  if (token.empty()) return Attempt::NoCredential;
+  jwt::VerifyResult result = jwt::verify(token, p.keys, p.policy, now);
+  if (!result.ok()) {
+    message = result.reason;
+    return Attempt::Rejected;
+  }
+  out.provider = p.config;
+  out.claims = std::move(result.claims);
+  out.consumer = nullptr;
+  if (const std::string* sub = jwt::findString(out.claims, "sub")) {
+    auto it = by_subject_.find(*sub);
+    if (it != by_subject_.end()) out.consumer = it->second;
+  }
+  return Attempt::Accepted;
+}
+
+Authenticator::Attempt Authenticator::tryApiKey(const Provider& p, http::HeaderList headers,
+                                                std::string_view query, Identity& out) const {
+  std::string scratch;
+  std::string_view key;
+  for (const auto& source : p.config->api_key.from) {
+    key = findCredential(source, headers, query, scratch);
+    if (!key.empty()) break;
+  }
+  if (key.empty()) return Attempt::NoCredential;
+  // Looked up by digest: no byte-by-byte compare of the secret that timing could reveal.
+  auto it = by_key_hash_.find(sha256(key));
+  if (it == by_key_hash_.end()) return Attempt::Rejected;
+  out.provider = p.config;
+  out.consumer = it->second;
+  out.claims = nullptr;
+  return Attempt::Accepted;
+}
+
+AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
+                                       http::HeaderList headers, std::string_view query,
+                                       int64_t now_seconds, Identity& out) const {
+  bool any_jwt = false;
+  bool credential_seen = false;
+  const char* jwt_problem = nullptr;
+  for (uint32_t index : providers) {
+    const Provider& p = providers_[index];
+    Attempt attempt;
+    if (p.config->type == config::AuthProvider::Type::Jwt) {
+      any_jwt = true;
+      const char* message = nullptr;
+      attempt = tryJwt(p, headers, query, now_seconds, out, message);
+      if (attempt == Attempt::Rejected && jwt_problem == nullptr) jwt_problem = message;
+    } else {
+      attempt = tryApiKey(p, headers, query, out);
+    }
+    if (attempt == Attempt::Accepted) return {};
+    if (attempt == Attempt::Rejected) credential_seen = true;
+  }
+  AuthResult result;
+  result.outcome = AuthOutcome::Unauthenticated;
+  result.message = credential_seen ? "invalid credentials" : "credentials required";
+  result.www_authenticate = any_jwt ? bearerChallenge(jwt_problem != nullptr,
+                                                      jwt_problem ? "the token is not valid" : "")
+                                    : "ApiKey realm=\"portico\"";
+  return result;
+}
+
+AuthResult Authenticator::authorize(const config::Authorize& rules,
+                                    const Identity& identity) const {
+  AuthResult denied{AuthOutcome::Forbidden, "not allowed", {}};
+  if (!rules.scopes.empty()) {
+    // RFC 8693 §4.2 `scope` is a space-separated string; some IdPs send `scp` as an array.
+    std::string granted = " " + claimHeaderValue(identity.claims, "scope") + " " +
+                          claimHeaderValue(identity.claims, "scp") + " ";
+    for (const auto& scope : rules.scopes) {
+      if (granted.find(" " + scope + " ") == std::string::npos) {
+        denied.message = "missing a required scope";
+        return denied;
+      }
+    }
+  }
+  if (!rules.groups.empty()) {
+    bool member = false;
+    if (identity.consumer != nullptr) {
+      for (const auto& g : rules.groups) {
+        const auto& mine = identity.consumer->groups;
+        if (std::find(mine.begin(), mine.end(), g) != mine.end()) member = true;
+      }
+    }
+    if (!member) {
+      denied.message = "not in a permitted group";
+      return denied;
+    }
+  }
+  for (const auto& [claim, value] : rules.claims) {
+    const jwt::Json* actual = jwt::findMember(identity.claims, claim);
+    bool match = actual != nullptr && ((actual->is_string() && *actual == value) ||
+                                       (!actual->is_string() && actual->dump() == value));
+    if (!match) {
+      denied.message = "a required claim does not match";
+      return denied;
+    }
+  }
+  return {};
+}
+
+}  // namespace portico::auth

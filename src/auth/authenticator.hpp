@@ -1,0 +1,87 @@
+#pragma once
+// Authentication and authorization for one config snapshot (SPEC §3 auth_providers, consumers,
+// route auth/authorize). Built on the control thread, immutable afterwards, shared by workers.
+// Default deny: a route names providers, and a request passes only if one of them accepts it.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/jwt/jwk.hpp"
+#include "auth/jwt/json.hpp"
+#include "auth/jwt/verifier.hpp"
+#include "config/model.hpp"
+#include "http/header.hpp"
+
+namespace portico::auth {
+
+// Who a request was authenticated as. Filled by Authenticator::authenticate.
+struct Identity {
+  const config::Consumer* consumer = nullptr;  // null when the credential names no consumer
+  const config::AuthProvider* provider = nullptr;
+  jwt::Json claims;  // the JWT payload; null for other providers
+};
+
+enum class AuthOutcome : uint8_t { Ok, Unauthenticated, Forbidden };
+
+struct AuthResult {
+  AuthOutcome outcome = AuthOutcome::Ok;
+  const char* message = "";       // for the JSON error body; never includes credentials
+  std::string www_authenticate;   // set for Unauthenticated
+};
+
+class Authenticator {
+ public:
+  // Compiles providers (key sets, policies) and the consumer tables. Problems (a JWKS without
+  // a usable key, ...) are appended to `errors`.
+  Authenticator(const config::Config& config, std::vector<std::string>& errors);
+
+  // Tries `providers` (indexes from providerIndex) in order; the first that accepts wins.
+  AuthResult authenticate(const std::vector<uint32_t>& providers, http::HeaderList headers,
+                          std::string_view query, int64_t now_seconds, Identity& out) const;
+  // Checks a route's authorize rules against an authenticated identity: Ok or Forbidden.
+  AuthResult authorize(const config::Authorize& rules, const Identity& identity) const;
+
+  // Index of a provider by name, or -1.
+  int providerIndex(std::string_view name) const;
+  const config::AuthProvider& provider(uint32_t index) const { return *providers_[index].config; }
+
+  // Lowercased header names only the gateway may set: X-Consumer-Name, X-Consumer-Groups and
+  // every forward_claims header. Removed from every client request before anything else.
+  const std::vector<std::string>& identityHeaders() const { return identity_headers_; }
+
+ private:
+  struct Provider {
+    const config::AuthProvider* config = nullptr;
+    jwt::KeySet keys;
+    jwt::VerifyPolicy policy;
+  };
+  enum class Attempt : uint8_t { NoCredential, Rejected, Accepted };
+
+  Attempt tryJwt(const Provider& p, http::HeaderList headers, std::string_view query,
+                 int64_t now, Identity& out, const char*& message) const;
+  Attempt tryApiKey(const Provider& p, http::HeaderList headers, std::string_view query,
+                    Identity& out) const;
+
+  std::vector<Provider> providers_;
+  std::unordered_map<std::string, uint32_t> provider_index_;
+  std::unordered_map<std::string, const config::Consumer*> by_key_hash_;  // sha256 -> consumer
+  std::unordered_map<std::string, const config::Consumer*> by_subject_;
+  std::vector<std::string> identity_headers_;
+};
+
+// The credential named by `source` in a request, or empty. Query values are percent-decoded
+// into `scratch`, which then backs the returned view.
+std::string_view findCredential(const config::CredentialSource& source, http::HeaderList headers,
+                                std::string_view query, std::string& scratch);
+
+// A claim as a header value: strings as they are, arrays of strings joined by spaces, numbers
+// and booleans as JSON. Empty when absent or when the value could break the header (CR, LF,
+// other controls): a token's content never becomes header syntax.
+std::string claimHeaderValue(const jwt::Json& claims, const std::string& claim);
+
+}  // namespace portico::auth
