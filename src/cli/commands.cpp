@@ -108,7 +108,14 @@ int explainCommand(const std::string& config_path, const std::string& method,
   snap->router->rewrite(match, path, forward);
   if (!req.query.empty()) forward += "?" + std::string(req.query);
   std::printf("forwards:  %s %s\n", method.c_str(), forward.c_str());
-  std::printf("auth:      %s\n", rc.auth_public ? "public" : "providers");
+  std::printf("auth:      %s\n", rc.auth_public ? "public" : ("any of " + joined(rc.auth)).c_str());
+  if (rc.authorize) {
+    std::string rules;
+    if (!rc.authorize->scopes.empty()) rules += "scopes [" + joined(rc.authorize->scopes) + "] ";
+    if (!rc.authorize->groups.empty()) rules += "groups [" + joined(rc.authorize->groups) + "] ";
+    for (const auto& [claim, value] : rc.authorize->claims) rules += claim + "=" + value + " ";
+    std::printf("authorize: %s\n", rules.c_str());
+  }
   for (size_t i = 0; i < route.upstreams.size(); ++i) {
     const auto& up = snap->upstreams[route.upstreams[i]];
     uint32_t weight = route.cumulative_weight[i] - (i ? route.cumulative_weight[i - 1] : 0);
@@ -131,7 +138,7 @@ int explainCommand(const std::string& config_path, const std::string& method,
     std::printf("response header remove: %s\n", joined(rc.response_headers.remove).c_str());
   }
   if (rc.timeout) std::printf("timeout:   %lld ms\n", static_cast<long long>(rc.timeout->count()));
-  std::printf("limits:    none (rate limits, cache and transforms are not in this version)\n");
+  std::printf("limits:    none (rate limits and caching are not in this version)\n");
   return 0;
 }
 

@@ -233,3 +233,32 @@ def test_admin_token_required_except_healthz(gateway, upstream):
     assert g.config_version() is not None
     code, body = g.admin("POST", "/admin/reload")
     assert code == 200 and body["version"] >= 2
+
+
+EXPLAIN_AUTH = """\
+listeners: [{address: 127.0.0.1:18301}]
+upstreams: {e: {builtin: echo}}
+auth_providers: {keys: {type: api_key}}
+consumers: [{name: a, api_keys: [k-0123456789]}]
+routes:
+  - name: adm
+    match: {path_prefix: /admin}
+    upstream: e
+    auth: [keys]
+    authorize: {groups: [admins], scopes: [users:read]}
+  - {name: pub, match: {path_prefix: /}, upstream: e, auth: public}
+"""
+
+
+def test_explain_shows_auth_and_authorize(portico_bin, write):
+    path = write(EXPLAIN_AUTH)
+    p = run(portico_bin, "explain", "-c", path, "GET", "http://x/admin/users")
+    assert p.returncode == 0, p.stderr
+    lines = {ln.split(":", 1)[0]: ln.split(":", 1)[1].strip() for ln in p.stdout.splitlines()
+             if ":" in ln}
+    assert lines["route"].startswith("adm ")
+    assert lines["auth"] == "any of keys"
+    assert "groups [admins]" in lines["authorize"] and "scopes [users:read]" in lines["authorize"]
+    p = run(portico_bin, "explain", "-c", path, "GET", "http://x/other")
+    assert "auth:      public" in p.stdout
+    assert "authorize" not in p.stdout
