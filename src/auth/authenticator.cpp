@@ -76,7 +76,19 @@ std::string bearerChallenge(bool token_present, const char* description) {
   return c;
 }
 
+// How long a verified token without `exp` (require_exp: false) stays cached.
+constexpr int64_t kNoExpCacheSeconds = 60;
+
 }  // namespace
+
+const jwt::Json& Identity::claimsOrNull() const {
+  static const jwt::Json kNull;
+  return claims ? *claims : kNull;
+}
+
+std::unique_ptr<TokenCache> Authenticator::makeCache() const {
+  return std::make_unique<TokenCache>(providers_.size());
+}
 
 std::string_view findCredential(const config::CredentialSource& source, http::HeaderList headers,
                                 std::string_view query, std::string& scratch) {
@@ -185,9 +197,11 @@ int Authenticator::providerIndex(std::string_view name) const {
   return it == provider_index_.end() ? -1 : static_cast<int>(it->second);
 }
 
-Authenticator::Attempt Authenticator::tryJwt(const Provider& p, http::HeaderList headers,
-                                             std::string_view query, int64_t now, Identity& out,
+Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList headers,
+                                             std::string_view query, int64_t now,
+                                             TokenCache* cache, Identity& out,
                                              const char*& message) const {
+  const Provider& p = providers_[index];
   std::string scratch;
   std::string_view token;
   for (const auto& source : p.config->jwt.token_from) {
@@ -195,17 +209,34 @@ Authenticator::Attempt Authenticator::tryJwt(const Provider& p, http::HeaderList
     if (!token.empty()) break;
   }
   if (token.empty()) return Attempt::NoCredential;
+  out.provider = p.config;
+  if (cache != nullptr) {
+    if (const TokenCache::Entry* hit = cache->find(index, token, now)) {
+      out.claims = hit->claims;
+      out.consumer = hit->consumer;
+      return Attempt::Accepted;
+    }
+  }
   jwt::VerifyResult result = jwt::verify(token, p.keys, p.policy, now);
   if (!result.ok()) {
     message = result.reason;
     return Attempt::Rejected;
   }
-  out.provider = p.config;
-  out.claims = std::move(result.claims);
+  out.claims = std::make_shared<const jwt::Json>(std::move(result.claims));
   out.consumer = nullptr;
-  if (const std::string* sub = jwt::findString(out.claims, "sub")) {
+  if (const std::string* sub = jwt::findString(*out.claims, "sub")) {
     auto it = by_subject_.find(*sub);
     if (it != by_subject_.end()) out.consumer = it->second;
+  }
+  if (cache != nullptr) {
+    int64_t expires = now + kNoExpCacheSeconds;
+    if (const jwt::Json* exp_claim = jwt::findMember(*out.claims, "exp")) {
+      // Never beyond exp (plus the leeway the verifier allows past it).
+      if (auto exp = jwt::numberValue(*exp_claim)) {
+        expires = static_cast<int64_t>(*exp) + p.policy.leeway.count();
+      }
+    }
+    cache->insert(index, token, {out.claims, out.consumer, expires});
   }
   return Attempt::Accepted;
 }
@@ -224,13 +255,14 @@ Authenticator::Attempt Authenticator::tryApiKey(const Provider& p, http::HeaderL
   if (it == by_key_hash_.end()) return Attempt::Rejected;
   out.provider = p.config;
   out.consumer = it->second;
-  out.claims = nullptr;
+  out.claims.reset();
   return Attempt::Accepted;
 }
 
 AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
                                        http::HeaderList headers, std::string_view query,
-                                       int64_t now_seconds, Identity& out) const {
+                                       int64_t now_seconds, TokenCache* cache,
+                                       Identity& out) const {
   bool any_jwt = false;
   bool credential_seen = false;
   const char* jwt_problem = nullptr;
@@ -240,7 +272,7 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
     if (p.config->type == config::AuthProvider::Type::Jwt) {
       any_jwt = true;
       const char* message = nullptr;
-      attempt = tryJwt(p, headers, query, now_seconds, out, message);
+      attempt = tryJwt(index, headers, query, now_seconds, cache, out, message);
       if (attempt == Attempt::Rejected && jwt_problem == nullptr) jwt_problem = message;
     } else {
       attempt = tryApiKey(p, headers, query, out);
@@ -262,8 +294,8 @@ AuthResult Authenticator::authorize(const config::Authorize& rules,
   AuthResult denied{AuthOutcome::Forbidden, "not allowed", {}};
   if (!rules.scopes.empty()) {
     // RFC 8693 §4.2 `scope` is a space-separated string; some IdPs send `scp` as an array.
-    std::string granted = " " + claimHeaderValue(identity.claims, "scope") + " " +
-                          claimHeaderValue(identity.claims, "scp") + " ";
+    std::string granted = " " + claimHeaderValue(identity.claimsOrNull(), "scope") + " " +
+                          claimHeaderValue(identity.claimsOrNull(), "scp") + " ";
     for (const auto& scope : rules.scopes) {
       if (granted.find(" " + scope + " ") == std::string::npos) {
         denied.message = "missing a required scope";
@@ -285,7 +317,7 @@ AuthResult Authenticator::authorize(const config::Authorize& rules,
     }
   }
   for (const auto& [claim, value] : rules.claims) {
-    const jwt::Json* actual = jwt::findMember(identity.claims, claim);
+    const jwt::Json* actual = jwt::findMember(identity.claimsOrNull(), claim);
     bool match = actual != nullptr && ((actual->is_string() && *actual == value) ||
                                        (!actual->is_string() && actual->dump() == value));
     if (!match) {

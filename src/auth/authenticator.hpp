@@ -14,6 +14,7 @@
 #include "auth/jwt/jwk.hpp"
 #include "auth/jwt/json.hpp"
 #include "auth/jwt/verifier.hpp"
+#include "auth/token_cache.hpp"
 #include "config/model.hpp"
 #include "http/header.hpp"
 
@@ -23,7 +24,9 @@ namespace portico::auth {
 struct Identity {
   const config::Consumer* consumer = nullptr;  // null when the credential names no consumer
   const config::AuthProvider* provider = nullptr;
-  jwt::Json claims;  // the JWT payload; null for other providers
+  std::shared_ptr<const jwt::Json> claims;  // the JWT payload; null for other providers
+
+  const jwt::Json& claimsOrNull() const;
 };
 
 enum class AuthOutcome : uint8_t { Ok, Unauthenticated, Forbidden };
@@ -41,8 +44,12 @@ class Authenticator {
   Authenticator(const config::Config& config, std::vector<std::string>& errors);
 
   // Tries `providers` (indexes from providerIndex) in order; the first that accepts wins.
+  // `cache` (may be null) remembers verified tokens; it must come from makeCache() of this
+  // authenticator.
   AuthResult authenticate(const std::vector<uint32_t>& providers, http::HeaderList headers,
-                          std::string_view query, int64_t now_seconds, Identity& out) const;
+                          std::string_view query, int64_t now_seconds, TokenCache* cache,
+                          Identity& out) const;
+  std::unique_ptr<TokenCache> makeCache() const;
   // Checks a route's authorize rules against an authenticated identity: Ok or Forbidden.
   AuthResult authorize(const config::Authorize& rules, const Identity& identity) const;
 
@@ -62,8 +69,8 @@ class Authenticator {
   };
   enum class Attempt : uint8_t { NoCredential, Rejected, Accepted };
 
-  Attempt tryJwt(const Provider& p, http::HeaderList headers, std::string_view query,
-                 int64_t now, Identity& out, const char*& message) const;
+  Attempt tryJwt(uint32_t index, http::HeaderList headers, std::string_view query, int64_t now,
+                 TokenCache* cache, Identity& out, const char*& message) const;
   Attempt tryApiKey(const Provider& p, http::HeaderList headers, std::string_view query,
                     Identity& out) const;
 

@@ -64,11 +64,11 @@ TEST(Authenticator, AcceptsValidBearerTokenAndMapsSubjectToConsumer) {
   std::string bearer = "Bearer " + hs256(R"({"sub":"alice","iss":"https://idp.test/","exp":1900000000,"scope":"a b"})");
   http::HeaderField headers[] = {{"Authorization", bearer}};
   Identity id;
-  AuthResult r = f.auth.authenticate(f.both, headers, "", kNow, id);
+  AuthResult r = f.auth.authenticate(f.both, headers, "", kNow, nullptr, id);
   ASSERT_EQ(r.outcome, AuthOutcome::Ok) << r.message;
   ASSERT_NE(id.consumer, nullptr);
   EXPECT_EQ(id.consumer->name, "alice");
-  EXPECT_EQ(claimHeaderValue(id.claims, "scope"), "a b");
+  EXPECT_EQ(claimHeaderValue(id.claimsOrNull(), "scope"), "a b");
 }
 
 TEST(Authenticator, TokenFromCookie) {
@@ -77,7 +77,7 @@ TEST(Authenticator, TokenFromCookie) {
                        hs256(R"({"sub":"x","iss":"https://idp.test/","exp":1900000000})");
   http::HeaderField headers[] = {{"Cookie", cookie}};
   Identity id;
-  EXPECT_EQ(f.auth.authenticate(f.both, headers, "", kNow, id).outcome, AuthOutcome::Ok);
+  EXPECT_EQ(f.auth.authenticate(f.both, headers, "", kNow, nullptr, id).outcome, AuthOutcome::Ok);
   EXPECT_EQ(id.consumer, nullptr);  // "x" names no consumer: authenticated, anonymous
 }
 
@@ -91,7 +91,7 @@ TEST(Authenticator, RefusesBadTokensWithInvalidTokenChallenge) {
     std::string bearer = "Bearer " + token;
     http::HeaderField headers[] = {{"Authorization", bearer}};
     Identity id;
-    AuthResult r = f.auth.authenticate(f.both, headers, "", kNow, id);
+    AuthResult r = f.auth.authenticate(f.both, headers, "", kNow, nullptr, id);
     EXPECT_EQ(r.outcome, AuthOutcome::Unauthenticated) << token;
     EXPECT_NE(r.www_authenticate.find("error=\"invalid_token\""), std::string::npos);
   }
@@ -100,7 +100,7 @@ TEST(Authenticator, RefusesBadTokensWithInvalidTokenChallenge) {
 TEST(Authenticator, MissingCredentialsGetPlainChallenge) {
   Fixture f;
   Identity id;
-  AuthResult r = f.auth.authenticate(f.both, {}, "", kNow, id);
+  AuthResult r = f.auth.authenticate(f.both, {}, "", kNow, nullptr, id);
   EXPECT_EQ(r.outcome, AuthOutcome::Unauthenticated);
   EXPECT_EQ(r.www_authenticate, "Bearer realm=\"portico\"");
 }
@@ -109,14 +109,14 @@ TEST(Authenticator, ApiKeyFromHeaderAndQuery) {
   Fixture f;
   http::HeaderField good[] = {{"X-API-Key", "k-alice"}};
   Identity id;
-  ASSERT_EQ(f.auth.authenticate(f.both, good, "", kNow, id).outcome, AuthOutcome::Ok);
+  ASSERT_EQ(f.auth.authenticate(f.both, good, "", kNow, nullptr, id).outcome, AuthOutcome::Ok);
   EXPECT_EQ(id.consumer->name, "alice");
   Identity by_query;
-  EXPECT_EQ(f.auth.authenticate(f.both, {}, "x=1&apikey=k%2Dalice", kNow, by_query).outcome,
+  EXPECT_EQ(f.auth.authenticate(f.both, {}, "x=1&apikey=k%2Dalice", kNow, nullptr, by_query).outcome,
             AuthOutcome::Ok);
   http::HeaderField bad[] = {{"X-API-Key", "k-alicf"}};
   Identity none;
-  EXPECT_EQ(f.auth.authenticate(f.both, bad, "", kNow, none).outcome,
+  EXPECT_EQ(f.auth.authenticate(f.both, bad, "", kNow, nullptr, none).outcome,
             AuthOutcome::Unauthenticated);
 }
 
@@ -124,7 +124,8 @@ TEST(Authenticator, AuthorizeScopesGroupsAndClaims) {
   Fixture f;
   Identity id;
   id.consumer = &f.cfg.consumers[0];
-  id.claims = jwt::Json::parse(R"({"scope":"users:read users:write","tenant":"acme","n":3})");
+  id.claims = std::make_shared<const jwt::Json>(
+      jwt::Json::parse(R"({"scope":"users:read users:write","tenant":"acme","n":3})"));
   config::Authorize rules;
   rules.scopes = {"users:read"};
   rules.groups = {"admins", "ops"};
@@ -140,6 +141,39 @@ TEST(Authenticator, AuthorizeScopesGroupsAndClaims) {
   rules.groups = {};
   rules.claims = {{"tenant", "globex"}};
   EXPECT_EQ(f.auth.authorize(rules, id).outcome, AuthOutcome::Forbidden);
+}
+
+TEST(Authenticator, CachedTokenIsNotVerifiedAgainAndExpiresWithExp) {
+  Fixture f;
+  auto cache = f.auth.makeCache();
+  std::string bearer = "Bearer " + hs256(R"({"sub":"alice","iss":"https://idp.test/","exp":1800000100})");
+  http::HeaderField headers[] = {{"Authorization", bearer}};
+  uint32_t corp = f.both[0];
+  Identity first;
+  ASSERT_EQ(f.auth.authenticate(f.both, headers, "", kNow, cache.get(), first).outcome,
+            AuthOutcome::Ok);
+  EXPECT_EQ(cache->size(corp), 1u);
+  Identity second;
+  ASSERT_EQ(f.auth.authenticate(f.both, headers, "", kNow + 50, cache.get(), second).outcome,
+            AuthOutcome::Ok);
+  EXPECT_EQ(second.claims.get(), first.claims.get());  // the cached claims, not a new parse
+  EXPECT_EQ(second.consumer, first.consumer);
+  // Past exp the cache does not answer, and verification refuses the token.
+  Identity late;
+  EXPECT_EQ(f.auth.authenticate(f.both, headers, "", kNow + 100, cache.get(), late).outcome,
+            AuthOutcome::Unauthenticated);
+}
+
+TEST(TokenCache, EvictsTheOldestWhenFull) {
+  TokenCache cache(1, 2);
+  cache.insert(0, "a", {nullptr, nullptr, 100});
+  cache.insert(0, "b", {nullptr, nullptr, 100});
+  cache.insert(0, "c", {nullptr, nullptr, 100});
+  EXPECT_EQ(cache.size(0), 2u);
+  EXPECT_EQ(cache.find(0, "a", 0), nullptr);
+  EXPECT_NE(cache.find(0, "b", 0), nullptr);
+  EXPECT_NE(cache.find(0, "c", 0), nullptr);
+  EXPECT_EQ(cache.find(0, "c", 100), nullptr);  // dead at its expiry
 }
 
 TEST(Authenticator, IdentityHeadersIncludeForwardedClaims) {

@@ -162,7 +162,7 @@ void Session::appendIdentityHeaders(Buffer& out) {
   }
   if (id.provider != nullptr && id.provider->type == config::AuthProvider::Type::Jwt) {
     for (const auto& [claim, header] : id.provider->jwt.forward_claims) {
-      std::string value = auth::claimHeaderValue(id.claims, claim);
+      std::string value = auth::claimHeaderValue(id.claimsOrNull(), claim);
       if (!value.empty()) appendField(out, header, value);
     }
   }

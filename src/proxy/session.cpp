@@ -491,9 +491,10 @@ void Session::upstreamFailed(http::ErrorCode code, const char* message) {
 bool Session::checkAuth(const RouteRuntime& route, bool has_body) {
   const auth::Authenticator& authenticator = *snap_->shared->auth;
   if (!identity_) identity_ = std::make_unique<auth::Identity>();
-  auth::AuthResult result =
-      authenticator.authenticate(route.auth_providers, req_.headers, req_.query,
-                                 static_cast<int64_t>(time(nullptr)), *identity_);
+  if (!snap_->token_cache) snap_->token_cache = authenticator.makeCache();
+  auth::AuthResult result = authenticator.authenticate(
+      route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
+      snap_->token_cache.get(), *identity_);
   if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
     result = authenticator.authorize(*route.config->authorize, *identity_);
   }

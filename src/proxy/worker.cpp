@@ -7,10 +7,14 @@
 #include <cstring>
 #include <random>
 
+#include "auth/token_cache.hpp"
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 
 namespace portico::proxy {
+
+WorkerSnapshot::WorkerSnapshot() = default;
+WorkerSnapshot::~WorkerSnapshot() = default;
 
 void Acceptor::onEvents(uint32_t) {
   if (fd_) worker_.accept(listener_index_, fd_.get());

@@ -17,6 +17,10 @@
 #include "proxy/snapshot.hpp"
 #include "upstream/connection.hpp"
 
+namespace portico::auth {
+class TokenCache;
+}
+
 namespace portico::proxy {
 
 class Session;
@@ -28,7 +32,11 @@ struct WorkerSnapshot {
   std::shared_ptr<const Snapshot> shared;
   std::vector<std::vector<upstream::EndpointPool*>> pools;  // [upstream][endpoint]
   std::vector<uint32_t> round_robin;                        // [upstream]
+  std::unique_ptr<auth::TokenCache> token_cache;            // made on first use
   uint32_t refs = 0;
+
+  WorkerSnapshot();
+  ~WorkerSnapshot();
 };
 
 // One listening socket of this worker.
