@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 
 #include <cstring>
 #include <thread>
@@ -22,6 +23,16 @@ std::string jsonString(std::string_view s) {
   http::appendJsonEscaped(s, b);
   b.append('"');
   return std::string(b.view());
+}
+
+// Constant time in the token's content, so response timing says nothing about how much of a
+// guessed token was right.
+bool bearerMatches(std::string_view authorization, const std::string& token) {
+  constexpr std::string_view kPrefix = "Bearer ";
+  if (authorization.size() != kPrefix.size() + token.size() || !authorization.starts_with(kPrefix)) {
+    return false;
+  }
+  return CRYPTO_memcmp(authorization.data() + kPrefix.size(), token.data(), token.size()) == 0;
 }
 
 bool sameListeners(const config::Config& a, const config::Config& b) {
@@ -133,7 +144,7 @@ void Server::drain() {
 admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
   if (req.path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
   const std::string& token = current_->config.admin.token;
-  if (!token.empty() && req.authorization != "Bearer " + token) {
+  if (!token.empty() && !bearerMatches(req.authorization, token)) {
     return {401, "application/json",
             R"({"error":{"status":401,"code":"unauthenticated","message":"admin token required"}})"};
   }
