@@ -20,6 +20,15 @@ void Acceptor::onEvents(uint32_t) {
   if (fd_) worker_.accept(listener_index_, fd_.get());
 }
 
+void Acceptor::pause() {
+  worker_.loop().remove(fd_.get());
+  worker_.loop().setTimeout(*this, 100);
+}
+
+void Acceptor::onTimer() {
+  if (fd_ && !worker_.draining()) worker_.loop().addReadable(fd_.get(), this);
+}
+
 Worker::Worker(unsigned index, std::vector<net::UniqueFd> listen_fds,
                std::shared_ptr<const Snapshot> snapshot,
                observability::AccessLogSink* access_log, RetireFn retire)
@@ -149,7 +158,11 @@ void Worker::accept(size_t listener_index, int listen_fd) {
   int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&peer.storage), &peer.length,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      LOG_WARN("accept: %s; pausing this listener for 100 ms", strerror(errno));
+      acceptors_[listener_index]->pause();
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+               errno != ECONNABORTED) {
       LOG_WARN("accept: %s", strerror(errno));
     }
     return;

@@ -40,11 +40,15 @@ struct WorkerSnapshot {
 };
 
 // One listening socket of this worker.
-class Acceptor final : public net::EventHandler {
+class Acceptor final : public net::EventHandler, public net::Timed {
  public:
   Acceptor(Worker& worker, size_t listener_index, net::UniqueFd fd)
       : worker_(worker), listener_index_(listener_index), fd_(std::move(fd)) {}
   void onEvents(uint32_t events) override;
+  // Out of file descriptors: the socket stays readable (level-triggered), so instead of
+  // spinning on it, stop watching it for a moment (as NGINX does).
+  void pause();
+  void onTimer() override;
   int fd() const { return fd_.get(); }
   void close() { fd_.reset(); }
 
