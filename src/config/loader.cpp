@@ -20,8 +20,6 @@ namespace portico::config {
 namespace detail {
 namespace {
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
 constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listeners",
                                          "admin",     "access_log",     "upstreams",
                                          "consumers", "auth_providers", "routes"};

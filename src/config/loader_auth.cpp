@@ -22,18 +22,6 @@
 namespace portico::config::detail {
 namespace {
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c + 32);
-    }
-  }
-  return out;
-}
-
 constexpr std::string_view kProviderTypes[] = {"jwt", "api_key"};
 constexpr std::string_view kUnsupportedTypes[] = {"mtls", "oauth2_introspection"};
 

@@ -11,8 +11,6 @@
 namespace portico::config::detail {
 namespace {
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
 // Small maps are the common case (a route has a handful of keys): a linear scan beats hashing.
 constexpr size_t kLinearDuplicateScan = 16;
 

@@ -15,18 +15,6 @@
 namespace portico::config::detail {
 namespace {
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c + 32);
-    }
-  }
-  return out;
-}
-
 std::string uppercase(std::string_view s) {
   std::string out(s);
   for (char& c : out) {

@@ -9,6 +9,19 @@
 #include <unordered_set>
 
 namespace portico::config::detail {
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c + 32);
+    }
+  }
+  return out;
+}
+
 namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
@@ -17,8 +30,6 @@ bool isDigit(char c) { return c >= '0' && c <= '9'; }
 bool isAlpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 bool isHex(char c) { return isDigit(c) || (c >= 'A' && c <= 'F') || (c >= 'a' && c <= 'f'); }
 int hexValue(char c) { return isDigit(c) ? c - '0' : lower(c) - 'a' + 10; }
-
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // RFC 3986 unreserved: percent-encoding them changes nothing, so normalization decodes them.
 bool isUnreserved(char c) {

@@ -14,6 +14,11 @@
 
 namespace portico::config::detail {
 
+// "name" with the quotes, for messages.
+std::string quote(std::string_view s);
+// ASCII lower case.
+std::string lowercase(std::string_view s);
+
 using Problem = std::optional<std::string>;
 
 struct HostPort {
