@@ -7,6 +7,8 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
+
 from support import util
 
 CONFIG = """\
@@ -30,6 +32,10 @@ def _get(port, path="/x"):
         return r.status
 
 
+# UBSan's vptr check tests whether memory is readable by writing it to a pipe(); with no
+# descriptor left that fails, and it reports a false "invalid vptr". The premise of this test is
+# a process out of descriptors, so it runs on the release build only.
+@pytest.mark.skipif(util.SANITIZED, reason="sanitizer runtimes need free descriptors")
 def test_fd_exhaustion_pauses_accept_and_recovers(portico_bin, tmp_path):
     port, admin = util.free_port(), util.free_port()
     cfg = tmp_path / "p.yaml"
