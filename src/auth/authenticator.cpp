@@ -7,11 +7,27 @@
 namespace portico::auth {
 namespace {
 
-std::string sha256(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
+using Digest = std::array<char, 32>;
+
+Digest sha256(std::string_view data) {
+  Digest digest{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(digest), len);
+  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &len,
+             EVP_sha256(), nullptr);
+  return digest;
+}
+
+std::string_view viewOf(const Digest& d) { return {d.data(), d.size()}; }
+
+// The first credential the request carries among `sources`, tried in the configured order.
+std::string_view firstCredential(const std::vector<config::CredentialSource>& sources,
+                                 http::HeaderList headers, std::string_view query,
+                                 std::string& scratch) {
+  for (const auto& source : sources) {
+    std::string_view found = findCredential(source, headers, query, scratch);
+    if (!found.empty()) return found;
+  }
+  return {};
 }
 
 int hexValue(char c) {
@@ -183,7 +199,9 @@ Authenticator::Authenticator(const config::Config& config, std::vector<std::stri
     providers_.push_back(std::move(p));
   }
   for (const auto& consumer : config.consumers) {
-    for (const auto& key : consumer.api_keys) by_key_hash_.emplace(sha256(key), &consumer);
+    for (const auto& key : consumer.api_keys) {
+      by_key_hash_.emplace(std::string(viewOf(sha256(key))), &consumer);
+    }
     for (const auto& digest : consumer.api_key_sha256) {
       by_key_hash_.emplace(std::string(reinterpret_cast<const char*>(digest.data()), 32),
                            &consumer);
@@ -203,11 +221,7 @@ Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList he
                                              const char*& message) const {
   const Provider& p = providers_[index];
   std::string scratch;
-  std::string_view token;
-  for (const auto& source : p.config->jwt.token_from) {
-    token = findCredential(source, headers, query, scratch);
-    if (!token.empty()) break;
-  }
+  std::string_view token = firstCredential(p.config->jwt.token_from, headers, query, scratch);
   if (token.empty()) return Attempt::NoCredential;
   out.provider = p.config;
   if (cache != nullptr) {
@@ -244,14 +258,11 @@ Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList he
 Authenticator::Attempt Authenticator::tryApiKey(const Provider& p, http::HeaderList headers,
                                                 std::string_view query, Identity& out) const {
   std::string scratch;
-  std::string_view key;
-  for (const auto& source : p.config->api_key.from) {
-    key = findCredential(source, headers, query, scratch);
-    if (!key.empty()) break;
-  }
+  std::string_view key = firstCredential(p.config->api_key.from, headers, query, scratch);
   if (key.empty()) return Attempt::NoCredential;
   // Looked up by digest: no byte-by-byte compare of the secret that timing could reveal.
-  auto it = by_key_hash_.find(sha256(key));
+  const Digest digest = sha256(key);
+  auto it = by_key_hash_.find(viewOf(digest));
   if (it == by_key_hash_.end()) return Attempt::Rejected;
   out.provider = p.config;
   out.consumer = it->second;

@@ -76,7 +76,13 @@ class Authenticator {
 
   std::vector<Provider> providers_;
   std::unordered_map<std::string, uint32_t> provider_index_;
-  std::unordered_map<std::string, const config::Consumer*> by_key_hash_;  // sha256 -> consumer
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  // SHA-256 of each API key -> its consumer; looked up with a string_view, no allocation.
+  std::unordered_map<std::string, const config::Consumer*, StringHash, std::equal_to<>>
+      by_key_hash_;
   std::unordered_map<std::string, const config::Consumer*> by_subject_;
   std::vector<std::string> identity_headers_;
 };

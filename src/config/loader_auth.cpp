@@ -220,10 +220,10 @@ class AuthParser {
         }
       }
       if (const Field* f = map.find("groups")) {
-        parseStrings(f->item(), consumer.groups);
+        ctx_.readStrings(f->item(), consumer.groups);
       }
       if (const Field* f = map.find("jwt_subjects")) {
-        parseStrings(f->item(), consumer.jwt_subjects);
+        ctx_.readStrings(f->item(), consumer.jwt_subjects);
       }
       if (const Field* f = map.find("api_keys")) {
         for (const Item& key_item : ctx_.readList(f->item(), false)) {
@@ -281,23 +281,6 @@ class AuthParser {
                          " (each key must name one consumer)");
     }
     return false;
-  }
-
-  // A list of non-empty strings; repeats are dropped.
-  void parseStrings(const Item& item, std::vector<std::string>& out) {
-    for (const Item& entry : ctx_.readList(item, false)) {
-      auto text = ctx_.text(entry);
-      if (!text) {
-        continue;
-      }
-      if (text->empty()) {
-        ctx_.error(ctx_.pos(entry), entry.label() + " must not be empty");
-        continue;
-      }
-      if (std::find(out.begin(), out.end(), *text) == out.end()) {
-        out.push_back(std::move(*text));
-      }
-    }
   }
 
   void parseProvider(const Field& entry, AuthProvider& provider) {
@@ -439,7 +422,7 @@ class AuthParser {
       config.issuer = ctx_.text(f->item()).value_or("");
     }
     if (const Field* f = map.find("audiences")) {
-      parseStrings(f->item(), config.audiences);
+      ctx_.readStrings(f->item(), config.audiences);
     }
     std::optional<std::vector<std::string>> algorithms;
     const Field* algorithms_field = map.find("algorithms");

@@ -178,6 +178,22 @@ std::vector<Item> Context::readList(const Item& item, bool non_empty) {
   return out;
 }
 
+void Context::readStrings(const Item& item, std::vector<std::string>& out) {
+  for (const Item& entry : readList(item, false)) {
+    auto value = text(entry);
+    if (!value) {
+      continue;
+    }
+    if (value->empty()) {
+      error(pos(entry), entry.label() + " must not be empty");
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), *value) == out.end()) {
+      out.push_back(std::move(*value));
+    }
+  }
+}
+
 void Context::requireKey(const MapFields& map, std::string_view key, std::string_view context) {
   if (map.valid && map.find(key) == nullptr) {
     error(map.pos, "missing required key " + quote(key) +

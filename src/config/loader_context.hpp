@@ -73,6 +73,8 @@ class Context {
   MapFields readMap(const Item& item, std::string_view context, const KeySet* keys);
   // The items of a list; reports an empty list when `non_empty`.
   std::vector<Item> readList(const Item& item, bool non_empty);
+  // A list of non-empty strings (groups, scopes, audiences), appended to `out` without repeats.
+  void readStrings(const Item& item, std::vector<std::string>& out);
   void requireKey(const MapFields& map, std::string_view key, std::string_view context);
 
   // A scalar's text with ${ENV} references expanded.

@@ -477,10 +477,10 @@ class RouteParser {
     }
     Authorize authorize;
     if (const Field* f = map.find("scopes")) {
-      parseNames(f->item(), authorize.scopes);
+      ctx_.readStrings(f->item(), authorize.scopes);
     }
     if (const Field* f = map.find("groups")) {
-      parseNames(f->item(), authorize.groups);
+      ctx_.readStrings(f->item(), authorize.groups);
     }
     if (const Field* f = map.find("claims")) {
       MapFields claims = ctx_.readMap(f->item(), "authorize.claims", nullptr);
@@ -495,23 +495,6 @@ class RouteParser {
       }
     }
     route.authorize = std::move(authorize);
-  }
-
-  // A list of non-empty strings (scopes, groups); repeats are dropped.
-  void parseNames(const Item& item, std::vector<std::string>& out) {
-    for (const Item& entry : ctx_.readList(item, false)) {
-      auto text = ctx_.text(entry);
-      if (!text) {
-        continue;
-      }
-      if (text->empty()) {
-        ctx_.error(ctx_.pos(entry), entry.label() + " must not be empty");
-        continue;
-      }
-      if (std::find(out.begin(), out.end(), *text) == out.end()) {
-        out.push_back(std::move(*text));
-      }
-    }
   }
 
   void parseEdits(const Item& item, const std::string& where, bool response, HeaderEdits& edits) {

@@ -97,11 +97,11 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   const bool trusted = inCidrs(listener().trusted_proxies, peer_);
   std::string_view xfproto, xfhost;
   bool client_sent_xff = false;
-  client_sent_length_ = false;
+  bool client_sent_length = false;
   for (const auto& h : req_.headers) {
     switch (classifyRequestField(h.name)) {
       case RequestField::Drop: continue;
-      case RequestField::ContentLength: client_sent_length_ = true; continue;
+      case RequestField::ContentLength: client_sent_length = true; continue;
       case RequestField::XForwardedFor: client_sent_xff = true; continue;
       case RequestField::XForwardedProto: if (xfproto.empty()) xfproto = h.value; continue;
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
@@ -140,7 +140,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     out.append("\r\n");
   } else if (req_.framing == http::BodyFraming::Chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
-  } else if (client_sent_length_) {
+  } else if (client_sent_length) {
     out.append("Content-Length: 0\r\n");
   }
   for (const auto& [name, value] : rc.request_headers.set) appendField(out, name, value);

@@ -51,7 +51,6 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
   close_after_response_ = false;
   head_scanned_ = 0;
   head_started_ms_ = 0;
-  requests_served_ = 0;
   in_.clear();
   out_.clear();
   if (in_.capacity() == 0) in_.reserve(kInitialInBuffer);
@@ -390,7 +389,7 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   req_chunked_.reset();
   req_validated_ = 0;
   req_body_done_ = req_framing_ == http::BodyFraming::None;
-  expect_continue_ = req_.expect_continue && !req_body_done_;
+  const bool expect_continue = req_.expect_continue && !req_body_done_;
   state_ = State::Proxy;
   resp_head_done_ = false;
   resp_dechunk_ = false;
@@ -398,7 +397,7 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   retried_ = false;
   // RFC 9110 §10.1.1: we answer 100 ourselves once the request passed our checks; the
   // upstream gets the body without having to ask for it.
-  if (expect_continue_) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  if (expect_continue) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
 
   if (upstream.config->builtin == config::Upstream::Builtin::Echo) {
     echo_ = true;
@@ -464,7 +463,6 @@ void Session::finishRequest() {
   request_id_len_ = 0;
   method_.clear();
   path_.clear();
-  ++requests_served_;
   status_ = 0;
   upstream_head_us_ = upstream_start_us_ = 0;
   if (close_after_response_ || worker_.draining()) {

@@ -103,7 +103,6 @@ class Session final : public net::EventHandler,
   uint64_t head_started_ms_ = 0;
   bool close_after_response_ = false;
   size_t head_scanned_ = 0;
-  uint32_t requests_served_ = 0;
 
   Buffer in_;
   Buffer out_;
@@ -128,10 +127,8 @@ class Session final : public net::EventHandler,
   std::unique_ptr<auth::Identity> identity_;  // allocated on the first authenticated request
   std::string echo_body_;
   uint64_t echo_body_bytes_ = 0;
-  bool client_sent_length_ = false;
   size_t resp_scanned_ = 0;
   bool retried_ = false;
-  bool expect_continue_ = false;
   bool version_1_0_ = false;
   bool keep_alive_1_0_ = false;
 

@@ -236,7 +236,6 @@ void Worker::releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t
   conn->owner = nullptr;
   upstream::EndpointPool& pool = *conn->pool;
   if (reusable && !draining_ && pool.idle.size() < max_idle) {
-    ++conn->requests;
     conn->in.clear();
     conn->out.clear();
     loop_.setTimeout(*conn, pool.idle_timeout_ms);

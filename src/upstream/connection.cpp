@@ -13,7 +13,6 @@ void Connection::reset(int new_fd, EndpointPool* new_pool, Host* new_host) {
   owner = nullptr;
   connecting = true;
   readable = writable = eof = rdhup = false;
-  requests = 0;
   in.clear();
   out.clear();
   if (in.capacity() == 0) in.reserve(32 * 1024);

@@ -54,7 +54,6 @@ class Connection final : public net::EventHandler, public net::Timed {
   bool writable = false;
   bool eof = false;
   bool rdhup = false;     // the upstream shut down its side: read until EOF, not a short read
-  uint32_t requests = 0;  // requests carried so far
   Buffer in;
   Buffer out;
   http::ResponseHead head;  // views into `in` while the head is being processed

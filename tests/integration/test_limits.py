@@ -7,7 +7,7 @@ import pytest
 from support import gateway as gw
 from support import rawhttp
 from support.rawhttp import RawConn, request_bytes
-from support.util import SLACK
+from support.util import SLACK, assert_error
 
 HEADER_TIMEOUT = 1.0
 IDLE_TIMEOUT = 1.0
@@ -25,14 +25,6 @@ def env(module_gateway, module_upstreams):
               "header_timeout": "1s", "idle_timeout": "1s"}
     g = module_gateway(gw.config(routes, {"u": gw.up(u)}, limits=limits))
     return g, u
-
-
-def assert_error(resp, status, code):
-    assert resp.status == status, resp
-    assert resp.header("Content-Type", "").startswith("application/json")
-    err = resp.json()["error"]
-    assert err["status"] == status and err["code"] == code, err
-    assert err["request_id"] == resp.header("X-Request-Id")
 
 
 def post(g, path, n, extra=None):

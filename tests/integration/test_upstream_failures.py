@@ -8,7 +8,7 @@ from support import gateway as gw
 from support import rawhttp
 from support.rawhttp import RawConn, request_bytes
 from support.upstream import BAD_RESPONSES
-from support.util import SLACK, free_port, wait_until
+from support.util import SLACK, assert_error, free_port, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,6 @@ def env(module_gateway, module_upstreams):
     }
     g = module_gateway(gw.config(routes, upstreams))
     return g, u
-
-
-def assert_error(resp, status, code):
-    assert resp.status == status, resp
-    assert resp.header("Content-Type", "").startswith("application/json")
-    err = resp.json()["error"]
-    assert err["status"] == status and err["code"] == code, err
-    assert err["request_id"] == resp.header("X-Request-Id")
 
 
 def get(g, path, timeout=10.0):

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "auth/jwt/base64url.hpp"
+#include "auth/jwt/test_keys.hpp"
 
 namespace portico::auth::jwt {
 namespace {
@@ -34,41 +35,8 @@ constexpr const char* kRfc7515P521Jwk =
 constexpr const char* kRfc8037Ed25519Jwk =
     R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})";
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-
-std::string bnParam(EVP_PKEY* pkey, const char* name, int pad_to = 0) {
-  BIGNUM* bn = nullptr;
-  EXPECT_EQ(EVP_PKEY_get_bn_param(pkey, name, &bn), 1);
-  std::string out(pad_to > 0 ? pad_to : BN_num_bytes(bn), '\0');
-  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
-  BN_free(bn);
-  return base64UrlEncode(out);
-}
-
-// The public JWK of a generated key, as an issuer would publish it.
-Json publicJwk(EVP_PKEY* pkey) {
-  Json jwk;
-  if (EVP_PKEY_is_a(pkey, "RSA")) {
-    jwk = {{"kty", "RSA"}, {"n", bnParam(pkey, OSSL_PKEY_PARAM_RSA_N)},
-           {"e", bnParam(pkey, OSSL_PKEY_PARAM_RSA_E)}};
-  } else if (EVP_PKEY_is_a(pkey, "EC")) {
-    const int bits = EVP_PKEY_get_bits(pkey);
-    const int size = (bits + 7) / 8;
-    jwk = {{"kty", "EC"}, {"crv", bits == 256 ? "P-256" : bits == 384 ? "P-384" : "P-521"},
-           {"x", bnParam(pkey, OSSL_PKEY_PARAM_EC_PUB_X, size)},
-           {"y", bnParam(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, size)}};
-  } else {
-    unsigned char raw[32];
-    size_t len = sizeof(raw);
-    EXPECT_EQ(EVP_PKEY_get_raw_public_key(pkey, raw, &len), 1);
-    jwk = {{"kty", "OKP"}, {"crv", "Ed25519"},
-           {"x", base64UrlEncode(std::string_view(reinterpret_cast<char*>(raw), len))}};
-  }
-  return jwk;
-}
+using test_keys::PkeyPtr;
+using test_keys::publicJwk;
 
 Json jwkOf(const char* text) { return Json::parse(text); }
 

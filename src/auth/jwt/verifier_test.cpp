@@ -14,6 +14,7 @@
 #include <string>
 
 #include "auth/jwt/base64url.hpp"
+#include "auth/jwt/test_keys.hpp"
 
 namespace portico::auth::jwt {
 namespace {
@@ -169,10 +170,7 @@ TEST(JwtVerifyRfc, Rfc7515TokensExpireAtExp) {
 
 // ---- Generated keys (EVP_PKEY_Q_keygen) and tokens signed here with EVP_DigestSign ----
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using test_keys::PkeyPtr;
 
 const std::string kHmacSecret(64, 'k');
 
@@ -207,32 +205,8 @@ const char* keyNameFor(Alg alg) {
   }
 }
 
-std::string bnBase64(EVP_PKEY* pkey, const char* name, int pad_to = 0) {
-  BIGNUM* bn = nullptr;
-  EXPECT_EQ(EVP_PKEY_get_bn_param(pkey, name, &bn), 1);
-  std::string out(pad_to > 0 ? pad_to : BN_num_bytes(bn), '\0');
-  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
-  BN_free(bn);
-  return base64UrlEncode(out);
-}
-
 Key publicKey(EVP_PKEY* pkey, const std::string& kid = "") {
-  Json jwk;
-  if (EVP_PKEY_is_a(pkey, "RSA")) {
-    jwk = {{"kty", "RSA"}, {"n", bnBase64(pkey, OSSL_PKEY_PARAM_RSA_N)},
-           {"e", bnBase64(pkey, OSSL_PKEY_PARAM_RSA_E)}};
-  } else if (EVP_PKEY_is_a(pkey, "EC")) {
-    const int bits = EVP_PKEY_get_bits(pkey);
-    jwk = {{"kty", "EC"}, {"crv", bits == 256 ? "P-256" : bits == 384 ? "P-384" : "P-521"},
-           {"x", bnBase64(pkey, OSSL_PKEY_PARAM_EC_PUB_X, (bits + 7) / 8)},
-           {"y", bnBase64(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, (bits + 7) / 8)}};
-  } else {
-    unsigned char raw[32];
-    size_t len = sizeof(raw);
-    EXPECT_EQ(EVP_PKEY_get_raw_public_key(pkey, raw, &len), 1);
-    jwk = {{"kty", "OKP"}, {"crv", "Ed25519"},
-           {"x", base64UrlEncode(std::string_view(reinterpret_cast<char*>(raw), len))}};
-  }
+  Json jwk = test_keys::publicJwk(pkey);
   if (!kid.empty()) jwk["kid"] = kid;
   return jwkKey(jwk);
 }
@@ -376,7 +350,7 @@ TEST(JwtVerify, HmacSignedWithTheRsaPublicKeyNeverPasses) {
   const long pem_len = BIO_get_mem_data(bio, &pem_data);
   const std::string pem(pem_data, pem_len);
   BIO_free(bio);
-  const std::string n = *base64UrlDecode(bnBase64(rsa, OSSL_PKEY_PARAM_RSA_N));
+  const std::string n = *base64UrlDecode(test_keys::bnBase64(rsa, OSSL_PKEY_PARAM_RSA_N));
   KeySet rsa_keys;
   rsa_keys.add(publicKey(rsa, "rsa-1"));
 

@@ -72,3 +72,12 @@ def proc_status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise KeyError(field)
+
+
+def assert_error(resp, status, code):
+    """A gateway error response (SPEC §4): status, JSON body with code, and the request id."""
+    assert resp.status == status, resp
+    assert resp.header("Content-Type", "").startswith("application/json")
+    err = resp.json()["error"]
+    assert err["status"] == status and err["code"] == code, err
+    assert err["request_id"] == resp.header("X-Request-Id")
