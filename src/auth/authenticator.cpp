@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "tls/server_context.hpp"
+
 namespace portico::auth {
 namespace {
 
@@ -207,6 +209,7 @@ Authenticator::Authenticator(const config::Config& config, std::vector<std::stri
                            &consumer);
     }
     for (const auto& sub : consumer.jwt_subjects) by_subject_.emplace(sub, &consumer);
+    for (const auto& name : consumer.mtls_subjects) by_mtls_subject_.emplace(name, &consumer);
   }
 }
 
@@ -270,11 +273,37 @@ Authenticator::Attempt Authenticator::tryApiKey(const Provider& p, http::HeaderL
   return Attempt::Accepted;
 }
 
+Authenticator::Attempt Authenticator::tryMtls(const Provider& p,
+                                              const tls::PeerCertificate* client_cert,
+                                              Identity& out) const {
+  if (client_cert == nullptr) return Attempt::NoCredential;
+  // The TLS layer verified the certificate against the listener's client_ca: it authenticates
+  // by itself, and names a consumer when one of its names is listed in mtls_subjects.
+  out.provider = p.config;
+  out.consumer = nullptr;
+  out.claims.reset();
+  for (const auto& name : client_cert->names) {
+    if (auto it = by_mtls_subject_.find(name); it != by_mtls_subject_.end()) {
+      out.consumer = it->second;
+      break;
+    }
+  }
+  return Attempt::Accepted;
+}
+
+bool Authenticator::needsClientCertificate(const std::vector<uint32_t>& providers) const {
+  for (uint32_t index : providers) {
+    if (providers_[index].config->type == config::AuthProvider::Type::Mtls) return true;
+  }
+  return false;
+}
+
 AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
                                        http::HeaderList headers, std::string_view query,
-                                       int64_t now_seconds, TokenCache* cache,
-                                       Identity& out) const {
+                                       int64_t now_seconds, TokenCache* cache, Identity& out,
+                                       const tls::PeerCertificate* client_cert) const {
   bool any_jwt = false;
+  bool any_api_key = false;
   bool credential_seen = false;
   const char* jwt_problem = nullptr;
   for (uint32_t index : providers) {
@@ -285,7 +314,10 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
       const char* message = nullptr;
       attempt = tryJwt(index, headers, query, now_seconds, cache, out, message);
       if (attempt == Attempt::Rejected && jwt_problem == nullptr) jwt_problem = message;
+    } else if (p.config->type == config::AuthProvider::Type::Mtls) {
+      attempt = tryMtls(p, client_cert, out);
     } else {
+      any_api_key = true;
       attempt = tryApiKey(p, headers, query, out);
     }
     if (attempt == Attempt::Accepted) return {};
@@ -294,9 +326,13 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
   AuthResult result;
   result.outcome = AuthOutcome::Unauthenticated;
   result.message = credential_seen ? "invalid credentials" : "credentials required";
-  result.www_authenticate = any_jwt ? bearerChallenge(jwt_problem != nullptr,
-                                                      jwt_problem ? "the token is not valid" : "")
-                                    : "ApiKey realm=\"portico\"";
+  // A client certificate has no HTTP challenge: an mtls-only route answers without one.
+  if (any_jwt) {
+    result.www_authenticate =
+        bearerChallenge(jwt_problem != nullptr, jwt_problem ? "the token is not valid" : "");
+  } else if (any_api_key) {
+    result.www_authenticate = "ApiKey realm=\"portico\"";
+  }
   return result;
 }
 

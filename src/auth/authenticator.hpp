@@ -18,6 +18,10 @@
 #include "config/model.hpp"
 #include "http/header.hpp"
 
+namespace portico::tls {
+struct PeerCertificate;
+}
+
 namespace portico::auth {
 
 // Who a request was authenticated as. Filled by Authenticator::authenticate.
@@ -45,10 +49,13 @@ class Authenticator {
 
   // Tries `providers` (indexes from providerIndex) in order; the first that accepts wins.
   // `cache` (may be null) remembers verified tokens; it must come from makeCache() of this
-  // authenticator.
+  // authenticator. `client_cert` is the connection's verified client certificate, if any.
   AuthResult authenticate(const std::vector<uint32_t>& providers, http::HeaderList headers,
                           std::string_view query, int64_t now_seconds, TokenCache* cache,
-                          Identity& out) const;
+                          Identity& out, const tls::PeerCertificate* client_cert = nullptr) const;
+  // True when one of `providers` is an mtls provider (the caller then looks up the client
+  // certificate, which it does not do for other routes).
+  bool needsClientCertificate(const std::vector<uint32_t>& providers) const;
   std::unique_ptr<TokenCache> makeCache() const;
   // Checks a route's authorize rules against an authenticated identity: Ok or Forbidden.
   AuthResult authorize(const config::Authorize& rules, const Identity& identity) const;
@@ -71,6 +78,8 @@ class Authenticator {
 
   Attempt tryJwt(uint32_t index, http::HeaderList headers, std::string_view query, int64_t now,
                  TokenCache* cache, Identity& out, const char*& message) const;
+  Attempt tryMtls(const Provider& p, const tls::PeerCertificate* client_cert,
+                  Identity& out) const;
   Attempt tryApiKey(const Provider& p, http::HeaderList headers, std::string_view query,
                     Identity& out) const;
 
@@ -84,6 +93,7 @@ class Authenticator {
   std::unordered_map<std::string, const config::Consumer*, StringHash, std::equal_to<>>
       by_key_hash_;
   std::unordered_map<std::string, const config::Consumer*> by_subject_;
+  std::unordered_map<std::string, const config::Consumer*> by_mtls_subject_;
   std::vector<std::string> identity_headers_;
 };
 

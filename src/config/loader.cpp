@@ -24,11 +24,11 @@ constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listene
                                          "admin",     "access_log",     "upstreams",
                                          "consumers", "auth_providers", "routes"};
 constexpr std::string_view kTopUnsupported[] = {"redis", "tracing", "grpc_services", "plans"};
-constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "limits",
+constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "tls", "limits",
                                               "trusted_proxies"};
-constexpr std::string_view kListenerUnsupported[] = {"tls"};
-constexpr std::string_view kLimitsKeys[] = {"max_header_bytes", "max_uri_bytes", "max_body_bytes",
-                                            "header_timeout",   "idle_timeout",  "max_connections"};
+constexpr std::string_view kLimitsKeys[] = {
+    "max_header_bytes", "max_uri_bytes",   "max_body_bytes",
+    "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams"};
 constexpr std::string_view kAdminKeys[] = {"address", "token"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format", "sample"};
 constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
@@ -39,7 +39,7 @@ constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
 constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
 
 const KeySet kTop{kTopKeys, kTopUnsupported};
-const KeySet kListener{kListenerKeys, kListenerUnsupported};
+const KeySet kListener{kListenerKeys, {}};
 const KeySet kLimits{kLimitsKeys, {}};
 const KeySet kAdmin{kAdminKeys, {}};
 const KeySet kAccessLog{kAccessLogKeys, {}};
@@ -50,6 +50,7 @@ const KeySet kPool{kPoolKeys, {}};
 constexpr int64_t kMaxWorkers = 256;
 constexpr int64_t kMaxConnections = 10'000'000;
 constexpr int64_t kMaxPoolConnections = 1'000'000;
+constexpr int64_t kMaxStreams = 10'000;
 
 void parseLimits(Context& ctx, const Item& item, Limits& limits) {
   MapFields map = ctx.readMap(item, "limits", &kLimits);
@@ -68,6 +69,10 @@ void parseLimits(Context& ctx, const Item& item, Limits& limits) {
     } else if (f.key == "max_connections") {
       if (auto n = ctx.integer(f.item(), 1, kMaxConnections)) {
         limits.max_connections = static_cast<uint64_t>(*n);
+      }
+    } else if (f.key == "http2_max_concurrent_streams") {
+      if (auto n = ctx.integer(f.item(), 1, kMaxStreams)) {
+        limits.http2_max_concurrent_streams = static_cast<uint32_t>(*n);
       }
     }
   }
@@ -144,6 +149,9 @@ void parseListeners(Context& ctx, const Item& item, std::vector<Listener>& out,
     }
     if (const Field* f = map.find("http2")) {
       listener.http2 = ctx.boolean(f->item()).value_or(false);
+    }
+    if (const Field* f = map.find("tls")) {
+      parseListenerTls(ctx, f->item(), listener.tls.emplace());
     }
     if (const Field* f = map.find("limits")) {
       parseLimits(ctx, f->item(), listener.limits);

@@ -18,12 +18,13 @@
 
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
+#include "core/file.hpp"
 
 namespace portico::config::detail {
 namespace {
 
-constexpr std::string_view kProviderTypes[] = {"jwt", "api_key"};
-constexpr std::string_view kUnsupportedTypes[] = {"mtls", "oauth2_introspection"};
+constexpr std::string_view kProviderTypes[] = {"jwt", "api_key", "mtls"};
+constexpr std::string_view kUnsupportedTypes[] = {"oauth2_introspection"};
 
 constexpr std::string_view kJwtKeys[] = {"type",          "issuer",    "audiences", "algorithms",
                                          "secret",        "secret_base64", "jwks_file",
@@ -31,12 +32,14 @@ constexpr std::string_view kJwtKeys[] = {"type",          "issuer",    "audience
                                          "forward_claims"};
 constexpr std::string_view kJwtUnsupported[] = {"jwks_url", "refresh"};
 constexpr std::string_view kApiKeyKeys[] = {"type", "from"};
-constexpr std::string_view kConsumerKeys[] = {"name", "groups", "api_keys", "api_key_sha256",
-                                              "jwt_subjects"};
+constexpr std::string_view kMtlsKeys[] = {"type"};
+constexpr std::string_view kConsumerKeys[] = {"name",         "groups",       "api_keys",
+                                              "api_key_sha256", "jwt_subjects", "mtls_subjects"};
 constexpr std::string_view kConsumerUnsupported[] = {"basic_auth", "plan"};
 
 const KeySet kJwt{kJwtKeys, kJwtUnsupported};
 const KeySet kApiKey{kApiKeyKeys, {}};
+const KeySet kMtls{kMtlsKeys, {}};
 const KeySet kConsumer{kConsumerKeys, kConsumerUnsupported};
 
 // RFC 7518 §3.1 and RFC 8037 §3.1. "none" is absent on purpose.
@@ -225,6 +228,9 @@ class AuthParser {
       if (const Field* f = map.find("jwt_subjects")) {
         ctx_.readStrings(f->item(), consumer.jwt_subjects);
       }
+      if (const Field* f = map.find("mtls_subjects")) {
+        ctx_.readStrings(f->item(), consumer.mtls_subjects);
+      }
       if (const Field* f = map.find("api_keys")) {
         for (const Item& key_item : ctx_.readList(f->item(), false)) {
           auto key = ctx_.text(key_item);
@@ -305,6 +311,9 @@ class AuthParser {
     } else if (*value == "api_key") {
       provider.type = AuthProvider::Type::ApiKey;
       parseApiKey(ctx_.readMap(entry.item(), context, &kApiKey), provider.api_key);
+    } else if (*value == "mtls") {
+      provider.type = AuthProvider::Type::Mtls;
+      ctx_.readMap(entry.item(), context, &kMtls);
     } else if (std::find(std::begin(kUnsupportedTypes), std::end(kUnsupportedTypes), *value) !=
                std::end(kUnsupportedTypes)) {
       ctx_.error(ctx_.pos(type->item()),
@@ -387,28 +396,9 @@ class AuthParser {
   // The file's contents; relative paths start from the config file's folder.
   // On failure, `error` receives errno.
   std::optional<std::string> readJwksFile(const std::string& path, int& error) {
-    namespace fs = std::filesystem;
-    fs::path full(path);
-    if (full.is_relative()) {
-      full = fs::path(ctx_.file()).parent_path() / full;
-    }
-    struct Closer {
-      void operator()(std::FILE* f) const { std::fclose(f); }
-    };
-    std::unique_ptr<std::FILE, Closer> file(std::fopen(full.c_str(), "rb"));
-    if (!file) {
-      error = errno;
-      return std::nullopt;
-    }
     std::string text;
-    char buffer[16 * 1024];
-    size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) {
-      text.append(buffer, n);
-    }
-    // fopen() accepts a directory; the read then fails with EISDIR.
-    if (std::ferror(file.get())) {
-      error = errno;
+    error = readWholeFile(resolveConfigPath(ctx_, path), text);
+    if (error != 0) {
       return std::nullopt;
     }
     return text;

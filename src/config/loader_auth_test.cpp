@@ -246,14 +246,13 @@ TEST(ConfigAuth, ApiKeyProvider) {
 }
 
 TEST(ConfigAuth, ProviderTypesAndNames) {
-  EXPECT_EQ(messages(config("auth_providers:\n  p: {type: mtls}\n")),
-            std::vector<std::string>{
-                "\"mtls\" is not supported yet by this version of portico (use jwt or api_key)"});
+  EXPECT_EQ(messages(config("auth_providers:\n  p: {type: mtls, from: x}\n")),
+            std::vector<std::string>{"unknown key \"from\" in auth provider \"p\""});
   EXPECT_EQ(messages(config("auth_providers:\n  p: {type: oauth2_introspection, endpoint: x}\n")),
             std::vector<std::string>{"\"oauth2_introspection\" is not supported yet by this "
-                                     "version of portico (use jwt or api_key)"});
+                                     "version of portico (use jwt, api_key or mtls)"});
   EXPECT_EQ(messages(config("auth_providers:\n  p: {type: saml}\n")),
-            std::vector<std::string>{"invalid value \"saml\" for \"type\" (use jwt or api_key)"});
+            std::vector<std::string>{"invalid value \"saml\" for \"type\" (use jwt, api_key or mtls)"});
   EXPECT_EQ(messages(config("auth_providers:\n  p: {from: [\"query:k\"]}\n")),
             std::vector<std::string>{"missing required key \"type\" in auth provider \"p\""});
   EXPECT_EQ(messages(config("auth_providers:\n  \"a b\": {type: api_key}\n", "auth: [\"a b\"]")),

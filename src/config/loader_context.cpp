@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <unordered_map>
 
 #include "config/env.hpp"
@@ -25,6 +26,15 @@ const Field* MapFields::find(std::string_view key) const {
     }
   }
   return nullptr;
+}
+
+std::string resolveConfigPath(const Context& ctx, const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path full(path);
+  if (full.is_relative()) {
+    full = fs::absolute(fs::path(ctx.file()).parent_path() / full);
+  }
+  return full.lexically_normal().string();
 }
 
 std::string joinChoices(std::span<const std::string_view> choices) {

@@ -97,6 +97,9 @@ class Context {
   std::vector<ConfigError> errors_;
 };
 
+// A path from the config made absolute: relative paths start from the config file's folder.
+std::string resolveConfigPath(const Context& ctx, const std::string& path);
+
 // "a, b or c"
 std::string joinChoices(std::span<const std::string_view> choices);
 
@@ -113,6 +116,7 @@ bool isPlainName(std::string_view name);
 // Parts of the loader, by section of the file.
 std::map<std::string, AuthProvider> parseAuthProviders(Context& ctx, const Item& item);
 std::vector<Consumer> parseConsumers(Context& ctx, const Item& item);
+void parseListenerTls(Context& ctx, const Item& item, ListenerTls& out);
 std::vector<Route> parseRoutes(Context& ctx, const Item& item,
                                const std::map<std::string, Upstream>& upstreams,
                                const std::map<std::string, AuthProvider>& auth_providers);

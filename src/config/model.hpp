@@ -27,6 +27,7 @@ struct Limits {
   Duration header_timeout{10'000};
   Duration idle_timeout{60'000};
   uint64_t max_connections = 100'000;
+  uint32_t http2_max_concurrent_streams = 100;  // advertised in SETTINGS; more are refused
 };
 
 struct Cidr {
@@ -36,11 +37,30 @@ struct Cidr {
   std::string text;        // as written, for messages
 };
 
+// One certificate of a TLS listener. Paths are absolute (resolved against the config's folder)
+// and the files were readable at load; whether they hold a matching key and certificate is
+// checked when the snapshot is built, and again each time they change on disk.
+struct TlsCertificate {
+  std::string cert_path;             // PEM: the leaf first, then its chain
+  std::string key_path;              // PEM private key
+  std::vector<std::string> sni;      // lowercased; "*.example.com" wildcards; empty = the SANs
+};
+
+struct ListenerTls {
+  enum class Version : uint8_t { Tls12, Tls13 };
+  enum class ClientAuth : uint8_t { None, Optional, Required };
+  std::vector<TlsCertificate> certificates;  // at least one; the first is the default
+  Version min_version = Version::Tls12;
+  std::string client_ca_path;                // set iff client_auth != None
+  ClientAuth client_auth = ClientAuth::None;
+};
+
 struct Listener {
   std::string name;
   std::string host = "0.0.0.0";  // numeric IPv4/IPv6 address
   uint16_t port = 8080;
-  bool http2 = false;  // accepted and kept for the edge issue; plain HTTP/1.1 today
+  bool http2 = false;  // h2c (prior knowledge, Upgrade) on plain listeners, ALPN h2 with TLS
+  std::optional<ListenerTls> tls;
   Limits limits;
   std::vector<Cidr> trusted_proxies;
 };
@@ -148,7 +168,7 @@ struct ApiKeyProviderConfig {
 };
 
 struct AuthProvider {
-  enum class Type : uint8_t { Jwt, ApiKey };
+  enum class Type : uint8_t { Jwt, ApiKey, Mtls };
   std::string name;
   Type type = Type::Jwt;
   JwtProviderConfig jwt;          // iff type == Jwt
@@ -161,6 +181,7 @@ struct Consumer {
   std::vector<std::string> api_keys;          // plain keys as written (secrets)
   std::vector<std::array<uint8_t, 32>> api_key_sha256;  // from hex
   std::vector<std::string> jwt_subjects;      // JWT `sub` values naming this consumer
+  std::vector<std::string> mtls_subjects;     // client certificate SAN / CN values naming it
 };
 
 // All conditions must hold (SPEC §3 route authorize).

@@ -115,6 +115,9 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     if (inDropList(snap_->shared->auth->identityHeaders(), h.name)) continue;
     appendField(out, h.name, h.value);
   }
+  if (upgrade_) {
+    out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  }
   if (authenticated_) appendIdentityHeaders(out);
   appendField(out, "X-Request-Id", std::string_view(request_id_, request_id_len_));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
@@ -131,7 +134,8 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   }
   out.append(std::string_view(peer_text_, peer_len_));
   out.append("\r\n");
-  appendField(out, "X-Forwarded-Proto", trusted && !xfproto.empty() ? xfproto : "http");
+  appendField(out, "X-Forwarded-Proto",
+              trusted && !xfproto.empty() ? xfproto : tls_.active() ? "https" : "http");
   std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : req_.host;
   if (!forwarded_host.empty()) appendField(out, "X-Forwarded-Host", forwarded_host);
   if (req_.framing == http::BodyFraming::Length) {
@@ -199,7 +203,9 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
       appendField(out_, name, value);
     }
   }
-  if (close_after_response_) {
+  if (head.status == 101) {
+    out_.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  } else if (close_after_response_) {
     out_.append("Connection: close\r\n");
   } else if (keep_alive_1_0_) {
     out_.append("Connection: keep-alive\r\n");

@@ -12,6 +12,7 @@
 #include "core/clock.hpp"
 #include "http/path.hpp"
 #include "proxy/worker.hpp"
+#include "tls/server_context.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -48,6 +49,15 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
   listener_index_ = listener_index;
   state_ = State::ReadHead;
   readable_ = writable_ = peer_eof_ = rdhup_ = false;
+  accepted_ms_ = worker_.loop().nowMs();
+  client_cert_checked_ = client_cert_verified_ = false;
+  const auto& tls_context = worker_.tlsContext(listener_index);
+  bool tls_ok = true;
+  if (tls_context) {
+    state_ = State::Handshake;
+    tls_context_ = tls_context;  // the SNI callback uses it until the handshake is over
+    tls_ok = tls_.accept(*tls_context, fd);
+  }
   close_after_response_ = false;
   head_scanned_ = 0;
   head_started_ms_ = 0;
@@ -57,6 +67,10 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
   if (out_.capacity() == 0) out_.reserve(4096);
   net::setNoDelay(fd);
   worker_.loop().add(fd, this);
+  if (!tls_ok) {
+    close();
+    return;
+  }
   armClientTimer();
 }
 
@@ -68,7 +82,10 @@ void Session::onEvents(uint32_t events) {
   if (state_ == State::Closed) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_ = true;
   if (events & (EPOLLRDHUP | EPOLLHUP)) rdhup_ = true;
-  if (events & EPOLLOUT) writable_ = true;
+  if (events & EPOLLOUT) {
+    writable_ = true;
+    if (tls_.readWantsWrite()) readable_ = true;
+  }
   drive();
 }
 
@@ -88,6 +105,9 @@ void Session::onUpstreamTimeout(upstream::Connection& conn) {
 
 void Session::onTimer() {
   switch (state_) {
+    case State::Handshake:
+      close();  // a handshake counts against the header timeout: no slow TLS loris either
+      break;
     case State::ReadHead:
       if (in_.empty()) {
         close();  // keep-alive idle timeout
@@ -109,6 +129,9 @@ void Session::armClientTimer() {
   const auto& limits = listener().limits;
   auto& loop = worker_.loop();
   switch (state_) {
+    case State::Handshake:
+      loop.setDeadline(*this, accepted_ms_ + static_cast<uint64_t>(limits.header_timeout.count()));
+      break;
     case State::ReadHead:
       if (in_.empty()) {
         head_started_ms_ = 0;
@@ -123,7 +146,8 @@ void Session::armClientTimer() {
     case State::Proxy:
       // Waiting on the client (its body, or for it to take our response) is bounded by the idle
       // timeout; waiting on the upstream is the upstream's timers' business.
-      if ((!req_body_done_ && in_.empty()) || !out_.empty()) {
+      if ((!req_body_done_ && in_.empty()) || !out_.empty() ||
+          req_framing_ == http::BodyFraming::UntilClose) {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       } else {
         loop.clearTimeout(*this);
@@ -147,6 +171,10 @@ void Session::drive() {
     drive_again_ = false;
     bool progress = true;
     while (progress && state_ != State::Closed) {
+      if (state_ == State::Handshake) {
+        progress = continueHandshake();
+        continue;
+      }
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();
@@ -181,13 +209,48 @@ void Session::drive() {
   if (state_ != State::Closed) armClientTimer();
 }
 
+bool Session::continueHandshake() {
+  if (!readable_ && !writable_) return false;
+  switch (tls_.handshake()) {
+    case tls::Stream::Handshake::Done:
+      tls_context_.reset();
+      state_ = State::ReadHead;
+      return true;
+    case tls::Stream::Handshake::WantIo:
+      readable_ = writable_ = false;  // the next event says which one is ready
+      return false;
+    case tls::Stream::Handshake::Failed:
+      close();
+      return false;
+  }
+  return false;
+}
+
+ssize_t Session::readSocket(void* data, size_t size) {
+  return tls_.active() ? tls_.read(data, size) : ::read(fd_, data, size);
+}
+
+ssize_t Session::writeSocket(const iovec* iov, int count) {
+  return tls_.active() ? tls_.writev(iov, count) : ::writev(fd_, iov, count);
+}
+
+const tls::PeerCertificate* Session::clientCertificate() {
+  if (!tls_.active()) return nullptr;
+  if (!client_cert_checked_) {
+    client_cert_checked_ = true;
+    if (!client_cert_) client_cert_ = std::make_unique<tls::PeerCertificate>();
+    client_cert_verified_ = tls::verifiedPeerCertificate(tls_.ssl(), *client_cert_);
+  }
+  return client_cert_verified_ ? client_cert_.get() : nullptr;
+}
+
 bool Session::readClient() {
   if (!readable_ || peer_eof_) return false;
   if (state_ == State::Flush) {
     // Read and drop what the client still sends, so closing does not reset the connection
     // before it has read our last response.
     char sink[4096];
-    ssize_t n = ::read(fd_, sink, sizeof sink);
+    ssize_t n = readSocket(sink, sizeof sink);
     if (n == 0) peer_eof_ = true;
     if (n <= 0) readable_ = false;
     return n > 0;
@@ -200,10 +263,11 @@ bool Session::readClient() {
   }
   size_t want = in_.writable();
   if (want == 0) return false;  // backpressure: readable_ stays set for when there is room
-  ssize_t n = ::read(fd_, in_.writePtr(), want);
+  ssize_t n = readSocket(in_.writePtr(), want);
   if (n > 0) {
     in_.commit(static_cast<size_t>(n));
-    if (static_cast<size_t>(n) < want && !rdhup_) readable_ = false;
+    // A short read drained the socket, unless TLS holds more decrypted records than it gave.
+    if (static_cast<size_t>(n) < want && !rdhup_ && !tls_.active()) readable_ = false;
     return true;
   }
   if (n == 0) {
@@ -232,7 +296,7 @@ bool Session::writeClient() {
     return false;
   }
   size_t total = (count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len);
-  ssize_t n = ::writev(fd_, iov, count);
+  ssize_t n = writeSocket(iov, count);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       writable_ = false;
@@ -343,6 +407,11 @@ void Session::startRequest(size_t head_end) {
   router::RequestView view{req_.method, host_, path_, req_.query, req_.headers};
   router::MatchResult match = snap.router->match(view);
   bool has_body = req_.framing != http::BodyFraming::None;
+  upgrade_ = false;
+  if (req_.upgrade && !has_body && !version_1_0_) {
+    const http::HeaderField* upgrade = http::findHeader(req_.headers, "upgrade");
+    upgrade_ = upgrade != nullptr && http::equalsIgnoreCase(upgrade->value, "websocket");
+  }
   if (match.status == router::MatchStatus::NotFound) {
     replyError(http::ErrorCode::NoRoute, "no route matches the request", has_body);
     return;
@@ -430,6 +499,7 @@ size_t Session::requestBodyReady() {
   if (req_framing_ == http::BodyFraming::Length) {
     return static_cast<size_t>(std::min<uint64_t>(in_.size(), req_remaining_));
   }
+  if (req_framing_ == http::BodyFraming::UntilClose) return in_.size();  // a tunnel
   return req_validated_;
 }
 
@@ -490,9 +560,11 @@ bool Session::checkAuth(const RouteRuntime& route, bool has_body) {
   const auth::Authenticator& authenticator = *snap_->shared->auth;
   if (!identity_) identity_ = std::make_unique<auth::Identity>();
   if (!snap_->token_cache) snap_->token_cache = authenticator.makeCache();
+  const tls::PeerCertificate* client_cert =
+      authenticator.needsClientCertificate(route.auth_providers) ? clientCertificate() : nullptr;
   auth::AuthResult result = authenticator.authenticate(
       route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
-      snap_->token_cache.get(), *identity_);
+      snap_->token_cache.get(), *identity_, client_cert);
   if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
     result = authenticator.authorize(*route.config->authorize, *identity_);
   }
@@ -534,6 +606,8 @@ void Session::close() {
     worker_.releaseSnapshot(snap_);
     snap_ = nullptr;
   }
+  tls_.close();
+  tls_context_.reset();
   ::close(fd_);  // also takes it out of the epoll set: no EPOLL_CTL_DEL needed
   fd_ = -1;
   state_ = State::Closed;

@@ -16,10 +16,15 @@
 #include "net/socket.hpp"
 #include "proxy/snapshot.hpp"
 #include "router/router.hpp"
+#include "tls/stream.hpp"
 #include "upstream/connection.hpp"
 
 namespace portico::auth {
 struct Identity;
+}
+namespace portico::tls {
+class ServerContext;
+struct PeerCertificate;
 }
 
 namespace portico::proxy {
@@ -47,11 +52,18 @@ class Session final : public net::EventHandler,
   size_t live_index = 0;  // position in the worker's live list
 
  private:
-  // Flush: the last response is being written, then the connection closes.
-  enum class State : uint8_t { ReadHead, Proxy, Flush, Closed };
+  // Handshake: TLS is being set up. Flush: the last response is being written, then the
+  // connection closes.
+  enum class State : uint8_t { Handshake, ReadHead, Proxy, Flush, Closed };
 
   // The main loop: makes all the progress the sockets allow, then returns.
   void drive();
+  bool continueHandshake();
+  // The client socket, through TLS when the listener has it; the syscalls' conventions.
+  ssize_t readSocket(void* data, size_t size);
+  ssize_t writeSocket(const iovec* iov, int count);
+  // The connection's verified client certificate (looked up once), or null.
+  const tls::PeerCertificate* clientCertificate();
   bool readClient();
   bool writeClient();
   bool tryStartRequest();
@@ -66,6 +78,7 @@ class Session final : public net::EventHandler,
   uint64_t requestTimeoutMs() const;
   bool readUpstream();
   bool processResponseHead();
+  void startTunnel(size_t head_end);
   bool responseFinished() const;
   bool upstreamTruncated() const;
   void finishRequest();
@@ -89,6 +102,12 @@ class Session final : public net::EventHandler,
 
   Worker& worker_;
   int fd_ = -1;
+  tls::Stream tls_;
+  std::shared_ptr<const tls::ServerContext> tls_context_;  // held until the handshake is done
+  std::unique_ptr<tls::PeerCertificate> client_cert_;
+  bool client_cert_checked_ = false;
+  bool client_cert_verified_ = false;
+  uint64_t accepted_ms_ = 0;
   size_t listener_index_ = 0;
   net::SocketAddress peer_;
   char peer_text_[64] = {};
@@ -129,6 +148,9 @@ class Session final : public net::EventHandler,
   uint64_t echo_body_bytes_ = 0;
   size_t resp_scanned_ = 0;
   bool retried_ = false;
+  // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel:
+  // bytes flow both ways (request and response framed "until close") until either side ends.
+  bool upgrade_ = false;
   bool version_1_0_ = false;
   bool keep_alive_1_0_ = false;
 

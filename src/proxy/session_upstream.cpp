@@ -118,7 +118,7 @@ bool Session::sendRequestBody() {
     if (req_framing_ == http::BodyFraming::Length) {
       req_remaining_ -= body_sent;
       req_body_done_ = req_remaining_ == 0;
-    } else {
+    } else if (req_framing_ == http::BodyFraming::Chunked) {
       req_validated_ -= body_sent;
       req_body_done_ = req_chunked_.done() && req_validated_ == 0;
     }
@@ -147,7 +147,7 @@ bool Session::readUpstream() {
   if (n > 0) {
     in.commit(static_cast<size_t>(n));
     if (static_cast<size_t>(n) < want && !up.rdhup) up.readable = false;
-    if (resp_head_done_) {
+    if (resp_head_done_ && req_framing_ != http::BodyFraming::UntilClose) {
       worker_.loop().setTimeout(up, static_cast<uint64_t>(
                                         snap_->shared->upstreams[upstream_index_]
                                             .config->timeouts.idle.count()));
@@ -201,6 +201,10 @@ bool Session::processResponseHead() {
       return true;
     }
     resp_scanned_ = 0;
+    if (up.head.status == 101 && upgrade_) {
+      startTunnel(head_end);
+      return true;
+    }
     if (up.head.status < 200) {
       if (up.head.status == 101) {
         upstreamFailed(http::ErrorCode::BadUpstream, "upstream switched protocols unasked");
@@ -232,6 +236,24 @@ bool Session::processResponseHead() {
     resp_head_done_ = true;
     return true;
   }
+}
+
+void Session::startTunnel(size_t head_end) {
+  upstream::Connection& up = *up_;
+  upstream_head_us_ = monotonicUs();
+  // A tunnel in use is bounded by the listener's idle timeout, kept by traffic either way (the
+  // client timer); the upstream's pool timeouts are for requests, not for it.
+  worker_.loop().clearTimeout(up);
+  status_ = 101;
+  upstream_reusable_ = false;
+  close_after_response_ = true;  // when the tunnel ends, so does the connection
+  buildClientResponseHead(up.head);
+  up.in.consume(head_end);
+  resp_head_done_ = true;
+  // From here on, whatever either side sends is relayed as it comes.
+  resp_framing_ = http::BodyFraming::UntilClose;
+  req_framing_ = http::BodyFraming::UntilClose;
+  req_body_done_ = false;
 }
 
 bool Session::scanResponseBody() {

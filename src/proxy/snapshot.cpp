@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "auth/authenticator.hpp"
+#include "tls/server_context.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -35,6 +36,12 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
   const config::Config& cfg = snap->config;
 
   snap->auth = std::make_unique<auth::Authenticator>(cfg, errors);
+  for (const auto& listener : cfg.listeners) {
+    auto& tls = snap->tls.emplace_back();
+    if (listener.tls) {
+      tls = tls::ServerContext::build(*listener.tls, listener.http2, listener.name, errors);
+    }
+  }
   std::unordered_map<std::string, uint32_t> upstream_index;
   for (const auto& [name, upstream] : cfg.upstreams) {
     UpstreamRuntime rt;

@@ -15,6 +15,9 @@
 namespace portico::auth {
 class Authenticator;
 }
+namespace portico::tls {
+class ServerContext;
+}
 
 namespace portico::proxy {
 
@@ -43,6 +46,8 @@ struct Snapshot {
   std::vector<UpstreamRuntime> upstreams;
   std::vector<RouteRuntime> routes;
   std::unique_ptr<auth::Authenticator> auth;
+  // One per listener, null for plain ones. Workers may get newer ones when the files change.
+  std::vector<std::shared_ptr<const tls::ServerContext>> tls;
 
   Snapshot();
   ~Snapshot();

@@ -10,6 +10,7 @@
 #include "auth/token_cache.hpp"
 #include "core/log.hpp"
 #include "proxy/session.hpp"
+#include "tls/server_context.hpp"
 
 namespace portico::proxy {
 
@@ -69,6 +70,12 @@ void Worker::postSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   loop_.post([this, snap = std::move(snapshot)]() mutable { installSnapshot(std::move(snap)); });
 }
 
+void Worker::postTls(size_t listener_index, std::shared_ptr<const tls::ServerContext> context) {
+  loop_.post([this, listener_index, context = std::move(context)]() mutable {
+    if (listener_index < tls_.size()) tls_[listener_index] = std::move(context);
+  });
+}
+
 void Worker::postDrain(uint64_t deadline_ms) {
   loop_.post([this, deadline_ms] {
     draining_ = true;
@@ -86,6 +93,7 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   auto ws = std::make_unique<WorkerSnapshot>();
   ws->shared = std::move(snapshot);
   const Snapshot& snap = *ws->shared;
+  tls_ = snap.tls;
   ws->pools.resize(snap.upstreams.size());
   ws->round_robin.assign(snap.upstreams.size(), static_cast<uint32_t>(index_));
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {

@@ -20,6 +20,9 @@
 namespace portico::auth {
 class TokenCache;
 }
+namespace portico::tls {
+class ServerContext;
+}
 
 namespace portico::proxy {
 
@@ -73,6 +76,8 @@ class Worker final : public upstream::Connection::Host {
   void join();
   // Thread-safe. Requests started after this use `snapshot`.
   void postSnapshot(std::shared_ptr<const Snapshot> snapshot);
+  // Thread-safe. New connections on the listener use `context` (its certificate files changed).
+  void postTls(size_t listener_index, std::shared_ptr<const tls::ServerContext> context);
   // Thread-safe. Stops accepting, lets requests in flight finish, closes idle connections; the
   // thread exits when no connection is left or at `deadline_ms` (monotonic).
   void postDrain(uint64_t deadline_ms);
@@ -82,6 +87,10 @@ class Worker final : public upstream::Connection::Host {
   // --- used by sessions, on the worker thread ---
   net::EventLoop& loop() { return loop_; }
   WorkerSnapshot* acquireSnapshot();
+  // The listener's TLS context for new connections; null for a plain listener.
+  const std::shared_ptr<const tls::ServerContext>& tlsContext(size_t listener_index) const {
+    return tls_[listener_index];
+  }
   void releaseSnapshot(WorkerSnapshot* snap);
   bool draining() const { return draining_; }
   uint64_t random();
@@ -116,6 +125,7 @@ class Worker final : public upstream::Connection::Host {
   std::thread thread_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   std::unique_ptr<WorkerSnapshot> current_;
+  std::vector<std::shared_ptr<const tls::ServerContext>> tls_;  // [listener]
   std::vector<std::unique_ptr<WorkerSnapshot>> retired_;
   std::unordered_map<std::string, std::unique_ptr<upstream::EndpointPool>> pools_;
 

@@ -87,6 +87,23 @@ class Server::SignalHandler final : public net::EventHandler {
   int fd_ = -1;
 };
 
+// Certificate files are polled, not watched with inotify: an editor's or cert-manager's
+// rename-over and a symlink swap (Kubernetes secrets) are all seen the same way by stat().
+class Server::CertificateWatcher final : public net::Timed {
+ public:
+  static constexpr uint64_t kIntervalMs = 1000;
+  explicit CertificateWatcher(Server& server) : server_(server) {
+    server_.loop_.setTimeout(*this, kIntervalMs);
+  }
+  void onTimer() override {
+    server_.checkCertificates();
+    server_.loop_.setTimeout(*this, kIntervalMs);
+  }
+
+ private:
+  Server& server_;
+};
+
 Server::Server(RunOptions options) : options_(std::move(options)) {}
 
 Server::~Server() = default;
@@ -117,6 +134,8 @@ Server::ReloadResult Server::reload() {
   }
   ++next_version_;
   current_ = snapshot;
+  tls_ = snapshot->tls;
+  tls_failed_.assign(tls_.size(), {});
   for (auto& w : workers_) w->postSnapshot(snapshot);
   ++reloads_ok_;
   result.ok = true;
@@ -125,6 +144,30 @@ Server::ReloadResult Server::reload() {
            static_cast<unsigned long long>(snapshot->version), snapshot->routes.size(),
            static_cast<double>(monotonicUs() - started) / 1000.0);
   return result;
+}
+
+void Server::checkCertificates() {
+  const auto& listeners = current_->config.listeners;
+  for (size_t i = 0; i < tls_.size(); ++i) {
+    if (!tls_[i] || !listeners[i].tls) continue;
+    std::vector<tls::FileStamp> now = tls_[i]->currentStamps();
+    if (now == tls_[i]->stamps() || now == tls_failed_[i]) continue;
+    std::vector<std::string> errors;
+    auto context =
+        tls::ServerContext::build(*listeners[i].tls, listeners[i].http2, listeners[i].name, errors);
+    if (!context) {
+      // Often a half-written pair (the new cert, the old key): the next change is tried again.
+      tls_failed_[i] = std::move(now);
+      for (const auto& e : errors) {
+        LOG_ERROR("certificate reload failed, still serving the previous one: %s", e.c_str());
+      }
+      continue;
+    }
+    tls_[i] = context;
+    tls_failed_[i].clear();
+    for (auto& w : workers_) w->postTls(i, context);
+    LOG_INFO("listener \"%s\": certificates reloaded", listeners[i].name.c_str());
+  }
 }
 
 void Server::drain() {
@@ -198,6 +241,8 @@ int Server::run() {
     return 1;
   }
   ++next_version_;
+  tls_ = current_->tls;
+  tls_failed_.assign(tls_.size(), {});
   const config::Config& cfg = current_->config;
   std::string error;
   if (!access_log_.open(cfg.access_log, error)) {
@@ -246,6 +291,7 @@ int Server::run() {
   // compiling a large config on reload then yields the cores to the workers.
   setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   signals_ = std::make_unique<SignalHandler>(*this);
+  certificate_watcher_ = std::make_unique<CertificateWatcher>(*this);
   for (const auto& listener : cfg.listeners) {
     LOG_INFO("listening on %s:%u (%s), %u worker%s", listener.host.c_str(), listener.port,
              listener.name.c_str(), workers, workers == 1 ? "" : "s");

@@ -13,6 +13,7 @@
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
+#include "tls/server_context.hpp"
 
 namespace portico::server {
 
@@ -30,6 +31,7 @@ class Server {
 
  private:
   class SignalHandler;
+  class CertificateWatcher;
   struct ReloadResult {
     bool ok = false;
     uint64_t version = 0;
@@ -38,6 +40,8 @@ class Server {
 
   ReloadResult reload();
   void drain();
+  // Rebuilds the TLS context of each listener whose certificate files changed on disk.
+  void checkCertificates();
   admin::AdminResponse handleAdmin(const admin::AdminRequest& request);
   std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors);
 
@@ -47,6 +51,9 @@ class Server {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
+  std::unique_ptr<CertificateWatcher> certificate_watcher_;
+  std::vector<std::shared_ptr<const tls::ServerContext>> tls_;  // [listener], as in force
+  std::vector<std::vector<tls::FileStamp>> tls_failed_;        // files a rebuild failed on
   observability::AccessLogSink access_log_;
   uint64_t next_version_ = 1;
   uint64_t reloads_ok_ = 0;

@@ -74,9 +74,13 @@ def route(name, match, upstream=None, **extra):
 
 
 def config(routes, upstreams, limits=None, trusted_proxies=None, admin=True, access_log=None,
-           workers=1, drain_timeout="3s", extra_listeners=None, **top):
-    """A complete config dict; @PORT@ and @ADMIN@ are filled in by the launcher."""
-    listener = {"name": "main", "address": "127.0.0.1:@PORT@"}
+           workers=1, drain_timeout="3s", extra_listeners=None, listener=None, **top):
+    """A complete config dict; @PORT@ and @ADMIN@ are filled in by the launcher.
+
+    `listener` adds keys to the main listener (e.g. {"http2": True, "tls": {...}})."""
+    main = {"name": "main", "address": "127.0.0.1:@PORT@"}
+    main.update(listener or {})
+    listener = main
     if limits:
         listener["limits"] = limits
     if trusted_proxies:
