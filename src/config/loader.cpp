@@ -32,9 +32,9 @@ constexpr std::string_view kLimitsKeys[] = {
 constexpr std::string_view kAdminKeys[] = {"address", "token"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format", "sample"};
 constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
-                                              "load_balancing", "timeouts",  "pool"};
+                                              "load_balancing", "timeouts",  "pool", "tls"};
 constexpr std::string_view kUpstreamUnsupported[] = {
-    "hash_on", "tls", "health_check", "outlier", "circuit_breaker", "retry", "dns"};
+    "hash_on", "health_check", "outlier", "circuit_breaker", "retry", "dns"};
 constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
 constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
 
@@ -301,6 +301,12 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
                          : t.key == "request" ? up.timeouts.request
                                               : up.timeouts.idle;
       target = ctx.duration(t.item(), true).value_or(target);
+    }
+  }
+  if (const Field* f = map.find("tls")) {
+    parseUpstreamTls(ctx, f->item(), up.tls.emplace());
+    if (builtin != nullptr) {
+      ctx.error(f->key_pos, "\"tls\" cannot be used with \"builtin\"");
     }
   }
   if (const Field* f = map.find("pool")) {

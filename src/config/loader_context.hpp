@@ -117,6 +117,7 @@ bool isPlainName(std::string_view name);
 std::map<std::string, AuthProvider> parseAuthProviders(Context& ctx, const Item& item);
 std::vector<Consumer> parseConsumers(Context& ctx, const Item& item);
 void parseListenerTls(Context& ctx, const Item& item, ListenerTls& out);
+void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out);
 std::vector<Route> parseRoutes(Context& ctx, const Item& item,
                                const std::map<std::string, Upstream>& upstreams,
                                const std::map<std::string, AuthProvider>& auth_providers);

@@ -19,7 +19,10 @@ constexpr std::string_view kCertificateKeys[] = {"cert", "key", "sni"};
 constexpr std::string_view kVersions[] = {"1.2", "1.3"};
 constexpr std::string_view kClientAuth[] = {"none", "optional", "required"};
 
+constexpr std::string_view kUpstreamTlsKeys[] = {"verify", "ca", "sni", "cert", "key"};
+
 const KeySet kTls{kTlsKeys, {}};
+const KeySet kUpstreamTls{kUpstreamTlsKeys, {}};
 const KeySet kCertificate{kCertificateKeys, {}};
 
 // The absolute path of a file the gateway must be able to read, or nullopt (reported).
@@ -124,6 +127,41 @@ void parseListenerTls(Context& ctx, const Item& item, ListenerTls& out) {
                                           "certificates)");
       }
     }
+  }
+}
+
+void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out) {
+  MapFields map = ctx.readMap(item, "tls", &kUpstreamTls);
+  if (!map.valid) {
+    return;
+  }
+  if (const Field* f = map.find("verify")) {
+    out.verify = ctx.boolean(f->item()).value_or(true);
+  }
+  if (const Field* f = map.find("ca")) {
+    out.ca_path = readablePath(ctx, f->item(), "ca").value_or("");
+  }
+  if (const Field* f = map.find("sni")) {
+    if (auto name = ctx.text(f->item())) {
+      std::string lower = lowercase(*name);
+      if (!isServerName(lower) || lower.starts_with("*.")) {
+        ctx.error(ctx.pos(f->item()), "invalid value " + quote(*name) + " for \"sni\" (use a DNS name)");
+      } else {
+        out.sni = std::move(lower);
+      }
+    }
+  }
+  const Field* cert = map.find("cert");
+  const Field* key = map.find("key");
+  if (cert != nullptr) {
+    out.cert_path = readablePath(ctx, cert->item(), "certificate").value_or("");
+  }
+  if (key != nullptr) {
+    out.key_path = readablePath(ctx, key->item(), "private key").value_or("");
+  }
+  if ((cert == nullptr) != (key == nullptr)) {
+    const Field* given = cert != nullptr ? cert : key;
+    ctx.error(given->key_pos, "a client certificate needs both \"cert\" and \"key\"");
   }
 }
 

@@ -92,6 +92,15 @@ struct UpstreamTimeouts {
   Duration idle{60'000};     // a pooled connection unused this long is closed
 };
 
+// TLS to an upstream. Paths are absolute and were readable at load.
+struct UpstreamTls {
+  bool verify = true;      // the certificate must chain to `ca` and name the host
+  std::string ca_path;     // empty = the system's trust store
+  std::string sni;         // the name sent and verified; empty = the endpoint's host
+  std::string cert_path;   // a client certificate, with key_path (both or neither)
+  std::string key_path;
+};
+
 struct Upstream {
   enum class Protocol : uint8_t { Http1 };
   enum class Balancing : uint8_t { RoundRobin, LeastRequest };
@@ -105,6 +114,7 @@ struct Upstream {
   UpstreamTimeouts timeouts;
   uint32_t max_connections = 1024;  // per worker and endpoint
   uint32_t max_idle = 128;          // per worker and endpoint
+  std::optional<UpstreamTls> tls;
 };
 
 struct HeaderMatch {

@@ -135,7 +135,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   out.append(std::string_view(peer_text_, peer_len_));
   out.append("\r\n");
   appendField(out, "X-Forwarded-Proto",
-              trusted && !xfproto.empty() ? xfproto : tls_.active() ? "https" : "http");
+              trusted && !xfproto.empty() ? xfproto : secure_ ? "https" : "http");
   std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : req_.host;
   if (!forwarded_host.empty()) appendField(out, "X-Forwarded-Host", forwarded_host);
   if (req_.framing == http::BodyFraming::Length) {

@@ -11,11 +11,15 @@
 #include "auth/authenticator.hpp"
 #include "core/clock.hpp"
 #include "http/path.hpp"
+#include "proxy/http2_connection.hpp"
 #include "proxy/worker.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::proxy {
 namespace {
+
+constexpr uint64_t kLingerMs = 1000;  // how long a closing connection reads what still comes
+constexpr size_t kLingerBytes = 1024 * 1024;  // and how much of it
 
 constexpr size_t kInitialInBuffer = 16 * 1024;
 constexpr size_t kMaxBodyBuffer = 64 * 1024;       // per direction, while streaming bodies
@@ -49,9 +53,11 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
   listener_index_ = listener_index;
   state_ = State::ReadHead;
   readable_ = writable_ = peer_eof_ = rdhup_ = false;
+  linger_ = lingering_ = false;
   accepted_ms_ = worker_.loop().nowMs();
   client_cert_checked_ = client_cert_verified_ = false;
   const auto& tls_context = worker_.tlsContext(listener_index);
+  secure_ = tls_context != nullptr;
   bool tls_ok = true;
   if (tls_context) {
     state_ = State::Handshake;
@@ -75,7 +81,15 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
 }
 
 void Session::closeIfIdle() {
-  if (state_ == State::ReadHead && in_.empty()) close();
+  if (state_ == State::ReadHead && in_.empty()) {
+    close();
+  } else if (state_ == State::Http2) {
+    if (h2_->openStreams() == 0) {
+      close();
+    } else {
+      h2_->shutdown();  // GOAWAY: the streams in flight finish, no new ones start
+    }
+  }
 }
 
 void Session::onEvents(uint32_t events) {
@@ -118,6 +132,7 @@ void Session::onTimer() {
       break;
     case State::Proxy:
     case State::Flush:
+    case State::Http2:
       close();
       break;
     case State::Closed:
@@ -147,14 +162,26 @@ void Session::armClientTimer() {
       // Waiting on the client (its body, or for it to take our response) is bounded by the idle
       // timeout; waiting on the upstream is the upstream's timers' business.
       if ((!req_body_done_ && in_.empty()) || !out_.empty() ||
-          req_framing_ == http::BodyFraming::UntilClose) {
+          req_framing_ == http::BodyFraming::UntilClose ||
+          (!writable_ && up_ != nullptr && responseBodyReady() > 0)) {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       } else {
         loop.clearTimeout(*this);
       }
       break;
     case State::Flush:
-      loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      // After an error, the client gets a moment to take our answer, not a whole idle timeout.
+      loop.setTimeout(*this, linger_ ? kLingerMs
+                                     : static_cast<uint64_t>(limits.idle_timeout.count()));
+      break;
+    case State::Http2:
+      // Streams have timers of their own; the connection's covers idleness and a client that
+      // does not read what it is sent.
+      if (h2_->openStreams() == 0 || !out_.empty()) {
+        loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      } else {
+        loop.clearTimeout(*this);
+      }
       break;
     case State::Closed:
       break;
@@ -173,6 +200,10 @@ void Session::drive() {
     while (progress && state_ != State::Closed) {
       if (state_ == State::Handshake) {
         progress = continueHandshake();
+        continue;
+      }
+      if (state_ == State::Http2) {
+        progress = driveHttp2();
         continue;
       }
       progress = readClient();
@@ -215,6 +246,7 @@ bool Session::continueHandshake() {
     case tls::Stream::Handshake::Done:
       tls_context_.reset();
       state_ = State::ReadHead;
+      if (tls_.alpn() == "h2") startHttp2();
       return true;
     case tls::Stream::Handshake::WantIo:
       readable_ = writable_ = false;  // the next event says which one is ready
@@ -227,14 +259,26 @@ bool Session::continueHandshake() {
 }
 
 ssize_t Session::readSocket(void* data, size_t size) {
+  if (parent_ != nullptr) {
+    if (stream_ == nullptr) return 0;
+    return parent_->h2_->streamRead(*stream_, data, size);
+  }
   return tls_.active() ? tls_.read(data, size) : ::read(fd_, data, size);
 }
 
 ssize_t Session::writeSocket(const iovec* iov, int count) {
+  if (parent_ != nullptr) {
+    if (stream_ == nullptr) {
+      errno = EPIPE;
+      return -1;
+    }
+    return parent_->h2_->streamWrite(*stream_, iov, count);
+  }
   return tls_.active() ? tls_.writev(iov, count) : ::writev(fd_, iov, count);
 }
 
 const tls::PeerCertificate* Session::clientCertificate() {
+  if (parent_ != nullptr) return parent_->clientCertificate();
   if (!tls_.active()) return nullptr;
   if (!client_cert_checked_) {
     client_cert_checked_ = true;
@@ -253,6 +297,13 @@ bool Session::readClient() {
     ssize_t n = readSocket(sink, sizeof sink);
     if (n == 0) peer_eof_ = true;
     if (n <= 0) readable_ = false;
+    if (lingering_) {
+      linger_bytes_ += n > 0 ? static_cast<size_t>(n) : 0;
+      // Enough to let a client finish a body in flight, not to keep a flood going.
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || linger_bytes_ > kLingerBytes) {
+        close();
+      }
+    }
     return n > 0;
   }
   if (in_.writable() < 1024) in_.compact();
@@ -292,7 +343,7 @@ bool Session::writeClient() {
   size_t body = (state_ == State::Proxy && up_ != nullptr) ? responseBodyReady() : 0;
   if (body > 0) iov[count++] = {up_->in.data(), body};
   if (count == 0) {
-    if (state_ == State::Flush) close();
+    if (state_ == State::Flush) finishFlush();
     return false;
   }
   size_t total = (count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len);
@@ -312,7 +363,7 @@ bool Session::writeClient() {
   out_.consume(from_out);
   if (written > from_out) consumeResponseBody(written - from_out);
   if (written < total) writable_ = false;
-  if (state_ == State::Flush && out_.empty()) close();
+  if (state_ == State::Flush && out_.empty()) finishFlush();
   return true;
 }
 
@@ -324,6 +375,18 @@ bool Session::tryStartRequest() {
   if (in_.empty()) {
     if (peer_eof_) close();
     return false;
+  }
+  if (in_.data()[0] == 'P' && parent_ == nullptr && listener().http2) {
+    switch (matchHttp2Preface(in_.view())) {
+      case PrefaceMatch::Complete:
+        startHttp2();
+        return true;
+      case PrefaceMatch::Partial:
+        if (peer_eof_) close();
+        return false;
+      case PrefaceMatch::No:
+        break;
+    }
   }
   size_t head_end = 0;
   http::ParseError error = http::ParseError::None;
@@ -372,6 +435,7 @@ void Session::startRequest(size_t head_end) {
     replyError(code, http::describe(error), true);
     return;
   }
+  if (req_.upgrade && parent_ == nullptr && tryH2cUpgrade(head_end)) return;
   // Consumed now, so every path from here (local replies included) moves past it. The views in
   // req_ stay valid: consume() only moves the cursor, and nothing reads into in_ before the
   // request has been dispatched.
@@ -379,7 +443,8 @@ void Session::startRequest(size_t head_end) {
   method_.assign(req_.method);
   version_1_0_ = req_.version_minor == 0;
   keep_alive_1_0_ = version_1_0_ && req_.keep_alive;
-  close_after_response_ = !req_.keep_alive || worker_.draining();
+  // A stream session serves one request: its stream ends with the response.
+  close_after_response_ = !req_.keep_alive || worker_.draining() || parent_ != nullptr;
 
   const http::HeaderField* id = http::findHeader(req_.headers, "x-request-id");
   if (id != nullptr && isValidRequestId(id->value)) {
@@ -587,7 +652,11 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     worker_.newRequestId(request_id_);
     request_id_len_ = 32;
   }
-  if (close) close_after_response_ = true;
+  if (close) {
+    close_after_response_ = true;
+    // The client may still be sending what we will not read (a body over the limit, ...).
+    if (!req_body_done_ || !in_.empty()) linger_ = true;
+  }
   status_ = http::statusOf(code);
   http::writeLocalReply({code, message, std::string_view(request_id_, request_id_len_), allow,
                          www_authenticate, close_after_response_, keep_alive_1_0_},
@@ -599,6 +668,22 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
   if (close) req_body_done_ = true;  // we will not read it
 }
 
+void Session::finishFlush() {
+  if (!linger_ || parent_ != nullptr) {
+    close();
+    return;
+  }
+  if (lingering_) return;
+  // Our last bytes are out. Closing now, with the client's bytes unread, would answer them with
+  // a reset, which can destroy our response in the client's buffers before it reads it: send
+  // FIN instead and read (and drop) what still comes, for a moment (NGINX's lingering close).
+  lingering_ = true;
+  linger_bytes_ = 0;
+  tls_.sendCloseNotify();
+  ::shutdown(fd_, SHUT_WR);
+  readable_ = true;
+}
+
 void Session::close() {
   if (state_ == State::Closed) return;
   if (up_ != nullptr) detachUpstream(false);
@@ -606,9 +691,19 @@ void Session::close() {
     worker_.releaseSnapshot(snap_);
     snap_ = nullptr;
   }
-  tls_.close();
-  tls_context_.reset();
-  ::close(fd_);  // also takes it out of the epoll set: no EPOLL_CTL_DEL needed
+  if (parent_ != nullptr) {
+    if (Http2Stream* stream = stream_) {
+      stream_ = nullptr;
+      parent_->h2_->streamSessionClosed(*stream);
+    }
+    parent_ = nullptr;
+  } else {
+    if (h2_) h2_->abortAll();  // its stream sessions go first: they point into it
+    h2_.reset();
+    tls_.close();
+    tls_context_.reset();
+    ::close(fd_);  // also takes it out of the epoll set: no EPOLL_CTL_DEL needed
+  }
   fd_ = -1;
   state_ = State::Closed;
   resetTimer();

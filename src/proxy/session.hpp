@@ -31,6 +31,12 @@ namespace portico::proxy {
 
 class Worker;
 struct WorkerSnapshot;
+class Http2Connection;
+struct Http2Stream;
+
+// Whether a plain connection starts with HTTP/2's client preface (RFC 9113 §3.4).
+enum class PrefaceMatch : uint8_t { No, Partial, Complete };
+PrefaceMatch matchHttp2Preface(std::string_view data);
 
 class Session final : public net::EventHandler,
                       public net::Timed,
@@ -41,8 +47,25 @@ class Session final : public net::EventHandler,
 
   // Starts serving an accepted socket.
   void open(int fd, const net::SocketAddress& peer, size_t listener_index);
+  // Starts serving one HTTP/2 stream of `parent`'s connection (a stream session: it reads the
+  // request from, and writes the response to, the stream instead of a socket).
+  void openStream(Session& parent, Http2Stream& stream);
   // Called on drain: closes the connection now if it is between requests.
   void closeIfIdle();
+
+  // --- HTTP/2 ---
+  // On a connection: a new stream session for `stream`, taken from the worker's pool.
+  Session* startStreamSession(Http2Stream& stream);
+  // On a connection: run drive() now, or after the current one if it is running.
+  void requestDrive();
+  // Run by the worker after a batch of events for a requestDrive() made meanwhile.
+  void runDeferredDrive();
+  // On a stream session: the stream has bytes to read or room to write.
+  void onStreamReady();
+  // On a stream session: the client reset the stream, or the connection is going away.
+  void abortStream();
+  bool drive_deferred = false;
+  bool in_live_list = false;
 
   void onEvents(uint32_t events) override;
   void onTimer() override;
@@ -54,11 +77,17 @@ class Session final : public net::EventHandler,
  private:
   // Handshake: TLS is being set up. Flush: the last response is being written, then the
   // connection closes.
-  enum class State : uint8_t { Handshake, ReadHead, Proxy, Flush, Closed };
+  // Http2: the connection speaks HTTP/2; its streams are served by stream sessions.
+  enum class State : uint8_t { Handshake, ReadHead, Proxy, Flush, Http2, Closed };
 
   // The main loop: makes all the progress the sockets allow, then returns.
   void drive();
   bool continueHandshake();
+  // Switches the connection to HTTP/2 (ALPN h2, prior knowledge, or an h2c upgrade).
+  void startHttp2(std::string_view upgrade_settings = {}, std::string_view upgrade_head = {},
+                  std::string_view upgrade_method = {});
+  bool driveHttp2();
+  bool tryH2cUpgrade(size_t head_end);
   // The client socket, through TLS when the listener has it; the syscalls' conventions.
   ssize_t readSocket(void* data, size_t size);
   ssize_t writeSocket(const iovec* iov, int count);
@@ -77,6 +106,7 @@ class Session final : public net::EventHandler,
   bool tryStaleRetry();
   uint64_t requestTimeoutMs() const;
   bool readUpstream();
+  bool continueUpstreamHandshake();
   bool processResponseHead();
   void startTunnel(size_t head_end);
   bool responseFinished() const;
@@ -96,6 +126,8 @@ class Session final : public net::EventHandler,
   void consumeResponseBody(size_t n);
   void writeAccessLog();
   void close();
+  // The last response is written: close, or first linger when the client may still be sending.
+  void finishFlush();
   void detachUpstream(bool reusable);
   void armClientTimer();
   const config::Listener& listener() const;
@@ -103,6 +135,10 @@ class Session final : public net::EventHandler,
   Worker& worker_;
   int fd_ = -1;
   tls::Stream tls_;
+  bool secure_ = false;  // the client connection is TLS (also for stream sessions)
+  std::unique_ptr<Http2Connection> h2_;  // on an HTTP/2 connection
+  Http2Stream* stream_ = nullptr;        // on a stream session, until it is done
+  Session* parent_ = nullptr;            // on a stream session: the connection
   std::shared_ptr<const tls::ServerContext> tls_context_;  // held until the handshake is done
   std::unique_ptr<tls::PeerCertificate> client_cert_;
   bool client_cert_checked_ = false;
@@ -119,6 +155,9 @@ class Session final : public net::EventHandler,
   bool writable_ = false;
   bool peer_eof_ = false;
   bool rdhup_ = false;  // the peer shut down its side: read until EOF, not until a short read
+  bool linger_ = false;     // close with a lingering read (the client may still be sending)
+  bool lingering_ = false;  // our side is shut down; reading until EOF or kLingerMs
+  size_t linger_bytes_ = 0;
   uint64_t head_started_ms_ = 0;
   bool close_after_response_ = false;
   size_t head_scanned_ = 0;

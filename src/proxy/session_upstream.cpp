@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "core/clock.hpp"
+#include "core/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
@@ -87,7 +88,15 @@ bool Session::sendRequestBody() {
     if (!up.writable) return false;
     up.connecting = false;
     worker_.loop().setTimeout(up, requestTimeoutMs());
+    if (up.pool->tls) {
+      if (!up.tls.connect(*up.pool->tls, up.fd, up.pool->tls_host)) {
+        upstreamFailed(http::ErrorCode::BadUpstream, "cannot set up TLS to the upstream");
+        return true;
+      }
+      up.handshaking = true;
+    }
   }
+  if (up.handshaking && !continueUpstreamHandshake()) return state_ != State::Proxy || up_ == nullptr;
   if (!up.writable) return false;
   iovec iov[2];
   int count = 0;
@@ -96,7 +105,7 @@ bool Session::sendRequestBody() {
   if (body > 0) iov[count++] = {in_.data(), body};
   if (count == 0) return false;
   size_t total = count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len;
-  ssize_t n = ::writev(up.fd, iov, count);
+  ssize_t n = up.tls.active() ? up.tls.writev(iov, count) : ::writev(up.fd, iov, count);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       up.writable = false;
@@ -127,9 +136,31 @@ bool Session::sendRequestBody() {
   return true;
 }
 
+// True when the handshake is done; false while it waits or after it failed (answered 502).
+bool Session::continueUpstreamHandshake() {
+  upstream::Connection& up = *up_;
+  if (!up.readable && !up.writable) return false;
+  switch (up.tls.handshake()) {
+    case tls::Stream::Handshake::Done:
+      up.handshaking = false;
+      up.writable = true;  // the socket took the handshake: try the request at once
+      return true;
+    case tls::Stream::Handshake::WantIo:
+      up.readable = up.writable = false;
+      return false;
+    case tls::Stream::Handshake::Failed:
+      break;
+  }
+  LOG_WARN("upstream \"%s\" endpoint %s: TLS handshake failed: %s",
+           snap_->shared->upstreams[upstream_index_].config->name.c_str(), up.pool->key.c_str(),
+           up.tls.failure().c_str());
+  upstreamFailed(http::ErrorCode::BadUpstream, "TLS handshake with the upstream failed");
+  return false;
+}
+
 bool Session::readUpstream() {
   upstream::Connection& up = *up_;
-  if (up.connecting || !up.readable || up.eof) return false;
+  if (up.connecting || up.handshaking || !up.readable || up.eof) return false;
   Buffer& in = up.in;
   if (in.writable() < 4096) in.compact();
   if (in.writable() == 0 && !resp_head_done_ && in.capacity() < kMaxUpstreamHead) {
@@ -143,10 +174,10 @@ bool Session::readUpstream() {
     }
     return false;  // backpressure: the client has not taken what we have
   }
-  ssize_t n = ::read(up.fd, in.writePtr(), want);
+  ssize_t n = up.tls.active() ? up.tls.read(in.writePtr(), want) : ::read(up.fd, in.writePtr(), want);
   if (n > 0) {
     in.commit(static_cast<size_t>(n));
-    if (static_cast<size_t>(n) < want && !up.rdhup) up.readable = false;
+    if (static_cast<size_t>(n) < want && !up.rdhup && !up.tls.active()) up.readable = false;
     if (resp_head_done_ && req_framing_ != http::BodyFraming::UntilClose) {
       worker_.loop().setTimeout(up, static_cast<uint64_t>(
                                         snap_->shared->upstreams[upstream_index_]

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "auth/authenticator.hpp"
+#include "tls/client_context.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::proxy {
@@ -46,6 +47,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
   for (const auto& [name, upstream] : cfg.upstreams) {
     UpstreamRuntime rt;
     rt.config = &upstream;
+    if (upstream.tls) {
+      rt.tls = tls::ClientContext::build(*upstream.tls, name, errors);
+    }
     for (const auto& ep : upstream.endpoints) {
       net::SocketAddress addr;
       std::string error;
@@ -56,8 +60,12 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       char host[64];
       addr.formatHost(host, sizeof host);
       std::string key = addr.family() == AF_INET6 ? "[" + std::string(host) + "]" : host;
-      rt.endpoint_keys.push_back(key + ":" + std::to_string(ep.port));
+      key += ":" + std::to_string(ep.port);
+      // TLS connections are set up for one upstream's trust and name: pooled apart.
+      if (upstream.tls) key += " tls " + name;
+      rt.endpoint_keys.push_back(std::move(key));
       rt.addresses.push_back(addr);
+      rt.hosts.push_back(ep.host);
     }
     upstream_index.emplace(name, static_cast<uint32_t>(snap->upstreams.size()));
     snap->upstreams.push_back(std::move(rt));

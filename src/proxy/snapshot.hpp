@@ -17,6 +17,7 @@ class Authenticator;
 }
 namespace portico::tls {
 class ServerContext;
+class ClientContext;
 }
 
 namespace portico::proxy {
@@ -25,6 +26,8 @@ struct UpstreamRuntime {
   const config::Upstream* config = nullptr;
   std::vector<net::SocketAddress> addresses;  // one per endpoint, resolved at build time
   std::vector<std::string> endpoint_keys;     // "ip:port" as resolved: the worker's pool key
+  std::vector<std::string> hosts;             // as written: the name TLS sends and verifies
+  std::shared_ptr<const tls::ClientContext> tls;  // null: plain TCP
 };
 
 struct RouteRuntime {

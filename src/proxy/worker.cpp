@@ -9,6 +9,7 @@
 
 #include "auth/token_cache.hpp"
 #include "core/log.hpp"
+#include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "tls/server_context.hpp"
 
@@ -106,6 +107,8 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
         pool->address = upstream.addresses[e];
       }
       pool->idle_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.idle.count());
+      pool->tls = upstream.tls;
+      pool->tls_host = upstream.hosts[e];
       ws->pools[u].push_back(pool.get());
     }
   }
@@ -179,26 +182,39 @@ void Worker::accept(size_t listener_index, int listen_fd) {
     ::close(fd);
     return;
   }
-  Session* session;
-  if (!free_sessions_.empty()) {
-    session = free_sessions_.back();
-    free_sessions_.pop_back();
-  } else {
-    sessions_.push_back(std::make_unique<Session>(*this));
-    session = sessions_.back().get();
-  }
+  Session* session = takeSession();
+  session->in_live_list = true;
   session->live_index = live_sessions_.size();
   live_sessions_.push_back(session);
   active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
   session->open(fd, peer, listener_index);
 }
 
+Session* Worker::takeSession() {
+  if (!free_sessions_.empty()) {
+    Session* session = free_sessions_.back();
+    free_sessions_.pop_back();
+    return session;
+  }
+  sessions_.push_back(std::make_unique<Session>(*this));
+  return sessions_.back().get();
+}
+
+Session* Worker::newStreamSession() {
+  Session* session = takeSession();
+  session->in_live_list = false;
+  return session;
+}
+
 void Worker::sessionClosed(Session* session) {
-  size_t i = session->live_index;
-  live_sessions_[i] = live_sessions_.back();
-  live_sessions_[i]->live_index = i;
-  live_sessions_.pop_back();
-  active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+  if (session->in_live_list) {
+    size_t i = session->live_index;
+    live_sessions_[i] = live_sessions_.back();
+    live_sessions_[i]->live_index = i;
+    live_sessions_.pop_back();
+    active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+    session->in_live_list = false;
+  }
   // Not reusable before the batch ends: events for its old socket may still be queued.
   closing_sessions_.push_back(session);
 }
@@ -252,6 +268,7 @@ void Worker::releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t
     if (conn->readable) idleConnectionLost(*conn);
     return;
   }
+  conn->tls.close();
   ::close(conn->fd);  // also takes it out of the epoll set
   conn->fd = -1;
   --pool.open;
@@ -271,6 +288,12 @@ void Worker::idleConnectionLost(upstream::Connection& conn) {
 }
 
 void Worker::afterBatch() {
+  // HTTP/2 connections whose streams produced output meanwhile. A drive may ask for more.
+  for (int round = 0; !deferred_drives_.empty() && round < 1000; ++round) {
+    std::vector<Session*> drives;
+    drives.swap(deferred_drives_);
+    for (Session* s : drives) s->runDeferredDrive();
+  }
   for (Session* s : closing_sessions_) free_sessions_.push_back(s);
   closing_sessions_.clear();
   for (auto* c : closing_connections_) free_connections_.push_back(c);

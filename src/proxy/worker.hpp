@@ -108,6 +108,10 @@ class Worker final : public upstream::Connection::Host {
   void releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t max_idle);
 
   void accept(size_t listener_index, int listen_fd);
+  // A session for one HTTP/2 stream (not a connection: not in the live list).
+  Session* newStreamSession();
+  // Runs session->runDeferredDrive() after the current batch of events.
+  void deferDrive(Session* session) { deferred_drives_.push_back(session); }
   void sessionClosed(Session* session);
   void idleConnectionLost(upstream::Connection& conn) override;
 
@@ -119,6 +123,7 @@ class Worker final : public upstream::Connection::Host {
   void maybeFinishDrain();
   void flushAccessLog();
   void retire(std::unique_ptr<WorkerSnapshot> snap);
+  Session* takeSession();
 
   unsigned index_;
   net::EventLoop loop_;
@@ -132,6 +137,7 @@ class Worker final : public upstream::Connection::Host {
   std::vector<std::unique_ptr<Session>> sessions_;  // every session object ever made
   std::vector<Session*> free_sessions_;
   std::vector<Session*> closing_sessions_;  // recycled after the current batch
+  std::vector<Session*> deferred_drives_;
   std::vector<Session*> live_sessions_;     // for drain; swap-removed via Session::live_index_
   std::vector<std::unique_ptr<upstream::Connection>> connections_;
   std::vector<upstream::Connection*> free_connections_;

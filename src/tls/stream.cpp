@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "tls/client_context.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::tls {
@@ -33,12 +34,35 @@ bool Stream::accept(const ServerContext& context, int fd) {
   return true;
 }
 
+bool Stream::connect(const ClientContext& context, int fd, std::string_view host) {
+  ssl_.reset(context.newConnection(host));
+  failed_ = read_wants_write_ = false;
+  if (!ssl_ || SSL_set_fd(ssl_.get(), fd) != 1) {
+    ERR_clear_error();
+    ssl_.reset();
+    return false;
+  }
+  SSL_set_connect_state(ssl_.get());
+  return true;
+}
+
 Stream::Handshake Stream::handshake() {
   int rc = SSL_do_handshake(ssl_.get());
   if (rc == 1) return Handshake::Done;
   int error = SSL_get_error(ssl_.get(), rc);
   if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return Handshake::WantIo;
   failed_ = true;
+  long verify = SSL_get_verify_result(ssl_.get());
+  if (verify != X509_V_OK) {
+    failure_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+  } else if (unsigned long code = ERR_peek_last_error()) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    failure_ = text;
+  } else {
+    failure_ = error == SSL_ERROR_SYSCALL ? "connection closed during the handshake"
+                                          : "handshake failed";
+  }
   ERR_clear_error();
   return Handshake::Failed;
 }
@@ -122,12 +146,17 @@ std::string_view Stream::alpn() const {
                           : std::string_view(reinterpret_cast<const char*>(proto), len);
 }
 
-void Stream::close() {
-  if (!ssl_) return;
-  if (!failed_ && SSL_is_init_finished(ssl_.get())) {
+void Stream::sendCloseNotify() {
+  if (!ssl_ || failed_ || !SSL_is_init_finished(ssl_.get())) return;
+  if ((SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) == 0) {
     SSL_shutdown(ssl_.get());  // one non-blocking attempt: our close_notify, not theirs
   }
   ERR_clear_error();
+}
+
+void Stream::close() {
+  if (!ssl_) return;
+  sendCloseNotify();
   ssl_.reset();
 }
 

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <memory>
+#include <string>
 #include <string_view>
 
 using SSL = struct ssl_st;
@@ -14,6 +15,7 @@ using SSL = struct ssl_st;
 namespace portico::tls {
 
 class ServerContext;
+class ClientContext;
 
 class Stream {
  public:
@@ -26,6 +28,10 @@ class Stream {
 
   // Starts the server side of a handshake on `fd`; false when OpenSSL could not.
   bool accept(const ServerContext& context, int fd);
+  // Starts the client side of a handshake with `host` (the name sent and verified).
+  bool connect(const ClientContext& context, int fd, std::string_view host);
+  // Why the last handshake failed ("certificate verify failed: ...").
+  const std::string& failure() const { return failure_; }
   bool active() const { return ssl_ != nullptr; }
   Handshake handshake();
   ssize_t read(void* data, size_t size);
@@ -35,7 +41,9 @@ class Stream {
   // The negotiated ALPN protocol ("h2", "http/1.1") or empty.
   std::string_view alpn() const;
   SSL* ssl() const { return ssl_.get(); }
-  // Sends close_notify when the connection is healthy (best effort), then frees the state.
+  // Sends close_notify when the connection is healthy (best effort, once).
+  void sendCloseNotify();
+  // sendCloseNotify(), then frees the state.
   void close();
 
  private:
@@ -45,6 +53,7 @@ class Stream {
   std::unique_ptr<SSL, SslDeleter> ssl_;
   bool failed_ = false;
   bool read_wants_write_ = false;
+  std::string failure_;
 };
 
 }  // namespace portico::tls

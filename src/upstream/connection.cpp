@@ -12,6 +12,7 @@ void Connection::reset(int new_fd, EndpointPool* new_pool, Host* new_host) {
   host = new_host;
   owner = nullptr;
   connecting = true;
+  handshaking = false;
   readable = writable = eof = rdhup = false;
   in.clear();
   out.clear();

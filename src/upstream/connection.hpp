@@ -4,6 +4,7 @@
 // watches for the upstream closing it.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,11 @@
 #include "http/http1_parser.hpp"
 #include "net/event_loop.hpp"
 #include "net/socket.hpp"
+#include "tls/stream.hpp"
+
+namespace portico::tls {
+class ClientContext;
+}
 
 namespace portico::upstream {
 
@@ -32,6 +38,8 @@ struct EndpointPool {
   uint32_t open = 0;              // connections, idle or busy
   uint32_t active_requests = 0;   // for least_request
   uint64_t idle_timeout_ms = 60'000;
+  std::shared_ptr<const tls::ClientContext> tls;  // set when the upstream speaks TLS
+  std::string tls_host;                           // the endpoint's host as written
 };
 
 class Connection final : public net::EventHandler, public net::Timed {
@@ -54,6 +62,8 @@ class Connection final : public net::EventHandler, public net::Timed {
   bool writable = false;
   bool eof = false;
   bool rdhup = false;     // the upstream shut down its side: read until EOF, not a short read
+  bool handshaking = false;  // TCP is up, TLS is being set up
+  tls::Stream tls;
   Buffer in;
   Buffer out;
   http::ResponseHead head;  // views into `in` while the head is being processed

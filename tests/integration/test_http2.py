@@ -14,9 +14,10 @@ import pytest
 
 from support import gateway as gw
 from support import h2client
+from support import rawhttp
 from support.h2client import H2Client
 from support.h2upstream import H2Upstream
-from support.util import SLACK, pattern_chunks, pattern_sha256, wait_until
+from support.util import SLACK, assert_error, pattern_chunks, pattern_sha256, wait_until
 
 MiB = 1 << 20
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -652,5 +653,42 @@ def test_h2_client_to_h2_upstream(gateway):
             assert big.body_len == 5 * MiB and big.body_sha256 == pattern_sha256(5 * MiB)
         assert up.count() == 11
         assert up.connection_count() <= 2
+    finally:
+        up.stop()
+
+
+def test_h2_upstream_stream_reset_is_502_and_goaway_is_survived(h2up_env):
+    """An upstream RST_STREAM is a 502 for that request only; an upstream GOAWAY after a
+    response makes the gateway open a new connection for the next request."""
+    g, up = h2up_env
+    resp = rawhttp.exchange(g.port, rawhttp.request_bytes("GET", "/reset"), timeout=10 * SLACK)
+    assert_error(resp, 502, "bad_upstream")
+    status, _, body = g.request("GET", "/echo/after-reset", timeout=10 * SLACK)
+    assert status == 200, body
+    status, _, body = g.request("GET", "/goaway", timeout=10 * SLACK)
+    assert status == 200, body
+    conns = up.connection_count()
+    for i in range(3):
+        status, _, body = g.request("GET", f"/echo/after-goaway/{i}", timeout=10 * SLACK)
+        assert status == 200, body
+    assert up.connection_count() == conns + 1
+    assert up.errors == []
+
+
+def test_h2_upstream_status_and_timeout(gateway):
+    up = H2Upstream("h2t", lifetime=60)
+    try:
+        g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "h2u")],
+                              {"h2u": gw.up(up, protocol="http2", timeouts={"request": "1s"})}))
+        status, headers, body = g.request("GET", "/status/418")
+        assert status == 418 and body == b"status 418\n"
+        resp = rawhttp.exchange(g.port, rawhttp.request_bytes("GET", "/hang"), timeout=10 * SLACK)
+        assert_error(resp, 504, "upstream_timeout")
+        # The hung stream was reset towards the upstream, the connection still serves.
+        wait_until(lambda: any(r.path == "/hang" and r.reset is not None for r in up.snapshot()),
+                   5 * SLACK, message="the gateway to reset the timed-out upstream stream")
+        status, _, _ = g.request("GET", "/echo/after-timeout")
+        assert status == 200
+        assert up.connection_count() == 1
     finally:
         up.stop()

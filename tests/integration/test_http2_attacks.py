@@ -185,11 +185,13 @@ def test_continuation_flood(gateway, upstreams):
                 if not c.try_send(burst):
                     break
                 sent += len(burst)
+            took = time.monotonic() - t0
             end = assert_ended(c, 5, f"CONTINUATION flood ({sent >> 20} MiB sent)")
     assert not [r for r in target.snapshot() if r.path == "/cont/x"], \
         "a request whose header block never ended reached the upstream"
     assert sent < total_limit, f"the gateway accepted {sent >> 20} MiB of CONTINUATION frames " \
-                               f"for one header block (end: {end})"
+                               f"for one header block in {took:.2f}s (end: {end}, " \
+                               f"probes during the attack: {len(w.results)})"
     w.check()
 
 
@@ -259,9 +261,13 @@ def test_oversized_header_list(gateway, upstreams, total):
                 pass  # closing the connection is an acceptable answer too
             # Just under the limit is served (on this connection if it survived).
             ok_hdrs = [(f"x-ok-{i}", "c" * 990) for i in range(20)]
+            st = None
             if not c.closed and c.goaway is None:
-                st = c.response(c.request("GET", "/big-headers/ok", headers=ok_hdrs))
-            else:
+                try:
+                    st = c.response(c.request("GET", "/big-headers/ok", headers=ok_hdrs))
+                except h2client.Closed:
+                    pass  # the connection error came a little later: that is fine too
+            if st is None:
                 with H2Client(g.port) as c2:
                     st = c2.response(c2.request("GET", "/big-headers/ok", headers=ok_hdrs))
             assert st.status == 200, st
@@ -299,15 +305,20 @@ def test_control_frame_flood_without_reading(gateway, upstreams, kind):
 
 
 # ----- too many concurrent streams ------------------------------------------------------------------
-def test_streams_over_max_concurrent_are_refused(gateway, upstreams):
+@pytest.mark.parametrize("ack_first", [True, False], ids=["after-settings-ack",
+                                                           "before-settings-ack"])
+def test_streams_over_max_concurrent_are_refused(gateway, upstreams, ack_first):
+    """15 streams at once against an advertised limit of 10: RFC 9113 §5.1.2 makes the excess a
+    *stream* error (REFUSED_STREAM or PROTOCOL_ERROR); the first 10 are served and the
+    connection stays usable. Both when the client has acknowledged the server's SETTINGS (the
+    limit is then in force) and when it opens the streams right after its preface."""
     g, target = attack_gateway(gateway, upstreams,
                                limits={"http2_max_concurrent_streams": 10})
     with Watch(g) as w:
         with H2Client(g.port, timeout=15 * SLACK) as c:
-            s = c.wait_settings()
-            assert s.get(h2client.MAX_CONCURRENT_STREAMS) == 10, s
-            # Send our SETTINGS ACK first so the limit is in force, then open 15 streams at once.
-            c.read_some(0.2)
+            if ack_first:
+                c.wait_settings()   # and ACKs it
+                c.read_some(0.2)    # our ACK has arrived
             sids = [c.new_sid() for _ in range(15)]
             out = b"".join(h2client.headers_frame(
                 sid, c.encode(c.request_headers("GET", f"/slow/1500/{i}")), end_stream=True)
@@ -315,15 +326,28 @@ def test_streams_over_max_concurrent_are_refused(gateway, upstreams):
             for sid in sids:
                 c._register(sid)  # noqa: SLF001
             c.send(out)
-            c.wait(lambda: all(c.streams[sid].done for sid in sids) or c.goaway is not None,
-                   20 * SLACK, "all 15 streams to finish")
+            try:
+                c.wait(lambda: all(c.streams[sid].done for sid in sids) or c.goaway is not None,
+                       20 * SLACK, "all 15 streams to finish")
+            except h2client.Closed:
+                pass
+            assert c.server_settings.get(h2client.MAX_CONCURRENT_STREAMS) == 10, \
+                c.server_settings
+            if c.goaway is not None:
+                # For the report: are the streams under the limit still served after it?
+                try:
+                    c.wait(lambda: all(c.streams[sid].done for sid in sids[:10]), 5 * SLACK)
+                except (AssertionError, h2client.Closed):
+                    pass
+            assert c.goaway is None and not c.closed, \
+                f"the connection was ended (goaway {c.goaway}, closed {c.closed}) instead of " \
+                f"refusing the streams over the limit: {[c.streams[s] for s in sids]}"
             served = [sid for sid in sids if c.streams[sid].status == 200]
             refused = [sid for sid in sids if c.streams[sid].reset in
                        (h2client.REFUSED_STREAM, h2client.PROTOCOL_ERROR)]
             assert served == sids[:10], [c.streams[s] for s in sids]
             assert refused == sids[10:], [c.streams[s] for s in sids]
             # The connection is still usable.
-            assert c.goaway is None
             assert c.response(c.request("GET", "/probe/after-refused")).status == 200
     paths = sorted(r.path for r in target.snapshot())
     assert paths == sorted(f"/slow/1500/{i}" for i in range(10)), paths

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -80,7 +81,9 @@ def client_ctx(pki, version=None, alpn=None, client=None, verify=True):
         if version in ("1.0", "1.1"):
             # OpenSSL 3 refuses TLS < 1.2 at the default security level; let the client try.
             ctx.set_ciphers("DEFAULT@SECLEVEL=0")
-        ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+        with warnings.catch_warnings():  # TLSv1 and TLSv1_1 are deprecated (on purpose here)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
     if client is not None:

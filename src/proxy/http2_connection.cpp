@@ -1,0 +1,575 @@
+#include "proxy/http2_connection.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "http/header.hpp"
+#include "http/local_reply.hpp"
+#include "proxy/session.hpp"
+#include "proxy/worker.hpp"
+
+namespace portico::proxy {
+namespace {
+
+constexpr std::string_view kChunkEnd = "0\r\n\r\n";
+
+void appendHex(Buffer& out, size_t n) {
+  char digits[16];
+  int count = 0;
+  do {
+    digits[count++] = "0123456789abcdef"[n & 15];
+    n >>= 4;
+  } while (n != 0);
+  while (count > 0) out.append(digits[--count]);
+}
+
+nghttp2_nv field(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace
+
+// nghttp2 calls back into C functions; these forward to the connection.
+struct Http2Connection::Callbacks {
+  static Http2Connection& self(void* user_data) {
+    return *static_cast<Http2Connection*>(user_data);
+  }
+
+  static int onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame,
+                            void* user_data) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    Http2Connection& c = self(user_data);
+    if (c.streams_.size() >= c.limits_.http2_max_concurrent_streams) {
+      // RFC 9113 §5.1.2: a stream over the advertised limit is a stream error, not the end of
+      // the connection. (nghttp2 itself would end the connection, so the limit is ours.)
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
+    c.open(frame->hd.stream_id);
+    return 0;
+  }
+
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name_data,
+                      size_t name_len, const uint8_t* value_data, size_t value_len, uint8_t,
+                      void* user_data) {
+    Http2Connection& c = self(user_data);
+    Http2Stream* stream = c.find(frame->hd.stream_id);
+    if (stream == nullptr || stream->session != nullptr) return 0;  // trailers are dropped
+    // RFC 9113 §6.5.2's accounting (32 bytes per field); an HPACK bomb stops here.
+    stream->header_bytes += name_len + value_len + 32;
+    if (stream->header_bytes > c.limits_.max_header_bytes) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
+    }
+    std::string_view name(reinterpret_cast<const char*>(name_data), name_len);
+    std::string_view value(reinterpret_cast<const char*>(value_data), value_len);
+    if (name.starts_with(':')) {
+      if (name == ":method") stream->method.assign(value);
+      else if (name == ":scheme") stream->scheme.assign(value);
+      else if (name == ":authority") stream->authority.assign(value);
+      else if (name == ":path") stream->path.assign(value);
+      return 0;
+    }
+    if (name == "host") {
+      if (stream->authority.empty()) stream->authority.assign(value);
+      return 0;
+    }
+    if (name == "cookie") {
+      if (!stream->cookie.empty()) stream->cookie.append("; ");
+      stream->cookie.append(value);
+      return 0;
+    }
+    // te is only ever "trailers" here (nghttp2 checks); expect is answered by nobody in HTTP/2.
+    if (name == "te" || name == "expect") return 0;
+    if (name == "content-length") stream->has_content_length = true;
+    stream->fields.append(name);
+    stream->fields.append(": ");
+    stream->fields.append(value);
+    stream->fields.append("\r\n");
+    return 0;
+  }
+
+  static int onFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
+                         void* user_data) {
+    Http2Connection& c = self(user_data);
+    if ((frame->hd.type == NGHTTP2_SETTINGS || frame->hd.type == NGHTTP2_PING) &&
+        (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && !c.takeControlFrameToken()) {
+      // Each of these makes us answer; a client sending them by the thousand (and not reading
+      // the answers) only wants to keep us busy: RFC 9113 §10.5, ENHANCE_YOUR_CALM.
+      nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    Http2Stream* stream = c.find(frame->hd.stream_id);
+    if (stream == nullptr) return 0;
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      stream->request_ended = end_stream;
+      c.buildRequest(*stream);
+      c.markReady(*stream);
+      return 0;
+    }
+    if (end_stream && !stream->request_ended) {
+      stream->request_ended = true;
+      if (stream->chunked) stream->request.append(kChunkEnd);
+      c.markReady(*stream);
+    }
+    return 0;
+  }
+
+  static int onDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                         size_t len, void* user_data) {
+    Http2Connection& c = self(user_data);
+    Http2Stream* stream = c.find(stream_id);
+    if (stream == nullptr || stream->session == nullptr) {
+      c.discarded_ += len;  // nobody will read it: give the window back anyway
+      return 0;
+    }
+    if (stream->chunked) {
+      appendHex(stream->request, len);
+      stream->request.append("\r\n");
+    }
+    stream->request.append(std::string_view(reinterpret_cast<const char*>(data), len));
+    if (stream->chunked) stream->request.append("\r\n");
+    stream->unacknowledged += len;
+    c.markReady(*stream);
+    return 0;
+  }
+
+  static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
+    Http2Connection& c = self(user_data);
+    Http2Stream* stream = c.find(stream_id);
+    if (stream == nullptr) return 0;
+    stream->closed = true;
+    if (Session* session = stream->session) {
+      stream->session = nullptr;  // it must not call back into a stream being erased
+      session->abortStream();
+    }
+    c.erase(stream_id);
+    return 0;
+  }
+
+  static ssize_t readBody(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                          uint32_t* data_flags, nghttp2_data_source*, void* user_data) {
+    Http2Connection& c = self(user_data);
+    Http2Stream* stream = c.find(stream_id);
+    if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t n = std::min(length, stream->body.size());
+    std::memcpy(buf, stream->body.data(), n);
+    stream->body.consume(n);
+    if (stream->body.empty()) stream->body.clear();
+    if (stream->session_blocked && n > 0) {
+      stream->session_blocked = false;
+      c.markReady(*stream);
+    }
+    if (stream->body.empty() && stream->response_ended) {
+      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    }
+    if (n == 0) {
+      stream->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+Http2Connection::Http2Connection(Session& owner, Worker& worker, const config::Limits& limits)
+    : owner_(owner), worker_(worker), limits_(limits) {}
+
+Http2Connection::~Http2Connection() {
+  abortAll();
+  if (session_ != nullptr) nghttp2_session_del(session_);
+}
+
+bool Http2Connection::start(std::string_view upgrade_settings, std::string_view upgrade_head,
+                            std::string_view upgrade_method) {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, Callbacks::onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, Callbacks::onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, Callbacks::onStreamClose);
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  // Request DATA is acknowledged as the stream session takes it, not as it arrives.
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_max_outbound_ack(option, 1000);   // SETTINGS/PING floods
+  nghttp2_option_set_max_settings(option, 32);
+  nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);  // rapid reset
+  nghttp2_option_set_max_continuations(option, 8);               // CONTINUATION floods
+  int rc = nghttp2_session_server_new2(&session_, callbacks, this, option);
+  nghttp2_option_del(option);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rc != 0) return false;
+
+  // MAX_CONCURRENT_STREAMS is not among them: it is added to the frame as it leaves (see
+  // produce()), so that nghttp2 does not enforce it by ending the connection.
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamBuffer)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(limits_.max_header_bytes)},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings,
+                              sizeof settings / sizeof settings[0]) != 0) {
+    return false;
+  }
+  // A larger connection window than the default 64 KiB, so several uploads can flow at once.
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(4 * kStreamBuffer));
+  if (!upgrade_head.empty()) {
+    const bool head_request = upgrade_method == "HEAD";
+    if (nghttp2_session_upgrade2(session_, reinterpret_cast<const uint8_t*>(upgrade_settings.data()),
+                                 upgrade_settings.size(), head_request ? 1 : 0, nullptr) != 0) {
+      return false;
+    }
+    Http2Stream& stream = open(1);
+    stream.method.assign(upgrade_method);
+    stream.request.append(upgrade_head);
+    stream.request_ended = true;
+    startStreamSession(stream);
+  }
+  return true;
+}
+
+Http2Stream* Http2Connection::find(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+Http2Stream& Http2Connection::open(int32_t id) {
+  auto& slot = streams_[id];
+  if (!slot) slot = std::make_unique<Http2Stream>();
+  slot->id = id;
+  return *slot;
+}
+
+void Http2Connection::erase(int32_t id) {
+  streams_.erase(id);
+}
+
+void Http2Connection::buildRequest(Http2Stream& stream) {
+  Buffer& out = stream.request;
+  out.append(stream.method);
+  out.append(' ');
+  // CONNECT has no :path; the HTTP/1.1 parser then refuses the authority form.
+  out.append(stream.path.empty() ? stream.authority : stream.path);
+  out.append(" HTTP/1.1\r\n");
+  if (!stream.authority.empty()) {
+    out.append("Host: ");
+    out.append(stream.authority);
+    out.append("\r\n");
+  }
+  out.append(stream.fields);
+  if (!stream.cookie.empty()) {
+    out.append("Cookie: ");
+    out.append(stream.cookie);
+    out.append("\r\n");
+  }
+  if (!stream.request_ended && !stream.has_content_length) {
+    stream.chunked = true;
+    out.append("Transfer-Encoding: chunked\r\n");
+  }
+  out.append("\r\n");
+  std::string().swap(stream.fields);
+  std::string().swap(stream.cookie);
+  startStreamSession(stream);
+}
+
+void Http2Connection::startStreamSession(Http2Stream& stream) {
+  stream.session = owner_.startStreamSession(stream);
+  markReady(stream);
+}
+
+void Http2Connection::markReady(Http2Stream& stream) {
+  if (std::find(ready_.begin(), ready_.end(), stream.id) == ready_.end()) {
+    ready_.push_back(stream.id);
+  }
+}
+
+bool Http2Connection::runReady() {
+  if (ready_.empty()) return false;
+  std::vector<int32_t> ready;
+  ready.swap(ready_);
+  for (int32_t id : ready) {
+    Http2Stream* stream = find(id);
+    if (stream != nullptr && stream->session != nullptr) stream->session->onStreamReady();
+  }
+  return true;
+}
+
+bool Http2Connection::receive(Buffer& in) {
+  ssize_t n = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in.data()),
+                                       in.size());
+  if (n < 0) return false;
+  in.consume(static_cast<size_t>(n));
+  if (discarded_ > 0) {
+    nghttp2_session_consume_connection(session_, discarded_);
+    discarded_ = 0;
+  }
+  return true;
+}
+
+bool Http2Connection::produce(Buffer& out, size_t limit) {
+  while (out.size() < limit) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) return false;
+    if (n == 0) break;
+    std::string_view frames(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    if (!preface_sent_) {
+      preface_sent_ = true;
+      appendPrefaceWithStreamLimit(frames, out);
+      continue;
+    }
+    out.append(frames);
+  }
+  return true;
+}
+
+// The server preface is a SETTINGS frame and comes first from mem_send: one more entry,
+// MAX_CONCURRENT_STREAMS, is put into it (RFC 9113 §6.5.1: 9-byte header, 6 bytes per entry).
+void Http2Connection::appendPrefaceWithStreamLimit(std::string_view frames, Buffer& out) {
+  constexpr size_t kHeader = 9;
+  auto length = [&](size_t at) {
+    return (static_cast<size_t>(static_cast<uint8_t>(frames[at])) << 16) |
+           (static_cast<size_t>(static_cast<uint8_t>(frames[at + 1])) << 8) |
+           static_cast<uint8_t>(frames[at + 2]);
+  };
+  if (frames.size() < kHeader || frames[3] != NGHTTP2_SETTINGS || frames[4] != 0 ||
+      frames.size() < kHeader + length(0)) {
+    out.append(frames);  // not what is expected: sent as it is, without the limit
+    return;
+  }
+  const size_t payload = length(0);
+  const size_t grown = payload + 6;
+  const uint32_t limit = limits_.http2_max_concurrent_streams;
+  const char header[3] = {static_cast<char>(grown >> 16), static_cast<char>(grown >> 8),
+                          static_cast<char>(grown)};
+  const char entry[6] = {0, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+                         static_cast<char>(limit >> 24), static_cast<char>(limit >> 16),
+                         static_cast<char>(limit >> 8), static_cast<char>(limit)};
+  out.append(std::string_view(header, 3));
+  out.append(frames.substr(3, kHeader - 3 + payload));
+  out.append(std::string_view(entry, 6));
+  out.append(frames.substr(kHeader + payload));
+}
+
+bool Http2Connection::finished() const {
+  return nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0;
+}
+
+void Http2Connection::shutdown() {
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  wakeOwner();
+}
+
+void Http2Connection::abortAll() {
+  for (auto& [id, stream] : streams_) {
+    if (Session* session = stream->session) {
+      stream->session = nullptr;
+      session->abortStream();
+    }
+  }
+  streams_.clear();
+  ready_.clear();
+}
+
+void Http2Connection::acknowledge(Http2Stream& stream) {
+  // Framing bytes only ever make the buffer larger than the DATA it holds, so this gives back
+  // no more than what the stream session has taken.
+  size_t buffered = stream.request.size();
+  if (stream.unacknowledged > buffered) {
+    nghttp2_session_consume(session_, stream.id, stream.unacknowledged - buffered);
+    stream.unacknowledged = buffered;
+    wakeOwner();
+  }
+}
+
+ssize_t Http2Connection::streamRead(Http2Stream& stream, void* data, size_t size) {
+  size_t n = std::min(size, stream.request.size());
+  if (n == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  std::memcpy(data, stream.request.data(), n);
+  stream.request.consume(n);
+  if (stream.request.empty()) stream.request.clear();
+  acknowledge(stream);
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t Http2Connection::streamWrite(Http2Stream& stream, const iovec* iov, int count) {
+  size_t taken = 0;
+  for (int i = 0; i < count; ++i) {
+    size_t n = takeResponse(stream, static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    taken += n;
+    if (n < iov[i].iov_len) break;
+  }
+  if (taken > 0 && stream.deferred && stream.head_submitted) {
+    stream.deferred = false;
+    nghttp2_session_resume_data(session_, stream.id);
+  }
+  if (taken > 0) wakeOwner();
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+  if (taken < total) stream.session_blocked = true;  // woken when DATA frames make room
+  if (taken == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return static_cast<ssize_t>(taken);
+}
+
+// Takes HTTP/1.1 response bytes from the stream session: the head is parsed and submitted as
+// HEADERS, the body de-framed into `body`. Returns how many bytes were taken.
+size_t Http2Connection::takeResponse(Http2Stream& stream, const char* data, size_t size) {
+  size_t taken = 0;
+  while (taken < size && !stream.head_submitted) {
+    // Heads are small and come whole in practice; they are gathered until complete.
+    stream.head.append(std::string_view(data + taken, size - taken));
+    size_t head_end = 0;
+    size_t scanned = 0;
+    http::ParseError error = http::ParseError::None;
+    auto status = http::findHeadEnd(stream.head.data(), stream.head.size(), scanned, head_end,
+                                    error);
+    if (status == http::ParseStatus::Incomplete) return size;
+    const size_t before = stream.head.size() - (size - taken);
+    if (status == http::ParseStatus::Error || !submitHead(stream, head_end)) {
+      reset(stream, NGHTTP2_INTERNAL_ERROR);
+      return size;
+    }
+    taken += head_end - before;
+    stream.head.clear();
+  }
+  if (stream.response_ended) return size;  // anything after the end is not ours to send
+  while (taken < size && stream.body.size() < kStreamBuffer) {
+    const char* p = data + taken;
+    size_t room = kStreamBuffer - stream.body.size();
+    size_t n = std::min(size - taken, room);
+    switch (stream.framing) {
+      case http::BodyFraming::Length:
+        n = static_cast<size_t>(std::min<uint64_t>(n, stream.remaining));
+        stream.body.append(std::string_view(p, n));
+        stream.remaining -= n;
+        if (stream.remaining == 0) stream.response_ended = true;
+        break;
+      case http::BodyFraming::Chunked: {
+        stream.decoded.clear();
+        auto r = stream.chunked_decoder.feed(p, n, &stream.decoded);
+        if (r.error) {
+          reset(stream, NGHTTP2_INTERNAL_ERROR);
+          return size;
+        }
+        stream.body.append(stream.decoded);
+        n = r.consumed;
+        if (r.done || stream.chunked_decoder.done()) stream.response_ended = true;
+        break;
+      }
+      case http::BodyFraming::UntilClose:
+        stream.body.append(std::string_view(p, n));
+        break;
+      case http::BodyFraming::None:
+        stream.response_ended = true;
+        break;
+    }
+    taken += n;
+    if (stream.response_ended) return size;
+    if (n == 0) break;
+  }
+  return taken;
+}
+
+bool Http2Connection::submitHead(Http2Stream& stream, size_t head_end) {
+  http::ResponseHead head;
+  http::ParseError error = http::ParseError::None;
+  if (http::parseResponseHead(stream.head.data(), head_end, stream.method, head, error) !=
+      http::ParseStatus::Complete) {
+    return false;
+  }
+  if (head.status < 200) return true;  // interim answers are not passed on
+  char status[4] = {static_cast<char>('0' + head.status / 100),
+                    static_cast<char>('0' + head.status / 10 % 10),
+                    static_cast<char>('0' + head.status % 10), 0};
+  std::vector<nghttp2_nv> fields;
+  fields.reserve(head.headers.size() + 1);
+  fields.push_back(field(":status", std::string_view(status, 3)));
+  // Names must be lowercase in HTTP/2: they are lowered in place in the gathered head.
+  for (const auto& h : head.headers) {
+    if (http::isHopByHop(h.name)) continue;
+    char* name = const_cast<char*>(h.name.data());
+    for (size_t i = 0; i < h.name.size(); ++i) name[i] = http::asciiLower(name[i]);
+    fields.push_back(field(h.name, h.value));
+  }
+  stream.framing = head.framing;
+  stream.remaining = head.content_length;
+  stream.chunked_decoder.reset();
+  const bool has_body =
+      head.framing != http::BodyFraming::None &&
+      !(head.framing == http::BodyFraming::Length && head.content_length == 0);
+  stream.response_ended = !has_body;
+  nghttp2_data_provider provider{};
+  provider.read_callback = Callbacks::readBody;
+  int rc = nghttp2_submit_response(session_, stream.id, fields.data(), fields.size(),
+                                   has_body ? &provider : nullptr);
+  if (rc != 0) return false;
+  stream.head_submitted = true;
+  return true;
+}
+
+void Http2Connection::reset(Http2Stream& stream, uint32_t error_code) {
+  stream.response_ended = true;
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id, error_code);
+  wakeOwner();
+}
+
+void Http2Connection::streamSessionClosed(Http2Stream& stream) {
+  stream.session = nullptr;
+  if (!stream.closed) {
+    if (!stream.head_submitted) {
+      reset(stream, NGHTTP2_INTERNAL_ERROR);  // it gave up without an answer
+    } else if (!stream.response_ended) {
+      if (stream.framing == http::BodyFraming::UntilClose) {
+        stream.response_ended = true;  // the end of the body, as HTTP/1.1 would say it
+      } else {
+        reset(stream, NGHTTP2_INTERNAL_ERROR);  // a truncated body must not look whole
+      }
+    }
+    if (stream.deferred) {
+      stream.deferred = false;
+      nghttp2_session_resume_data(session_, stream.id);
+    }
+    // Request DATA still to come is dropped; its window is given back as it arrives.
+    if (stream.unacknowledged > 0) {
+      nghttp2_session_consume(session_, stream.id, stream.unacknowledged);
+      stream.unacknowledged = 0;
+    }
+    stream.request.clear();
+  }
+  wakeOwner();
+}
+
+void Http2Connection::wakeOwner() { owner_.requestDrive(); }
+
+bool Http2Connection::takeControlFrameToken() {
+  // A token bucket: kControlBurst frames at once, kControlRate per second after that.
+  uint64_t now = worker_.loop().nowMs();
+  uint64_t refill = (now - control_refill_ms_) * kControlRate / 1000;
+  if (refill > 0) {
+    control_tokens_ = static_cast<uint32_t>(std::min<uint64_t>(kControlBurst, control_tokens_ + refill));
+    control_refill_ms_ = now;
+  }
+  if (control_tokens_ == 0) return false;
+  --control_tokens_;
+  return true;
+}
+
+}  // namespace portico::proxy

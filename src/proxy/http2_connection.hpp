@@ -1,0 +1,129 @@
+#pragma once
+// HTTP/2 on a downstream connection (RFC 9113), with nghttp2 doing the framing, HPACK and flow
+// control. Each stream is served by a Session of its own (a "stream session"), which sees the
+// request as HTTP/1.1 bytes and answers with HTTP/1.1 bytes: routing, auth, limits, upstream
+// relaying and access logs are then the very same code for both protocols. This class turns a
+// stream's headers and DATA into those bytes, and the answer back into HEADERS and DATA.
+//
+// Memory per stream is bounded both ways: request DATA is acknowledged (WINDOW_UPDATE) only as
+// the stream session takes it, and a response is taken from the stream session only while less
+// than kStreamBuffer waits to be sent, so a client that stops reading stalls its upstream rather
+// than filling the gateway.
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/model.hpp"
+#include "core/buffer.hpp"
+#include "http/http1_parser.hpp"
+
+using nghttp2_session = struct nghttp2_session;
+
+namespace portico::proxy {
+
+class Session;
+class Worker;
+
+struct Http2Stream {
+  int32_t id = 0;
+  Session* session = nullptr;  // the stream session; null once it has finished
+  bool closed = false;         // nghttp2 closed the stream (reset or done)
+
+  // --- the request, as HTTP/1.1 bytes for the stream session ---
+  std::string method, scheme, authority, path;
+  std::string fields;            // "name: value\r\n" lines, without Host
+  std::string cookie;            // RFC 9113 §8.2.3: several cookie fields are one
+  size_t header_bytes = 0;       // decoded header list size, against max_header_bytes
+  bool has_content_length = false;
+  bool chunked = false;          // no Content-Length: the body is sent chunked
+  bool request_ended = false;    // END_STREAM seen
+  Buffer request;
+  size_t unacknowledged = 0;     // DATA bytes received and not yet given back to the window
+
+  // --- the response, parsed back from HTTP/1.1 ---
+  Buffer head;                   // until the whole head has arrived
+  bool head_submitted = false;
+  http::BodyFraming framing = http::BodyFraming::None;
+  uint64_t remaining = 0;
+  http::ChunkedDecoder chunked_decoder;
+  std::string decoded;           // scratch for de-chunking
+  Buffer body;                   // waiting for DATA frames
+  bool response_ended = false;
+  bool deferred = false;         // the data source said "nothing yet"
+  bool session_blocked = false;  // the stream session waits for room in `body`
+};
+
+class Http2Connection {
+ public:
+  // Upper bound of response bytes waiting per stream (and the initial stream window).
+  static constexpr size_t kStreamBuffer = 256 * 1024;
+
+  Http2Connection(Session& owner, Worker& worker, const config::Limits& limits);
+  ~Http2Connection();
+  Http2Connection(const Http2Connection&) = delete;
+  Http2Connection& operator=(const Http2Connection&) = delete;
+
+  // Sends our SETTINGS. For an h2c upgrade, `upgrade_settings` is the decoded HTTP2-Settings
+  // payload and `upgrade_head` the HTTP/1.1 request head that becomes stream 1.
+  bool start(std::string_view upgrade_settings = {}, std::string_view upgrade_head = {},
+             std::string_view upgrade_method = {});
+  // Feeds bytes read from the client; false on a connection error (then close).
+  bool receive(Buffer& in);
+  // Appends frames to send to `out`, while it holds less than `limit` bytes; false on error.
+  bool produce(Buffer& out, size_t limit);
+  // Runs the stream sessions that have something to do; true when any ran.
+  bool runReady();
+  // Neither side has anything more to say: the connection can close.
+  bool finished() const;
+  size_t openStreams() const { return streams_.size(); }
+  // Stops taking new streams (GOAWAY); those in flight finish.
+  void shutdown();
+  // Cuts every stream session (the connection is closing).
+  void abortAll();
+
+  // --- for stream sessions ---
+  ssize_t streamRead(Http2Stream& stream, void* data, size_t size);
+  ssize_t streamWrite(Http2Stream& stream, const iovec* iov, int count);
+  // The stream session finished or gave up; what it sent so far stands.
+  void streamSessionClosed(Http2Stream& stream);
+
+ private:
+  struct Callbacks;
+
+  Http2Stream* find(int32_t id);
+  Http2Stream& open(int32_t id);
+  void startStreamSession(Http2Stream& stream);
+  void buildRequest(Http2Stream& stream);
+  size_t takeResponse(Http2Stream& stream, const char* data, size_t size);
+  bool submitHead(Http2Stream& stream, size_t head_end);
+  void acknowledge(Http2Stream& stream);
+  void markReady(Http2Stream& stream);
+  void reset(Http2Stream& stream, uint32_t error_code);
+  void erase(int32_t id);
+  // The owner's drive() is asked to run (now if it is not running, else once more after).
+  void wakeOwner();
+  void appendPrefaceWithStreamLimit(std::string_view frames, Buffer& out);
+  bool takeControlFrameToken();
+
+  Session& owner_;
+  Worker& worker_;
+  const config::Limits limits_;  // a copy: the connection may outlive its config snapshot
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  std::vector<int32_t> ready_;  // streams whose stream session should run
+  size_t discarded_ = 0;
+  bool preface_sent_ = false;
+  static constexpr uint32_t kControlBurst = 1000;  // SETTINGS and PING frames
+  static constexpr uint32_t kControlRate = 100;    // per second
+  uint32_t control_tokens_ = kControlBurst;
+  uint64_t control_refill_ms_ = 0;  // DATA for streams nobody reads: given back to the window later
+};
+
+}  // namespace portico::proxy
