@@ -267,13 +267,15 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
   }
   if (const Field* f = map.find("protocol")) {
     if (auto value = ctx.text(f->item())) {
-      if (*value == "http2" || *value == "grpc") {
+      if (*value == "grpc") {
         ctx.error(ctx.pos(f->item()), "protocol " + quote(*value) +
                                           " is not supported yet by this version of portico "
-                                          "(use http1)");
+                                          "(use http1 or http2)");
+      } else if (*value == "http2") {
+        up.protocol = Upstream::Protocol::Http2;
       } else if (*value != "http1") {
         ctx.error(ctx.pos(f->item()),
-                  "invalid value " + quote(*value) + " for \"protocol\" (use http1)");
+                  "invalid value " + quote(*value) + " for \"protocol\" (use http1 or http2)");
       }
     }
   }

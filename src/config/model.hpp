@@ -102,7 +102,7 @@ struct UpstreamTls {
 };
 
 struct Upstream {
-  enum class Protocol : uint8_t { Http1 };
+  enum class Protocol : uint8_t { Http1, Http2 };
   enum class Balancing : uint8_t { RoundRobin, LeastRequest };
   enum class Builtin : uint8_t { None, Echo };
 

@@ -10,6 +10,7 @@
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
+#include "upstream/http2_client.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -105,7 +106,9 @@ bool Session::sendRequestBody() {
   if (body > 0) iov[count++] = {in_.data(), body};
   if (count == 0) return false;
   size_t total = count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len;
-  ssize_t n = up.tls.active() ? up.tls.writev(iov, count) : ::writev(up.fd, iov, count);
+  ssize_t n = up.h2 != nullptr     ? up.h2->write(up, iov, count)
+              : up.tls.active() ? up.tls.writev(iov, count)
+                                : ::writev(up.fd, iov, count);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       up.writable = false;
@@ -174,7 +177,9 @@ bool Session::readUpstream() {
     }
     return false;  // backpressure: the client has not taken what we have
   }
-  ssize_t n = up.tls.active() ? up.tls.read(in.writePtr(), want) : ::read(up.fd, in.writePtr(), want);
+  ssize_t n = up.h2 != nullptr     ? up.h2->read(up, in.writePtr(), want)
+              : up.tls.active() ? up.tls.read(in.writePtr(), want)
+                                : ::read(up.fd, in.writePtr(), want);
   if (n > 0) {
     in.commit(static_cast<size_t>(n));
     if (static_cast<size_t>(n) < want && !up.rdhup && !up.tls.active()) up.readable = false;

@@ -48,7 +48,8 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     UpstreamRuntime rt;
     rt.config = &upstream;
     if (upstream.tls) {
-      rt.tls = tls::ClientContext::build(*upstream.tls, name, errors);
+      rt.tls = tls::ClientContext::build(
+          *upstream.tls, name, upstream.protocol == config::Upstream::Protocol::Http2, errors);
     }
     for (const auto& ep : upstream.endpoints) {
       net::SocketAddress addr;
@@ -63,6 +64,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       key += ":" + std::to_string(ep.port);
       // TLS connections are set up for one upstream's trust and name: pooled apart.
       if (upstream.tls) key += " tls " + name;
+      if (upstream.protocol == config::Upstream::Protocol::Http2) key += " h2";
       rt.endpoint_keys.push_back(std::move(key));
       rt.addresses.push_back(addr);
       rt.hosts.push_back(ep.host);

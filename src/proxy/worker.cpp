@@ -108,6 +108,8 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
       }
       pool->idle_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.idle.count());
       pool->tls = upstream.tls;
+      pool->http2 = upstream.config->protocol == config::Upstream::Protocol::Http2;
+      pool->connect_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.connect.count());
       pool->tls_host = upstream.hosts[e];
       ws->pools[u].push_back(pool.get());
     }
@@ -222,6 +224,10 @@ void Worker::sessionClosed(Session* session) {
 upstream::Connection* Worker::acquireUpstream(upstream::EndpointPool& pool,
                                               upstream::ConnectionOwner* owner, bool& reused,
                                               uint32_t max_connections) {
+  if (pool.http2) {
+    reused = false;
+    return acquireHttp2Stream(pool, owner, max_connections);
+  }
   while (!pool.idle.empty()) {
     upstream::Connection* conn = pool.idle.back();
     pool.idle.pop_back();
@@ -236,14 +242,7 @@ upstream::Connection* Worker::acquireUpstream(upstream::EndpointPool& pool,
   }
   int fd = net::startConnect(pool.address);
   if (fd < 0) return nullptr;
-  upstream::Connection* conn;
-  if (!free_connections_.empty()) {
-    conn = free_connections_.back();
-    free_connections_.pop_back();
-  } else {
-    connections_.push_back(std::make_unique<upstream::Connection>());
-    conn = connections_.back().get();
-  }
+  upstream::Connection* conn = takeConnection();
   conn->reset(fd, &pool, this);
   conn->owner = owner;
   ++pool.open;
@@ -256,7 +255,62 @@ upstream::Connection* Worker::acquireUpstream(upstream::EndpointPool& pool,
   return conn;
 }
 
+upstream::Connection* Worker::takeConnection() {
+  if (!free_connections_.empty()) {
+    upstream::Connection* conn = free_connections_.back();
+    free_connections_.pop_back();
+    return conn;
+  }
+  connections_.push_back(std::make_unique<upstream::Connection>());
+  return connections_.back().get();
+}
+
+upstream::Connection* Worker::acquireHttp2Stream(upstream::EndpointPool& pool,
+                                                 upstream::ConnectionOwner* owner,
+                                                 uint32_t max_connections) {
+  upstream::Http2ClientConnection* chosen = nullptr;
+  for (auto& c : pool.h2) {
+    if (c->hasRoom()) {
+      chosen = c.get();
+      break;
+    }
+  }
+  if (chosen == nullptr && pool.h2.size() >= max_connections) {
+    errno = EBUSY;
+    return nullptr;
+  }
+  if (chosen == nullptr) {
+    auto connection = std::make_unique<upstream::Http2ClientConnection>(*this, pool);
+    if (!connection->open(pool.connect_timeout_ms)) return nullptr;
+    chosen = connection.get();
+    pool.h2.push_back(std::move(connection));
+  }
+  upstream::Connection* conn = takeConnection();
+  conn->reset(-1, &pool, this);
+  conn->owner = owner;
+  chosen->attach(*conn);
+  return conn;
+}
+
+void Worker::http2ConnectionClosed(upstream::Http2ClientConnection& connection) {
+  auto& list = connection.pool().h2;
+  for (auto it = list.begin(); it != list.end(); ++it) {
+    if (it->get() == &connection) {
+      closed_http2_.push_back(std::move(*it));
+      list.erase(it);
+      return;
+    }
+  }
+}
+
 void Worker::releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t max_idle) {
+  if (conn->fd < 0) {  // a stream connection: the stream ends, the HTTP/2 connection stays
+    if (conn->h2 != nullptr) conn->h2->release(*conn);
+    conn->owner = nullptr;
+    conn->resetTimerState();
+    closing_connections_.push_back(conn);
+    return;
+  }
   conn->owner = nullptr;
   upstream::EndpointPool& pool = *conn->pool;
   if (reusable && !draining_ && pool.idle.size() < max_idle) {
@@ -289,11 +343,16 @@ void Worker::idleConnectionLost(upstream::Connection& conn) {
 
 void Worker::afterBatch() {
   // HTTP/2 connections whose streams produced output meanwhile. A drive may ask for more.
-  for (int round = 0; !deferred_drives_.empty() && round < 1000; ++round) {
+  for (int round = 0; (!deferred_drives_.empty() || !deferred_flushes_.empty()) && round < 1000;
+       ++round) {
     std::vector<Session*> drives;
     drives.swap(deferred_drives_);
     for (Session* s : drives) s->runDeferredDrive();
+    std::vector<upstream::Http2ClientConnection*> flushes;
+    flushes.swap(deferred_flushes_);
+    for (auto* c : flushes) c->flush();
   }
+  std::erase_if(closed_http2_, [](const auto& c) { return c->streamCount() == 0; });
   for (Session* s : closing_sessions_) free_sessions_.push_back(s);
   closing_sessions_.clear();
   for (auto* c : closing_connections_) free_connections_.push_back(c);

@@ -16,6 +16,7 @@
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "upstream/connection.hpp"
+#include "upstream/http2_client.hpp"
 
 namespace portico::auth {
 class TokenCache;
@@ -61,7 +62,8 @@ class Acceptor final : public net::EventHandler, public net::Timed {
   net::UniqueFd fd_;
 };
 
-class Worker final : public upstream::Connection::Host {
+class Worker final : public upstream::Connection::Host,
+                     public upstream::Http2ClientConnection::Host {
  public:
   // Hands a snapshot this worker no longer uses to the control thread, which frees it there: a
   // 100,000-route snapshot takes tens of milliseconds to free, never on a serving thread.
@@ -85,7 +87,7 @@ class Worker final : public upstream::Connection::Host {
   std::atomic<uint64_t> active_connections{0};
 
   // --- used by sessions, on the worker thread ---
-  net::EventLoop& loop() { return loop_; }
+  net::EventLoop& loop() override { return loop_; }
   WorkerSnapshot* acquireSnapshot();
   // The listener's TLS context for new connections; null for a plain listener.
   const std::shared_ptr<const tls::ServerContext>& tlsContext(size_t listener_index) const {
@@ -114,6 +116,10 @@ class Worker final : public upstream::Connection::Host {
   void deferDrive(Session* session) { deferred_drives_.push_back(session); }
   void sessionClosed(Session* session);
   void idleConnectionLost(upstream::Connection& conn) override;
+  void deferFlush(upstream::Http2ClientConnection& connection) override {
+    deferred_flushes_.push_back(&connection);
+  }
+  void http2ConnectionClosed(upstream::Http2ClientConnection& connection) override;
 
  private:
   void run();
@@ -124,6 +130,10 @@ class Worker final : public upstream::Connection::Host {
   void flushAccessLog();
   void retire(std::unique_ptr<WorkerSnapshot> snap);
   Session* takeSession();
+  upstream::Connection* takeConnection();
+  upstream::Connection* acquireHttp2Stream(upstream::EndpointPool& pool,
+                                           upstream::ConnectionOwner* owner,
+                                           uint32_t max_connections);
 
   unsigned index_;
   net::EventLoop loop_;
@@ -138,6 +148,9 @@ class Worker final : public upstream::Connection::Host {
   std::vector<Session*> free_sessions_;
   std::vector<Session*> closing_sessions_;  // recycled after the current batch
   std::vector<Session*> deferred_drives_;
+  std::vector<upstream::Http2ClientConnection*> deferred_flushes_;
+  // Closed HTTP/2 connections, freed once no session holds one of their streams.
+  std::vector<std::unique_ptr<upstream::Http2ClientConnection>> closed_http2_;
   std::vector<Session*> live_sessions_;     // for drain; swap-removed via Session::live_index_
   std::vector<std::unique_ptr<upstream::Connection>> connections_;
   std::vector<upstream::Connection*> free_connections_;

@@ -33,6 +33,7 @@ ClientContext::~ClientContext() = default;
 
 std::shared_ptr<const ClientContext> ClientContext::build(const config::UpstreamTls& tls,
                                                           std::string_view upstream,
+                                                          bool http2,
                                                           std::vector<std::string>& errors) {
   const std::string where = "upstream " + config::detail::quote(upstream) + ": ";
   std::shared_ptr<ClientContext> context(new ClientContext());
@@ -50,8 +51,13 @@ std::shared_ptr<const ClientContext> ClientContext::build(const config::Upstream
   SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_read_ahead(c, 1);
-  static constexpr unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(c, kAlpn, sizeof kAlpn);
+  static constexpr unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static constexpr unsigned char kH2[] = {2, 'h', '2'};
+  if (http2) {
+    SSL_CTX_set_alpn_protos(c, kH2, sizeof kH2);
+  } else {
+    SSL_CTX_set_alpn_protos(c, kHttp11, sizeof kHttp11);
+  }
   if (tls.verify) {
     int ok = tls.ca_path.empty() ? SSL_CTX_set_default_verify_paths(c)
                                  : SSL_CTX_load_verify_locations(c, tls.ca_path.c_str(), nullptr);

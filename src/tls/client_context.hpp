@@ -16,7 +16,7 @@ class ClientContext {
  public:
   // nullptr with `errors` (naming the upstream and the file at fault) when it cannot be built.
   static std::shared_ptr<const ClientContext> build(const config::UpstreamTls& tls,
-                                                    std::string_view upstream,
+                                                    std::string_view upstream, bool http2,
                                                     std::vector<std::string>& errors);
   ~ClientContext();
 

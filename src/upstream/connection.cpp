@@ -3,7 +3,12 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "upstream/http2_client.hpp"
+
 namespace portico::upstream {
+
+EndpointPool::EndpointPool() = default;
+EndpointPool::~EndpointPool() = default;
 
 void Connection::reset(int new_fd, EndpointPool* new_pool, Host* new_host) {
   resetTimer();

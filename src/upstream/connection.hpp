@@ -21,6 +21,8 @@ class ClientContext;
 namespace portico::upstream {
 
 class Connection;
+class Http2ClientConnection;
+struct Http2ClientStream;
 
 class ConnectionOwner {
  public:
@@ -40,6 +42,12 @@ struct EndpointPool {
   uint64_t idle_timeout_ms = 60'000;
   std::shared_ptr<const tls::ClientContext> tls;  // set when the upstream speaks TLS
   std::string tls_host;                           // the endpoint's host as written
+  bool http2 = false;                             // requests go over HTTP/2 connections
+  uint64_t connect_timeout_ms = 1000;
+  std::vector<std::unique_ptr<Http2ClientConnection>> h2;  // usable ones
+
+  EndpointPool();
+  ~EndpointPool();
 };
 
 class Connection final : public net::EventHandler, public net::Timed {
@@ -64,6 +72,9 @@ class Connection final : public net::EventHandler, public net::Timed {
   bool rdhup = false;     // the upstream shut down its side: read until EOF, not a short read
   bool handshaking = false;  // TCP is up, TLS is being set up
   tls::Stream tls;
+  // A stream connection (fd -1): one request on a shared HTTP/2 connection.
+  Http2ClientConnection* h2 = nullptr;
+  Http2ClientStream* h2_stream = nullptr;
   Buffer in;
   Buffer out;
   http::ResponseHead head;  // views into `in` while the head is being processed
