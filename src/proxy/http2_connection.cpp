@@ -60,11 +60,16 @@ struct Http2Connection::Callbacks {
                       void* user_data) {
     Http2Connection& c = self(user_data);
     Http2Stream* stream = c.find(frame->hd.stream_id);
-    if (stream == nullptr || stream->session != nullptr) return 0;  // trailers are dropped
-    // RFC 9113 §6.5.2's accounting (32 bytes per field); an HPACK bomb stops here.
+    // Trailers (after the stream session started) are dropped.
+    if (stream == nullptr || stream->session != nullptr || stream->too_large) return 0;
+    // RFC 9113 §6.5.2's accounting (32 bytes per field). Past the limit nothing more is kept
+    // (an HPACK bomb decodes into nothing) and the answer is 431, as over HTTP/1.1.
     stream->header_bytes += name_len + value_len + 32;
     if (stream->header_bytes > c.limits_.max_header_bytes) {
-      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
+      stream->too_large = true;
+      std::string().swap(stream->fields);
+      std::string().swap(stream->cookie);
+      return 0;
     }
     std::string_view name(reinterpret_cast<const char*>(name_data), name_len);
     std::string_view value(reinterpret_cast<const char*>(value_data), value_len);
@@ -110,6 +115,11 @@ struct Http2Connection::Callbacks {
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       stream->request_ended = end_stream;
+      if (stream->too_large) {
+        c.replyLocally(*stream, http::ErrorCode::HeadersTooLarge,
+                       "request header section too large");
+        return 0;
+      }
       c.buildRequest(*stream);
       c.markReady(*stream);
       return 0;
@@ -160,7 +170,7 @@ struct Http2Connection::Callbacks {
     Http2Stream* stream = c.find(stream_id);
     if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t n = std::min(length, stream->body.size());
-    std::memcpy(buf, stream->body.data(), n);
+    if (n > 0) std::memcpy(buf, stream->body.data(), n);
     stream->body.consume(n);
     if (stream->body.empty()) stream->body.clear();
     if (stream->session_blocked && n > 0) {
@@ -558,6 +568,18 @@ void Http2Connection::streamSessionClosed(Http2Stream& stream) {
 }
 
 void Http2Connection::wakeOwner() { owner_.requestDrive(); }
+
+void Http2Connection::replyLocally(Http2Stream& stream, http::ErrorCode code,
+                                   std::string_view message) {
+  char request_id[32];
+  worker_.newRequestId(request_id);
+  Buffer reply(512);
+  http::writeLocalReply({code, message, std::string_view(request_id, sizeof request_id), {}, {},
+                         false, false},
+                        reply);
+  takeResponse(stream, reply.data(), reply.size());
+  wakeOwner();
+}
 
 bool Http2Connection::takeControlFrameToken() {
   // A token bucket: kControlBurst frames at once, kControlRate per second after that.

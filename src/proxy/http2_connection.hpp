@@ -23,6 +23,7 @@
 #include "config/model.hpp"
 #include "core/buffer.hpp"
 #include "http/http1_parser.hpp"
+#include "http/local_reply.hpp"
 
 using nghttp2_session = struct nghttp2_session;
 
@@ -42,6 +43,7 @@ struct Http2Stream {
   std::string cookie;            // RFC 9113 §8.2.3: several cookie fields are one
   size_t header_bytes = 0;       // decoded header list size, against max_header_bytes
   bool has_content_length = false;
+  bool too_large = false;        // over max_header_bytes: answered 431 by the connection
   bool chunked = false;          // no Content-Length: the body is sent chunked
   bool request_ended = false;    // END_STREAM seen
   Buffer request;
@@ -109,6 +111,8 @@ class Http2Connection {
   void erase(int32_t id);
   // The owner's drive() is asked to run (now if it is not running, else once more after).
   void wakeOwner();
+  // Answers the stream without a stream session (an error found while reading its headers).
+  void replyLocally(Http2Stream& stream, http::ErrorCode code, std::string_view message);
   void appendPrefaceWithStreamLimit(std::string_view frames, Buffer& out);
   bool takeControlFrameToken();
 

@@ -246,6 +246,9 @@ bool Session::continueHandshake() {
     case tls::Stream::Handshake::Done:
       tls_context_.reset();
       state_ = State::ReadHead;
+      // The request may have come with the client's last handshake flight and sit decrypted
+      // in OpenSSL already: no new edge would announce it.
+      readable_ = true;
       if (tls_.alpn() == "h2") startHttp2();
       return true;
     case tls::Stream::Handshake::WantIo:

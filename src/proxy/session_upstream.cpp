@@ -147,6 +147,7 @@ bool Session::continueUpstreamHandshake() {
     case tls::Stream::Handshake::Done:
       up.handshaking = false;
       up.writable = true;  // the socket took the handshake: try the request at once
+      up.readable = true;  // and OpenSSL may hold records read with the last flight
       return true;
     case tls::Stream::Handshake::WantIo:
       up.readable = up.writable = false;

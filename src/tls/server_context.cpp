@@ -138,7 +138,11 @@ bool ServerContext::addCertificate(const config::TlsCertificate& cert,
     return false;
   }
   if (SSL_CTX_use_PrivateKey_file(c, cert.key_path.c_str(), SSL_FILETYPE_PEM) != 1) {
-    errors.push_back(where + "private key " + quote(cert.key_path) + ": " + lastError());
+    std::string reason = lastError();
+    errors.push_back(where + "private key " + quote(cert.key_path) +
+                     (reason.find("mismatch") != std::string::npos
+                          ? " does not match certificate " + quote(cert.cert_path)
+                          : ": " + reason));
     return false;
   }
   if (SSL_CTX_check_private_key(c) != 1) {
@@ -195,16 +199,19 @@ int ServerContext::selectByServerName(SSL* ssl) const {
     char ch = sent[n];
     lower[n] = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
   }
-  std::string name(lower, n);
-  size_t index = 0;
-  if (auto it = exact_.find(name); it != exact_.end()) {
-    index = it->second;
-  } else if (size_t dot = name.find('.'); dot != std::string::npos) {
-    // RFC 6125 §6.4.3: the wildcard stands for exactly one (the leftmost) label.
-    if (auto w = wildcard_.find(name.substr(dot + 1)); w != wildcard_.end()) index = w->second;
-  }
+  size_t index = certificateFor(std::string_view(lower, n));
   if (index != 0) SSL_set_SSL_CTX(ssl, contexts_[index].get());
   return SSL_TLSEXT_ERR_OK;
+}
+
+size_t ServerContext::certificateFor(std::string_view server_name) const {
+  std::string name(server_name);
+  if (auto it = exact_.find(name); it != exact_.end()) return it->second;
+  // RFC 6125 §6.4.3: the wildcard stands for exactly one (the leftmost) label.
+  if (size_t dot = name.find('.'); dot != std::string::npos) {
+    if (auto w = wildcard_.find(name.substr(dot + 1)); w != wildcard_.end()) return w->second;
+  }
+  return 0;
 }
 
 SSL* ServerContext::newConnection() const { return SSL_new(contexts_.front().get()); }

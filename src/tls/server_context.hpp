@@ -50,6 +50,9 @@ class ServerContext {
   const std::vector<FileStamp>& stamps() const { return files_; }
   std::vector<FileStamp> currentStamps() const;
   bool http2() const { return http2_; }
+  // Which certificate serves `server_name` (lowercase): an exact name, then a one-label
+  // wildcard, else 0, the default.
+  size_t certificateFor(std::string_view server_name) const;
 
  private:
   ServerContext() = default;

@@ -137,7 +137,7 @@ struct Http2ClientConnection::Callbacks {
     Http2ClientStream* stream = c.byId(stream_id);
     if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t n = std::min(length, stream->body.size());
-    std::memcpy(buf, stream->body.data(), n);
+    if (n > 0) std::memcpy(buf, stream->body.data(), n);
     stream->body.consume(n);
     if (stream->body.empty()) stream->body.clear();
     if (n > 0 && stream->session_blocked) {
@@ -475,7 +475,7 @@ void Http2ClientConnection::onEvents(uint32_t events) {
           return;
         }
         state_ = State::Ready;
-        writable_ = true;
+        writable_ = readable_ = true;  // records may have come with the last flight
         break;
     }
   }
