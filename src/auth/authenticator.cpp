@@ -177,6 +177,8 @@ Authenticator::Authenticator(const config::Config& config, std::vector<std::stri
       p.policy.require_exp = jc.require_exp;
       if (!jc.secret.empty()) {
         p.keys.add(jwt::Key::fromSecret(jc.secret));
+      } else if (!jc.jwks_url.empty()) {
+        // Fetched at run time: the workers hold the current set (FetchedKeys).
       } else {
         jwt::JwksResult jwks = jwt::parseJwks(jc.jwks_text);
         for (const auto& e : jwks.errors) {
@@ -220,8 +222,9 @@ int Authenticator::providerIndex(std::string_view name) const {
 
 Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList headers,
                                              std::string_view query, int64_t now,
-                                             TokenCache* cache, Identity& out,
-                                             const char*& message) const {
+                                             TokenCache* cache, const FetchedKeys* fetched_keys,
+                                             Identity& out, const char*& message,
+                                             bool& unknown_kid) const {
   const Provider& p = providers_[index];
   std::string scratch;
   std::string_view token = firstCredential(p.config->jwt.token_from, headers, query, scratch);
@@ -234,9 +237,18 @@ Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList he
       return Attempt::Accepted;
     }
   }
-  jwt::VerifyResult result = jwt::verify(token, p.keys, p.policy, now);
+  const jwt::KeySet* keys = &p.keys;
+  if (!p.config->jwt.jwks_url.empty()) {
+    static const jwt::KeySet kNoKeys;
+    keys = fetched_keys != nullptr && index < fetched_keys->size() && (*fetched_keys)[index]
+               ? (*fetched_keys)[index].get()
+               : &kNoKeys;
+  }
+  jwt::VerifyResult result = jwt::verify(token, *keys, p.policy, now);
   if (!result.ok()) {
     message = result.reason;
+    unknown_kid = result.status == jwt::VerifyStatus::UnknownKid ||
+                  (keys->empty() && result.status == jwt::VerifyStatus::AlgKeyMismatch);
     return Attempt::Rejected;
   }
   out.claims = std::make_shared<const jwt::Json>(std::move(result.claims));
@@ -301,9 +313,11 @@ bool Authenticator::needsClientCertificate(const std::vector<uint32_t>& provider
 AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
                                        http::HeaderList headers, std::string_view query,
                                        int64_t now_seconds, TokenCache* cache, Identity& out,
-                                       const tls::PeerCertificate* client_cert) const {
+                                       const tls::PeerCertificate* client_cert,
+                                       const FetchedKeys* fetched_keys) const {
   bool any_jwt = false;
   bool any_api_key = false;
+  int32_t unknown_kid_provider = -1;
   bool credential_seen = false;
   const char* jwt_problem = nullptr;
   for (uint32_t index : providers) {
@@ -312,8 +326,11 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
     if (p.config->type == config::AuthProvider::Type::Jwt) {
       any_jwt = true;
       const char* message = nullptr;
-      attempt = tryJwt(index, headers, query, now_seconds, cache, out, message);
+      bool unknown_kid = false;
+      attempt = tryJwt(index, headers, query, now_seconds, cache, fetched_keys, out, message,
+                       unknown_kid);
       if (attempt == Attempt::Rejected && jwt_problem == nullptr) jwt_problem = message;
+      if (unknown_kid && !p.config->jwt.jwks_url.empty()) unknown_kid_provider = index;
     } else if (p.config->type == config::AuthProvider::Type::Mtls) {
       attempt = tryMtls(p, client_cert, out);
     } else {
@@ -325,6 +342,7 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
   }
   AuthResult result;
   result.outcome = AuthOutcome::Unauthenticated;
+  result.unknown_kid_provider = unknown_kid_provider;
   result.message = credential_seen ? "invalid credentials" : "credentials required";
   // A client certificate has no HTTP challenge: an mtls-only route answers without one.
   if (any_jwt) {

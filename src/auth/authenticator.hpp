@@ -39,6 +39,9 @@ struct AuthResult {
   AuthOutcome outcome = AuthOutcome::Ok;
   const char* message = "";       // for the JSON error body; never includes credentials
   std::string www_authenticate;   // set for Unauthenticated
+  // A jwks_url provider met a token whose kid its key set lacks: its index (the caller asks for
+  // a fresh key set), else -1.
+  int32_t unknown_kid_provider = -1;
 };
 
 class Authenticator {
@@ -50,9 +53,13 @@ class Authenticator {
   // Tries `providers` (indexes from providerIndex) in order; the first that accepts wins.
   // `cache` (may be null) remembers verified tokens; it must come from makeCache() of this
   // authenticator. `client_cert` is the connection's verified client certificate, if any.
+  // `fetched_keys` holds, per provider index, the current key set of jwks_url providers.
+  using FetchedKeys = std::vector<std::shared_ptr<const jwt::KeySet>>;
   AuthResult authenticate(const std::vector<uint32_t>& providers, http::HeaderList headers,
                           std::string_view query, int64_t now_seconds, TokenCache* cache,
-                          Identity& out, const tls::PeerCertificate* client_cert = nullptr) const;
+                          Identity& out, const tls::PeerCertificate* client_cert = nullptr,
+                          const FetchedKeys* fetched_keys = nullptr) const;
+  size_t providerCount() const { return providers_.size(); }
   // True when one of `providers` is an mtls provider (the caller then looks up the client
   // certificate, which it does not do for other routes).
   bool needsClientCertificate(const std::vector<uint32_t>& providers) const;
@@ -77,7 +84,8 @@ class Authenticator {
   enum class Attempt : uint8_t { NoCredential, Rejected, Accepted };
 
   Attempt tryJwt(uint32_t index, http::HeaderList headers, std::string_view query, int64_t now,
-                 TokenCache* cache, Identity& out, const char*& message) const;
+                 TokenCache* cache, const FetchedKeys* fetched_keys, Identity& out,
+                 const char*& message, bool& unknown_kid) const;
   Attempt tryMtls(const Provider& p, const tls::PeerCertificate* client_cert,
                   Identity& out) const;
   Attempt tryApiKey(const Provider& p, http::HeaderList headers, std::string_view query,

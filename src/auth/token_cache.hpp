@@ -30,6 +30,12 @@ class TokenCache {
   const Entry* find(uint32_t provider, std::string_view token, int64_t now) const;
   void insert(uint32_t provider, std::string_view token, Entry entry);
   size_t size(uint32_t provider) const { return tables_[provider].map.size(); }
+  // Forgets the provider's tokens (its key set changed: they must be verified again).
+  void clear(uint32_t provider) {
+    tables_[provider].map.clear();
+    tables_[provider].ring.clear();
+    tables_[provider].next = 0;
+  }
 
  private:
   struct Hash {

@@ -146,17 +146,43 @@ TEST(ConfigAuth, SecretLengthFollowsTheHash) {
 
 TEST(ConfigAuth, KeySourceIsExactlyOne) {
   EXPECT_EQ(messages(config(jwt("    algorithms: [HS256]\n"))),
-            std::vector<std::string>{
-                "auth provider \"p\" needs a key: \"secret\", \"secret_base64\" or \"jwks_file\""});
+            std::vector<std::string>{"auth provider \"p\" needs a key: \"secret\", "
+                                     "\"secret_base64\", \"jwks_file\" or \"jwks_url\""});
   EXPECT_EQ(messages(config(jwt("    algorithms: [HS256]\n    secret: " + std::string(kSecret) +
                                 "\n    jwks_file: /dev/null\n"))),
             std::vector<std::string>{
                 "\"jwks_file\" cannot be combined with \"secret\" (use one of them)"});
-  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: https://x/\n"
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_file: /dev/null\n"
+                                "    jwks_url: https://idp.example/jwks\n"))),
+            std::vector<std::string>{
+                "\"jwks_url\" cannot be combined with \"jwks_file\" (use one of them)"});
+}
+
+TEST(ConfigAuth, JwksUrlAndItsOptions) {
+  auto r = load(config(jwt("    algorithms: [RS256]\n    jwks_url: https://idp.example/jwks\n"
+                           "    refresh: 30s\n")));
+  ASSERT_TRUE(r.config) << r.errors[0].format();
+  EXPECT_EQ(r.config->auth_providers.at("p").jwt.jwks_url, "https://idp.example/jwks");
+  EXPECT_EQ(r.config->auth_providers.at("p").jwt.refresh, 30s);
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: ftp://idp.example/\n"))),
+            std::vector<std::string>{"invalid value \"ftp://idp.example/\" for \"jwks_url\" (use "
+                                     "an http:// or https:// URL)"});
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http:///jwks\n"))),
+            std::vector<std::string>{"invalid value \"http:///jwks\" for \"jwks_url\" (no host)"});
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_file: /dev/null\n"
                                 "    refresh: 5m\n"))),
-            (std::vector<std::string>{
-                "\"jwks_url\" is not supported yet by this version of portico",
-                "\"refresh\" is not supported yet by this version of portico"}));
+            std::vector<std::string>{"\"refresh\" needs \"jwks_url\" (it is how often the key set "
+                                     "is fetched again)"});
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/\n"
+                                "    refresh: 100ms\n"))),
+            std::vector<std::string>{"\"refresh\" must be at least 1s"});
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/\n"
+                                "    jwks_ca: /dev/null\n"))),
+            std::vector<std::string>{"\"jwks_ca\" needs an https \"jwks_url\""});
+  EXPECT_EQ(messages(config(jwt("    algorithms: [HS256]\n    jwks_url: http://idp.example/\n"))),
+            std::vector<std::string>{"\"jwks_url\" holds public keys, but \"algorithms\" lists "
+                                     "only HMAC algorithms (use \"secret\" or \"secret_base64\" "
+                                     "for HS256, HS384 and HS512)"});
 }
 
 TEST(ConfigAuth, KeyMustFitTheAlgorithms) {

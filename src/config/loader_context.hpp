@@ -117,6 +117,10 @@ bool isPlainName(std::string_view name);
 std::map<std::string, AuthProvider> parseAuthProviders(Context& ctx, const Item& item);
 std::vector<Consumer> parseConsumers(Context& ctx, const Item& item);
 void parseListenerTls(Context& ctx, const Item& item, ListenerTls& out);
+void parseJwtProvider(Context& ctx, const Item& item, const std::string& context,
+                      JwtProviderConfig& config);
+// header:NAME[:PREFIX] | cookie:NAME | query:NAME entries (token_from, from).
+void parseCredentialSources(Context& ctx, const Item& item, std::vector<CredentialSource>& out);
 void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out);
 std::vector<Route> parseRoutes(Context& ctx, const Item& item,
                                const std::map<std::string, Upstream>& upstreams,

@@ -167,6 +167,9 @@ struct JwtProviderConfig {
   std::string secret;                   // raw bytes (secret: UTF-8 text, secret_base64: decoded)
   std::string jwks_file;                // path as written; exactly one of secret / jwks_file
   std::string jwks_text;                // the file's contents, read at load
+  std::string jwks_url;                 // or: fetched at run time (http/https)
+  std::string jwks_ca;                  // absolute path; https trust for jwks_url (default: system)
+  Duration refresh{300'000};            // jwks_url: how often the key set is fetched again
   std::vector<CredentialSource> token_from;  // default: header:Authorization:Bearer
   Duration leeway{0};
   bool require_exp = true;

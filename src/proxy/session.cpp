@@ -632,7 +632,10 @@ bool Session::checkAuth(const RouteRuntime& route, bool has_body) {
       authenticator.needsClientCertificate(route.auth_providers) ? clientCertificate() : nullptr;
   auth::AuthResult result = authenticator.authenticate(
       route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
-      snap_->token_cache.get(), *identity_, client_cert);
+      snap_->token_cache.get(), *identity_, client_cert, &snap_->jwks);
+  if (result.unknown_kid_provider >= 0) {
+    worker_.unknownKid(snap_->shared->jwks_urls[result.unknown_kid_provider]);
+  }
   if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
     result = authenticator.authorize(*route.config->authorize, *identity_);
   }

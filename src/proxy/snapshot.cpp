@@ -30,13 +30,22 @@ Snapshot::Snapshot() = default;
 Snapshot::~Snapshot() = default;
 
 std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t version,
-                                                std::vector<std::string>& errors) {
+                                                std::vector<std::string>& errors,
+                                                const JwksLookup& fetched_jwks) {
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
   snap->config = std::move(config);
   const config::Config& cfg = snap->config;
 
   snap->auth = std::make_unique<auth::Authenticator>(cfg, errors);
+  snap->jwks_urls.resize(snap->auth->providerCount());
+  snap->jwks.resize(snap->auth->providerCount());
+  for (const auto& [name, provider] : cfg.auth_providers) {
+    int index = snap->auth->providerIndex(name);
+    if (index < 0 || provider.jwt.jwks_url.empty()) continue;
+    snap->jwks_urls[index] = provider.jwt.jwks_url;
+    if (fetched_jwks) snap->jwks[index] = fetched_jwks(provider.jwt.jwks_url);
+  }
   for (const auto& listener : cfg.listeners) {
     auto& tls = snap->tls.emplace_back();
     if (listener.tls) {

@@ -4,6 +4,7 @@
 // through shared_ptr<const Snapshot>; a reload builds a new one and workers swap to it between
 // requests, while requests in flight finish on the one they started with.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +15,9 @@
 
 namespace portico::auth {
 class Authenticator;
+}
+namespace portico::auth::jwt {
+class KeySet;
 }
 namespace portico::tls {
 class ServerContext;
@@ -51,14 +55,21 @@ struct Snapshot {
   std::unique_ptr<auth::Authenticator> auth;
   // One per listener, null for plain ones. Workers may get newer ones when the files change.
   std::vector<std::shared_ptr<const tls::ServerContext>> tls;
+  // Per auth provider index: its jwks_url (empty for others) and the key set fetched so far.
+  std::vector<std::string> jwks_urls;
+  std::vector<std::shared_ptr<const auth::jwt::KeySet>> jwks;
 
   Snapshot();
   ~Snapshot();
 
   // Builds a snapshot from a validated config. Errors (a name that does not resolve, ...) are
   // appended to `errors` and nullptr is returned.
+  // `fetched_jwks` gives the current key set of a jwks_url (none when absent: validate).
+  using JwksLookup =
+      std::function<std::shared_ptr<const auth::jwt::KeySet>(const std::string& url)>;
   static std::shared_ptr<const Snapshot> build(config::Config config, uint64_t version,
-                                               std::vector<std::string>& errors);
+                                               std::vector<std::string>& errors,
+                                               const JwksLookup& fetched_jwks = {});
 };
 
 }  // namespace portico::proxy

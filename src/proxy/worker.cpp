@@ -33,8 +33,12 @@ void Acceptor::onTimer() {
 
 Worker::Worker(unsigned index, std::vector<net::UniqueFd> listen_fds,
                std::shared_ptr<const Snapshot> snapshot,
-               observability::AccessLogSink* access_log, RetireFn retire)
-    : index_(index), access_log_(access_log), retire_(std::move(retire)) {
+               observability::AccessLogSink* access_log, RetireFn retire,
+               UnknownKidFn unknown_kid)
+    : index_(index),
+      access_log_(access_log),
+      retire_(std::move(retire)),
+      unknown_kid_(std::move(unknown_kid)) {
   std::random_device rd;
   rng_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ (static_cast<uint64_t>(index) << 17);
   for (size_t i = 0; i < listen_fds.size(); ++i) {
@@ -77,6 +81,32 @@ void Worker::postTls(size_t listener_index, std::shared_ptr<const tls::ServerCon
   });
 }
 
+void Worker::postJwks(std::string url, std::shared_ptr<const auth::jwt::KeySet> keys) {
+  loop_.post([this, url = std::move(url), keys = std::move(keys)] {
+    auto update = [&](WorkerSnapshot& ws) {
+      const auto& urls = ws.shared->jwks_urls;
+      for (size_t i = 0; i < urls.size(); ++i) {
+        if (urls[i] != url) continue;
+        ws.jwks[i] = keys;
+        // Tokens verified with a key that may be gone now are verified again.
+        if (ws.token_cache) ws.token_cache->clear(static_cast<uint32_t>(i));
+      }
+    };
+    update(*current_);
+    for (auto& ws : retired_) update(*ws);
+  });
+}
+
+void Worker::unknownKid(const std::string& url) {
+  // The control thread rate-limits fetches; this only keeps a flood of bad tokens from turning
+  // into a flood of messages to it.
+  uint64_t now = loop_.nowMs();
+  uint64_t& last = unknown_kid_sent_ms_[url];
+  if (last != 0 && now - last < 1000) return;
+  last = now;
+  if (unknown_kid_) unknown_kid_(url);
+}
+
 void Worker::postDrain(uint64_t deadline_ms) {
   loop_.post([this, deadline_ms] {
     draining_ = true;
@@ -95,6 +125,7 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   ws->shared = std::move(snapshot);
   const Snapshot& snap = *ws->shared;
   tls_ = snap.tls;
+  ws->jwks = snap.jwks;
   ws->pools.resize(snap.upstreams.size());
   ws->round_robin.assign(snap.upstreams.size(), static_cast<uint32_t>(index_));
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {

@@ -37,6 +37,7 @@ struct WorkerSnapshot {
   std::vector<std::vector<upstream::EndpointPool*>> pools;  // [upstream][endpoint]
   std::vector<uint32_t> round_robin;                        // [upstream]
   std::unique_ptr<auth::TokenCache> token_cache;            // made on first use
+  std::vector<std::shared_ptr<const auth::jwt::KeySet>> jwks;  // [provider]: current key sets
   uint32_t refs = 0;
 
   WorkerSnapshot();
@@ -68,10 +69,12 @@ class Worker final : public upstream::Connection::Host,
   // Hands a snapshot this worker no longer uses to the control thread, which frees it there: a
   // 100,000-route snapshot takes tens of milliseconds to free, never on a serving thread.
   using RetireFn = std::function<void(std::shared_ptr<const Snapshot>)>;
+  // Asks the control thread for a fresh key set of a jwks_url (a token named an unknown kid).
+  using UnknownKidFn = std::function<void(const std::string& url)>;
 
   Worker(unsigned index, std::vector<net::UniqueFd> listen_fds,
          std::shared_ptr<const Snapshot> snapshot, observability::AccessLogSink* access_log,
-         RetireFn retire);
+         RetireFn retire, UnknownKidFn unknown_kid = {});
   ~Worker() override;
 
   void start();
@@ -80,6 +83,10 @@ class Worker final : public upstream::Connection::Host,
   void postSnapshot(std::shared_ptr<const Snapshot> snapshot);
   // Thread-safe. New connections on the listener use `context` (its certificate files changed).
   void postTls(size_t listener_index, std::shared_ptr<const tls::ServerContext> context);
+  // Thread-safe. Requests from now on verify tokens of `url`'s providers with `keys`.
+  void postJwks(std::string url, std::shared_ptr<const auth::jwt::KeySet> keys);
+  // Worker thread: a token named a kid the key set of `url` lacks (rate-limited here).
+  void unknownKid(const std::string& url);
   // Thread-safe. Stops accepting, lets requests in flight finish, closes idle connections; the
   // thread exits when no connection is left or at `deadline_ms` (monotonic).
   void postDrain(uint64_t deadline_ms);
@@ -158,6 +165,8 @@ class Worker final : public upstream::Connection::Host,
 
   observability::AccessLogSink* access_log_;
   RetireFn retire_;
+  UnknownKidFn unknown_kid_;
+  std::unordered_map<std::string, uint64_t> unknown_kid_sent_ms_;  // per URL
   std::string access_log_buffer_;
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;

@@ -112,7 +112,15 @@ std::shared_ptr<const proxy::Snapshot> Server::loadSnapshot(std::vector<std::str
   auto loaded = config::loadConfigFile(options_.config_path);
   for (const auto& e : loaded.errors) errors.push_back(e.format());
   if (!loaded.config) return nullptr;
-  return proxy::Snapshot::build(std::move(*loaded.config), next_version_, errors);
+  if (!jwks_) {
+    jwks_ = std::make_unique<auth::JwksFetcher>(
+        loop_, [this](const std::string& url, auth::JwksFetcher::KeySetPtr keys) {
+          for (auto& w : workers_) w->postJwks(url, keys);
+        });
+  }
+  jwks_->prepare(*loaded.config);  // key sets of new jwks_url providers, fetched now
+  return proxy::Snapshot::build(std::move(*loaded.config), next_version_, errors,
+                                [this](const std::string& url) { return jwks_->keys(url); });
 }
 
 Server::ReloadResult Server::reload() {
@@ -137,6 +145,7 @@ Server::ReloadResult Server::reload() {
   tls_ = snapshot->tls;
   tls_failed_.assign(tls_.size(), {});
   for (auto& w : workers_) w->postSnapshot(snapshot);
+  jwks_->activate(snapshot->config);
   ++reloads_ok_;
   result.ok = true;
   result.version = snapshot->version;
@@ -284,6 +293,9 @@ int Server::run() {
         w, std::move(fds[w]), current_, &access_log_,
         [this](std::shared_ptr<const proxy::Snapshot> old) {
           loop_.post([old = std::move(old)]() mutable { old.reset(); });
+        },
+        [this](const std::string& url) {
+          loop_.post([this, url] { jwks_->unknownKid(url); });
         }));
   }
   for (auto& w : workers_) w->start();
@@ -292,6 +304,7 @@ int Server::run() {
   setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   signals_ = std::make_unique<SignalHandler>(*this);
   certificate_watcher_ = std::make_unique<CertificateWatcher>(*this);
+  jwks_->activate(current_->config);
   for (const auto& listener : cfg.listeners) {
     LOG_INFO("listening on %s:%u (%s), %u worker%s", listener.host.c_str(), listener.port,
              listener.name.c_str(), workers, workers == 1 ? "" : "s");

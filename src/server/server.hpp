@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "admin/admin_server.hpp"
+#include "auth/jwks_fetcher.hpp"
 #include "net/event_loop.hpp"
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
@@ -52,6 +53,7 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<CertificateWatcher> certificate_watcher_;
+  std::unique_ptr<auth::JwksFetcher> jwks_;  // destroyed before loop_: its threads post to it
   std::vector<std::shared_ptr<const tls::ServerContext>> tls_;  // [listener], as in force
   std::vector<std::vector<tls::FileStamp>> tls_failed_;        // files a rebuild failed on
   observability::AccessLogSink access_log_;
