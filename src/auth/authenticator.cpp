@@ -4,33 +4,14 @@
 
 #include <algorithm>
 
+#include "auth/credentials.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::auth {
+
+using namespace detail;
+
 namespace {
-
-using Digest = std::array<char, 32>;
-
-Digest sha256(std::string_view data) {
-  Digest digest{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &len,
-             EVP_sha256(), nullptr);
-  return digest;
-}
-
-std::string_view viewOf(const Digest& d) { return {d.data(), d.size()}; }
-
-// The first credential the request carries among `sources`, tried in the configured order.
-std::string_view firstCredential(const std::vector<config::CredentialSource>& sources,
-                                 http::HeaderList headers, std::string_view query,
-                                 std::string& scratch) {
-  for (const auto& source : sources) {
-    std::string_view found = findCredential(source, headers, query, scratch);
-    if (!found.empty()) return found;
-  }
-  return {};
-}
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -83,16 +64,6 @@ bool isSafeHeaderValue(std::string_view v) {
   return true;
 }
 
-// RFC 6750 §3: the challenge a client gets for a missing or bad bearer token.
-std::string bearerChallenge(bool token_present, const char* description) {
-  std::string c = "Bearer realm=\"portico\"";
-  if (token_present) {
-    c += ", error=\"invalid_token\", error_description=\"";
-    c += description;
-    c += "\"";
-  }
-  return c;
-}
 
 // How long a verified token without `exp` (require_exp: false) stays cached.
 constexpr int64_t kNoExpCacheSeconds = 60;
@@ -212,6 +183,7 @@ Authenticator::Authenticator(const config::Config& config, std::vector<std::stri
     }
     for (const auto& sub : consumer.jwt_subjects) by_subject_.emplace(sub, &consumer);
     for (const auto& name : consumer.mtls_subjects) by_mtls_subject_.emplace(name, &consumer);
+    if (!consumer.basic_username.empty()) by_username_.emplace(consumer.basic_username, &consumer);
   }
 }
 
@@ -231,7 +203,7 @@ Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList he
   if (token.empty()) return Attempt::NoCredential;
   out.provider = p.config;
   if (cache != nullptr) {
-    if (const TokenCache::Entry* hit = cache->find(index, token, now)) {
+    if (const TokenCache::Entry* hit = cache->find(index, token, now * 1000)) {
       out.claims = hit->claims;
       out.consumer = hit->consumer;
       return Attempt::Accepted;
@@ -265,7 +237,7 @@ Authenticator::Attempt Authenticator::tryJwt(uint32_t index, http::HeaderList he
         expires = static_cast<int64_t>(*exp) + p.policy.leeway.count();
       }
     }
-    cache->insert(index, token, {out.claims, out.consumer, expires});
+    cache->insert(index, token, {out.claims, out.consumer, expires * 1000});
   }
   return Attempt::Accepted;
 }
@@ -317,6 +289,7 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
                                        const FetchedKeys* fetched_keys) const {
   bool any_jwt = false;
   bool any_api_key = false;
+  const config::AuthProvider* basic = nullptr;
   int32_t unknown_kid_provider = -1;
   bool credential_seen = false;
   const char* jwt_problem = nullptr;
@@ -333,6 +306,26 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
       if (unknown_kid && !p.config->jwt.jwks_url.empty()) unknown_kid_provider = index;
     } else if (p.config->type == config::AuthProvider::Type::Mtls) {
       attempt = tryMtls(p, client_cert, out);
+    } else if (p.config->type == config::AuthProvider::Type::Basic ||
+               p.config->type == config::AuthProvider::Type::Introspection) {
+      std::string pending;
+      if (p.config->type == config::AuthProvider::Type::Basic) {
+        if (basic == nullptr) basic = p.config;
+        attempt = tryBasic(index, headers, cache, out, pending);
+      } else {
+        any_jwt = true;  // a bearer token, with the same challenge
+        attempt = tryIntrospection(index, headers, query, cache, out, pending);
+        if (attempt == Attempt::Rejected && jwt_problem == nullptr) {
+          jwt_problem = "the token is not active";
+        }
+      }
+      if (attempt == Attempt::Pending) {
+        AuthResult result;
+        result.outcome = AuthOutcome::Pending;
+        result.pending_provider = static_cast<int32_t>(index);
+        result.pending_credential = std::move(pending);
+        return result;
+      }
     } else {
       any_api_key = true;
       attempt = tryApiKey(p, headers, query, out);
@@ -348,6 +341,8 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
   if (any_jwt) {
     result.www_authenticate =
         bearerChallenge(jwt_problem != nullptr, jwt_problem ? "the token is not valid" : "");
+  } else if (basic != nullptr) {
+    result.www_authenticate = basicChallenge(basic->basic.realm);
   } else if (any_api_key) {
     result.www_authenticate = "ApiKey realm=\"portico\"";
   }

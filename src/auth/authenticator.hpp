@@ -33,7 +33,18 @@ struct Identity {
   const jwt::Json& claimsOrNull() const;
 };
 
-enum class AuthOutcome : uint8_t { Ok, Unauthenticated, Forbidden };
+// Pending: a check too slow for a worker thread (a password hash, a call to the IdP) must run
+// elsewhere (checkSlowly). Unavailable: the IdP could not answer (503, never a pass).
+enum class AuthOutcome : uint8_t { Ok, Unauthenticated, Forbidden, Pending, Unavailable };
+
+// The answer of a slow check, made on a thread of the verify pool.
+struct SlowCheckResult {
+  enum class Verdict : uint8_t { Accepted, Rejected, Unavailable };
+  Verdict verdict = Verdict::Rejected;
+  const config::Consumer* consumer = nullptr;
+  std::shared_ptr<const jwt::Json> claims;
+  int64_t cache_until_ms = 0;  // unix ms; remembered by the worker until then (0: not at all)
+};
 
 struct AuthResult {
   AuthOutcome outcome = AuthOutcome::Ok;
@@ -42,6 +53,9 @@ struct AuthResult {
   // A jwks_url provider met a token whose kid its key set lacks: its index (the caller asks for
   // a fresh key set), else -1.
   int32_t unknown_kid_provider = -1;
+  // Pending: the provider and the credential (a token, or "user:password") to check slowly.
+  int32_t pending_provider = -1;
+  std::string pending_credential;
 };
 
 class Authenticator {
@@ -64,6 +78,13 @@ class Authenticator {
   // certificate, which it does not do for other routes).
   bool needsClientCertificate(const std::vector<uint32_t>& providers) const;
   std::unique_ptr<TokenCache> makeCache() const;
+  // Runs a Pending check; thread-safe, blocking (for the verify pool, never a worker).
+  SlowCheckResult checkSlowly(uint32_t provider, const std::string& credential,
+                              int64_t now_seconds) const;
+  // Back on the worker: remembers the answer in `cache` and turns it into an outcome.
+  AuthResult completeSlowCheck(uint32_t provider, const std::string& credential,
+                               const SlowCheckResult& check, TokenCache* cache,
+                               Identity& out) const;
   // Checks a route's authorize rules against an authenticated identity: Ok or Forbidden.
   AuthResult authorize(const config::Authorize& rules, const Identity& identity) const;
 
@@ -81,7 +102,7 @@ class Authenticator {
     jwt::KeySet keys;
     jwt::VerifyPolicy policy;
   };
-  enum class Attempt : uint8_t { NoCredential, Rejected, Accepted };
+  enum class Attempt : uint8_t { NoCredential, Rejected, Accepted, Pending };
 
   Attempt tryJwt(uint32_t index, http::HeaderList headers, std::string_view query, int64_t now,
                  TokenCache* cache, const FetchedKeys* fetched_keys, Identity& out,
@@ -90,6 +111,16 @@ class Authenticator {
                   Identity& out) const;
   Attempt tryApiKey(const Provider& p, http::HeaderList headers, std::string_view query,
                     Identity& out) const;
+  // Basic and introspection: answered from `cache`, else Pending with `pending` set.
+  Attempt tryBasic(uint32_t index, http::HeaderList headers, TokenCache* cache, Identity& out,
+                   std::string& pending) const;
+  Attempt tryIntrospection(uint32_t index, http::HeaderList headers, std::string_view query,
+                           TokenCache* cache, Identity& out, std::string& pending) const;
+  Attempt fromCache(uint32_t index, std::string_view credential, TokenCache* cache,
+                    Identity& out) const;
+  SlowCheckResult checkPassword(const std::string& credential) const;
+  SlowCheckResult introspect(const config::IntrospectionProviderConfig& config,
+                             const std::string& token, int64_t now) const;
 
   std::vector<Provider> providers_;
   std::unordered_map<std::string, uint32_t> provider_index_;
@@ -102,6 +133,7 @@ class Authenticator {
       by_key_hash_;
   std::unordered_map<std::string, const config::Consumer*> by_subject_;
   std::unordered_map<std::string, const config::Consumer*> by_mtls_subject_;
+  std::unordered_map<std::string, const config::Consumer*> by_username_;
   std::vector<std::string> identity_headers_;
 };
 

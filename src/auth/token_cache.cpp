@@ -6,10 +6,10 @@ TokenCache::TokenCache(size_t providers, size_t capacity)
     : tables_(providers), capacity_(capacity == 0 ? 1 : capacity) {}
 
 const TokenCache::Entry* TokenCache::find(uint32_t provider, std::string_view token,
-                                          int64_t now) const {
+                                          int64_t now_ms) const {
   const Table& t = tables_[provider];
   auto it = t.map.find(token);
-  if (it == t.map.end() || it->second.expires <= now) return nullptr;
+  if (it == t.map.end() || it->second.expires_ms <= now_ms) return nullptr;
   return &it->second;
 }
 

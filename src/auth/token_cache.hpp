@@ -20,14 +20,15 @@ class TokenCache {
   struct Entry {
     std::shared_ptr<const jwt::Json> claims;
     const config::Consumer* consumer = nullptr;
-    int64_t expires = 0;  // unix seconds: the entry is dead from then on
+    int64_t expires_ms = 0;  // unix milliseconds: the entry is dead from then on
+    bool active = true;   // false: a remembered refusal (a wrong password, an inactive token)
   };
 
   // `capacity` bounds the entries per provider; beyond it the oldest entry goes.
   explicit TokenCache(size_t providers, size_t capacity = 10'000);
 
   // The live entry for `token` under `provider`, or null. No allocation.
-  const Entry* find(uint32_t provider, std::string_view token, int64_t now) const;
+  const Entry* find(uint32_t provider, std::string_view token, int64_t now_ms) const;
   void insert(uint32_t provider, std::string_view token, Entry entry);
   size_t size(uint32_t provider) const { return tables_[provider].map.size(); }
   // Forgets the provider's tokens (its key set changed: they must be verified again).

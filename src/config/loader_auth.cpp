@@ -23,17 +23,34 @@
 namespace portico::config::detail {
 namespace {
 
-constexpr std::string_view kProviderTypes[] = {"jwt", "api_key", "mtls"};
-constexpr std::string_view kUnsupportedTypes[] = {"oauth2_introspection"};
+constexpr std::string_view kProviderTypes[] = {"jwt", "api_key", "mtls", "basic",
+                                               "oauth2_introspection"};
 
 constexpr std::string_view kApiKeyKeys[] = {"type", "from"};
 constexpr std::string_view kMtlsKeys[] = {"type"};
-constexpr std::string_view kConsumerKeys[] = {"name",         "groups",       "api_keys",
-                                              "api_key_sha256", "jwt_subjects", "mtls_subjects"};
-constexpr std::string_view kConsumerUnsupported[] = {"basic_auth", "plan"};
+constexpr std::string_view kBasicKeys[] = {"type", "realm"};
+constexpr std::string_view kIntrospectionKeys[] = {
+    "type",    "endpoint",  "endpoint_ca",        "client_id", "client_secret",
+    "timeout", "cache_ttl", "negative_cache_ttl", "token_from"};
+constexpr std::string_view kBasicAuthKeys[] = {"username", "password_hash"};
+constexpr std::string_view kConsumerKeys[] = {"name",          "groups",        "api_keys",
+                                              "api_key_sha256", "jwt_subjects",  "mtls_subjects",
+                                              "basic_auth"};
+constexpr std::string_view kConsumerUnsupported[] = {"plan"};
 
 const KeySet kApiKey{kApiKeyKeys, {}};
 const KeySet kMtls{kMtlsKeys, {}};
+const KeySet kBasic{kBasicKeys, {}};
+const KeySet kIntrospection{kIntrospectionKeys, {}};
+const KeySet kBasicAuth{kBasicAuthKeys, {}};
+
+// crypt(3) hashes libxcrypt verifies: bcrypt, yescrypt, sha512-crypt, sha256-crypt.
+bool isCryptHash(std::string_view hash) {
+  for (std::string_view prefix : {"$2a$", "$2b$", "$2y$", "$y$", "$6$", "$5$", "$gy$"}) {
+    if (hash.starts_with(prefix) && hash.size() > prefix.size() + 8) return true;
+  }
+  return false;
+}
 const KeySet kConsumer{kConsumerKeys, kConsumerUnsupported};
 
 constexpr std::string_view kSourceForms =
@@ -137,6 +154,7 @@ class AuthParser {
     // Key (or hex digest) -> the consumer that has it; keys are secrets, messages never show them.
     std::unordered_map<std::string, std::string> keys;
     std::unordered_map<std::string, std::string> digests;
+    std::unordered_map<std::string, std::string> usernames;
     for (const Item& entry : ctx_.readList(item, false)) {
       MapFields map = ctx_.readMap(entry, "consumer", &kConsumer);
       if (!map.valid) {
@@ -162,6 +180,9 @@ class AuthParser {
       }
       if (const Field* f = map.find("mtls_subjects")) {
         ctx_.readStrings(f->item(), consumer.mtls_subjects);
+      }
+      if (const Field* f = map.find("basic_auth")) {
+        parseBasicAuth(f->item(), consumer, usernames);
       }
       if (const Field* f = map.find("api_keys")) {
         for (const Item& key_item : ctx_.readList(f->item(), false)) {
@@ -246,11 +267,20 @@ class AuthParser {
     } else if (*value == "mtls") {
       provider.type = AuthProvider::Type::Mtls;
       ctx_.readMap(entry.item(), context, &kMtls);
-    } else if (std::find(std::begin(kUnsupportedTypes), std::end(kUnsupportedTypes), *value) !=
-               std::end(kUnsupportedTypes)) {
-      ctx_.error(ctx_.pos(type->item()),
-                 quote(*value) + " is not supported yet by this version of portico (use " +
-                     joinChoices(kProviderTypes) + ")");
+    } else if (*value == "basic") {
+      provider.type = AuthProvider::Type::Basic;
+      MapFields map = ctx_.readMap(entry.item(), context, &kBasic);
+      if (const Field* f = map.find("realm")) {
+        provider.basic.realm = ctx_.text(f->item()).value_or(provider.basic.realm);
+        if (provider.basic.realm.find_first_of("\"\\\r\n") != std::string::npos) {
+          ctx_.error(ctx_.pos(f->item()), "\"realm\" must not hold quotes, backslashes or "
+                                          "line breaks");
+        }
+      }
+    } else if (*value == "oauth2_introspection") {
+      provider.type = AuthProvider::Type::Introspection;
+      parseIntrospection(ctx_.readMap(entry.item(), context, &kIntrospection), context,
+                         provider.introspection);
     } else {
       std::string message = "invalid value " + quote(*value) + " for \"type\" (use " +
                             joinChoices(kProviderTypes) + ")";
@@ -259,6 +289,89 @@ class AuthParser {
                   quote(*suggestion) + "?)";
       }
       ctx_.error(ctx_.pos(type->item()), std::move(message));
+    }
+  }
+
+  void parseBasicAuth(const Item& item, Consumer& consumer,
+                      std::unordered_map<std::string, std::string>& usernames) {
+    MapFields map = ctx_.readMap(item, "basic_auth", &kBasicAuth);
+    if (!map.valid) {
+      return;
+    }
+    ctx_.requireKey(map, "username", "basic_auth");
+    ctx_.requireKey(map, "password_hash", "basic_auth");
+    if (const Field* f = map.find("username")) {
+      auto name = ctx_.text(f->item());
+      if (name && (name->empty() || name->find(':') != std::string::npos)) {
+        ctx_.error(ctx_.pos(f->item()), "\"username\" must be non-empty, without ':' (RFC 7617)");
+      } else if (name && checkKeyOwner(usernames, *name, consumer.name, ctx_.pos(f->item()),
+                                       "basic_auth username")) {
+        consumer.basic_username = std::move(*name);
+      }
+    }
+    if (const Field* f = map.find("password_hash")) {
+      auto hash = ctx_.text(f->item());
+      if (hash && !isCryptHash(*hash)) {
+        // Never echo it: it may be a password written where its hash belongs.
+        ctx_.error(ctx_.pos(f->item()), "\"password_hash\" is not a crypt(3) hash (use bcrypt "
+                                        "$2b$, yescrypt $y$ or sha512-crypt $6$, e.g. from "
+                                        "mkpasswd or htpasswd -B)");
+      } else if (hash) {
+        consumer.basic_password_hash = std::move(*hash);
+      }
+    }
+  }
+
+  void parseIntrospection(const MapFields& map, const std::string& context,
+                          IntrospectionProviderConfig& config) {
+    if (!map.valid) {
+      return;
+    }
+    ctx_.requireKey(map, "endpoint", context);
+    ctx_.requireKey(map, "client_id", context);
+    if (const Field* f = map.find("endpoint")) {
+      auto url = ctx_.text(f->item());
+      if (url && !url->starts_with("http://") && !url->starts_with("https://")) {
+        ctx_.error(ctx_.pos(f->item()), "invalid value " + quote(*url) +
+                                            " for \"endpoint\" (use an http:// or https:// URL)");
+      } else if (url) {
+        config.endpoint = std::move(*url);
+      }
+    }
+    if (const Field* f = map.find("endpoint_ca")) {
+      auto path = ctx_.text(f->item());
+      std::string contents;
+      if (path) {
+        std::string full = resolveConfigPath(ctx_, *path);
+        if (int error = readWholeFile(full, contents)) {
+          ctx_.error(ctx_.pos(f->item()),
+                     "cannot read endpoint_ca " + quote(*path) + ": " + std::strerror(error));
+        } else {
+          config.endpoint_ca = std::move(full);
+        }
+      }
+    }
+    if (const Field* f = map.find("client_id")) {
+      config.client_id = ctx_.text(f->item()).value_or("");
+    }
+    if (const Field* f = map.find("client_secret")) {
+      config.client_secret = ctx_.text(f->item()).value_or("");
+    }
+    if (const Field* f = map.find("timeout")) {
+      config.timeout = ctx_.duration(f->item(), true).value_or(config.timeout);
+    }
+    if (const Field* f = map.find("cache_ttl")) {
+      config.cache_ttl = ctx_.duration(f->item(), false).value_or(config.cache_ttl);
+    }
+    if (const Field* f = map.find("negative_cache_ttl")) {
+      config.negative_cache_ttl =
+          ctx_.duration(f->item(), false).value_or(config.negative_cache_ttl);
+    }
+    if (const Field* f = map.find("token_from")) {
+      parseCredentialSources(ctx_, f->item(), config.token_from);
+    } else {
+      config.token_from.push_back(
+          CredentialSource{CredentialSource::Kind::Header, "authorization", "Bearer"});
     }
   }
 

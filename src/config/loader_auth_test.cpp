@@ -275,10 +275,15 @@ TEST(ConfigAuth, ProviderTypesAndNames) {
   EXPECT_EQ(messages(config("auth_providers:\n  p: {type: mtls, from: x}\n")),
             std::vector<std::string>{"unknown key \"from\" in auth provider \"p\""});
   EXPECT_EQ(messages(config("auth_providers:\n  p: {type: oauth2_introspection, endpoint: x}\n")),
-            std::vector<std::string>{"\"oauth2_introspection\" is not supported yet by this "
-                                     "version of portico (use jwt, api_key or mtls)"});
+            (std::vector<std::string>{
+                "missing required key \"client_id\" in auth provider \"p\"",
+                "invalid value \"x\" for \"endpoint\" (use an http:// or https:// URL)"}));
+  EXPECT_EQ(messages(config("auth_providers:\n  p: {type: basic, realm: \"a\\\"b\"}\n")),
+            std::vector<std::string>{
+                "\"realm\" must not hold quotes, backslashes or line breaks"});
   EXPECT_EQ(messages(config("auth_providers:\n  p: {type: saml}\n")),
-            std::vector<std::string>{"invalid value \"saml\" for \"type\" (use jwt, api_key or mtls)"});
+            std::vector<std::string>{"invalid value \"saml\" for \"type\" (use jwt, api_key, mtls, "
+                                     "basic or oauth2_introspection)"});
   EXPECT_EQ(messages(config("auth_providers:\n  p: {from: [\"query:k\"]}\n")),
             std::vector<std::string>{"missing required key \"type\" in auth provider \"p\""});
   EXPECT_EQ(messages(config("auth_providers:\n  \"a b\": {type: api_key}\n", "auth: [\"a b\"]")),
@@ -328,8 +333,15 @@ TEST(ConfigAuth, ConsumerMistakes) {
   EXPECT_EQ(messages(config(p + "  - {name: a, plan: free}\n")),
             std::vector<std::string>{"\"plan\" is not supported yet by this version of portico"});
   EXPECT_EQ(messages(config(p + "  - {name: a, basic_auth: {username: a}}\n")),
-            std::vector<std::string>{
-                "\"basic_auth\" is not supported yet by this version of portico"});
+            std::vector<std::string>{"missing required key \"password_hash\" in basic_auth"});
+  EXPECT_EQ(messages(config(p + "  - {name: a, basic_auth: {username: a, password_hash: "
+                                "hunter2}}\n")),
+            std::vector<std::string>{"\"password_hash\" is not a crypt(3) hash (use bcrypt $2b$, "
+                                     "yescrypt $y$ or sha512-crypt $6$, e.g. from mkpasswd or "
+                                     "htpasswd -B)"});
+  EXPECT_EQ(messages(config(p + "  - {name: a, basic_auth: {username: \"a:b\", password_hash: "
+                                "\"$6$saltsalt$abcdefghij\"}}\n")),
+            std::vector<std::string>{"\"username\" must be non-empty, without ':' (RFC 7617)"});
 }
 
 TEST(ConfigAuth, RouteAuthNamesProviders) {

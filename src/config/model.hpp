@@ -180,12 +180,31 @@ struct ApiKeyProviderConfig {
   std::vector<CredentialSource> from;  // default: header:X-API-Key
 };
 
+// HTTP Basic (RFC 7617) against the consumers' basic_auth.
+struct BasicProviderConfig {
+  std::string realm = "portico";
+};
+
+// OAuth2 token introspection (RFC 7662).
+struct IntrospectionProviderConfig {
+  std::string endpoint;        // http:// or https://
+  std::string endpoint_ca;     // absolute path; https trust (default: the system store)
+  std::string client_id;
+  std::string client_secret;
+  Duration timeout{2'000};            // slower counts as unreachable: 503
+  Duration cache_ttl{300'000};        // an active answer is kept until min(exp, this)
+  Duration negative_cache_ttl{10'000};
+  std::vector<CredentialSource> token_from;  // default: header:Authorization:Bearer
+};
+
 struct AuthProvider {
-  enum class Type : uint8_t { Jwt, ApiKey, Mtls };
+  enum class Type : uint8_t { Jwt, ApiKey, Mtls, Basic, Introspection };
   std::string name;
   Type type = Type::Jwt;
   JwtProviderConfig jwt;          // iff type == Jwt
   ApiKeyProviderConfig api_key;   // iff type == ApiKey
+  BasicProviderConfig basic;      // iff type == Basic
+  IntrospectionProviderConfig introspection;  // iff type == Introspection
 };
 
 struct Consumer {
@@ -195,6 +214,8 @@ struct Consumer {
   std::vector<std::array<uint8_t, 32>> api_key_sha256;  // from hex
   std::vector<std::string> jwt_subjects;      // JWT `sub` values naming this consumer
   std::vector<std::string> mtls_subjects;     // client certificate SAN / CN values naming it
+  std::string basic_username;                 // basic_auth: empty = none
+  std::string basic_password_hash;            // crypt(3): $2b$ bcrypt, $y$ yescrypt, $6$ ...
 };
 
 // All conditions must hold (SPEC §3 route authorize).

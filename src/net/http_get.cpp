@@ -106,8 +106,15 @@ struct SslFree {
 
 }  // namespace
 
-HttpGetResult httpGet(const std::string& url_text, const std::string& ca_path,
+HttpGetResult httpGet(const std::string& url, const std::string& ca_path,
                       std::chrono::milliseconds timeout, size_t max_body) {
+  return httpRequest("GET", url, "Accept: application/json\r\n", {}, ca_path, timeout, max_body);
+}
+
+HttpGetResult httpRequest(std::string_view method, const std::string& url_text,
+                          std::string_view extra_headers, std::string_view request_body,
+                          const std::string& ca_path, std::chrono::milliseconds timeout,
+                          size_t max_body) {
   HttpGetResult result;
   const auto deadline = Clock::now() + timeout;
   Url url;
@@ -139,9 +146,14 @@ HttpGetResult httpGet(const std::string& url_text, const std::string& ca_path,
       return result;
     }
   }
-  std::string request = "GET " + url.target + " HTTP/1.1\r\nHost: " + url.authority +
-                        "\r\nAccept: application/json\r\nUser-Agent: portico\r\n"
-                        "Connection: close\r\n\r\n";
+  std::string request = std::string(method) + " " + url.target + " HTTP/1.1\r\nHost: " +
+                        url.authority + "\r\nUser-Agent: portico\r\nConnection: close\r\n";
+  request.append(extra_headers);
+  if (!request_body.empty() || method == "POST") {
+    request += "Content-Length: " + std::to_string(request_body.size()) + "\r\n";
+  }
+  request += "\r\n";
+  request.append(request_body);
   auto send = [&](const char* data, size_t size) {
     return ssl ? SSL_write(ssl.get(), data, static_cast<int>(size))
                : static_cast<int>(::send(fd.get(), data, size, MSG_NOSIGNAL));
@@ -175,7 +187,7 @@ HttpGetResult httpGet(const std::string& url_text, const std::string& ca_path,
   http::ResponseHead head;
   if (http::findHeadEnd(raw.data(), raw.size(), scanned, head_end, error) !=
           http::ParseStatus::Complete ||
-      http::parseResponseHead(raw.data(), head_end, "GET", head, error) !=
+      http::parseResponseHead(raw.data(), head_end, method, head, error) !=
           http::ParseStatus::Complete) {
     result.error = raw.empty() ? "no response (timed out or closed)" : "invalid response";
     return result;

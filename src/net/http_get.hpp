@@ -1,9 +1,10 @@
 #pragma once
-// A blocking HTTP/1.1 GET over http:// or https://, with a deadline, for control-plane fetches
-// (a JWKS document) run on threads of their own, never on a worker.
+// A blocking HTTP/1.1 request over http:// or https://, with a deadline, for fetches run on
+// threads of their own (a JWKS document, a token introspection), never on a worker.
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 namespace portico::net {
 
@@ -18,5 +19,11 @@ struct HttpGetResult {
 // `max_body` bytes.
 HttpGetResult httpGet(const std::string& url, const std::string& ca_path,
                       std::chrono::milliseconds timeout, size_t max_body = 1024 * 1024);
+
+// The same with another method, extra header lines ("Name: value\r\n" each) and a body.
+HttpGetResult httpRequest(std::string_view method, const std::string& url,
+                          std::string_view extra_headers, std::string_view body,
+                          const std::string& ca_path, std::chrono::milliseconds timeout,
+                          size_t max_body = 1024 * 1024);
 
 }  // namespace portico::net

@@ -135,6 +135,10 @@ void Session::onTimer() {
     case State::Http2:
       close();
       break;
+    case State::AuthPending:
+      replyError(http::ErrorCode::Unavailable, "the authentication check took too long", true);
+      drive();
+      break;
     case State::Closed:
       break;
   }
@@ -146,6 +150,9 @@ void Session::armClientTimer() {
   switch (state_) {
     case State::Handshake:
       loop.setDeadline(*this, accepted_ms_ + static_cast<uint64_t>(limits.header_timeout.count()));
+      break;
+    case State::AuthPending:
+      loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       break;
     case State::ReadHead:
       if (in_.empty()) {
@@ -206,6 +213,7 @@ void Session::drive() {
         progress = driveHttp2();
         continue;
       }
+      if (state_ == State::AuthPending) break;  // nothing to do until the check comes back
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();
@@ -491,8 +499,22 @@ void Session::startRequest(size_t head_end) {
   }
   const RouteRuntime& route = snap.routes[match.route_index];
   route_ = &route;
-  if (!route.auth_providers.empty() && !checkAuth(route, has_body)) return;
-  max_body_ = route.config->max_body_bytes.value_or(limits.max_body_bytes);
+  if (!route.auth_providers.empty()) {
+    switch (checkAuth(route, has_body)) {
+      case AuthStep::Refused:
+        return;
+      case AuthStep::Pending:
+        pending_match_ = match;  // admitted when the check comes back
+        return;
+      case AuthStep::Passed:
+        break;
+    }
+  }
+  admit(route, match);
+}
+
+void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
+  max_body_ = route.config->max_body_bytes.value_or(listener().limits.max_body_bytes);
   if (req_.framing == http::BodyFraming::Length && req_.content_length > max_body_) {
     replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
     return;
@@ -624,40 +646,13 @@ void Session::upstreamFailed(http::ErrorCode code, const char* message) {
   replyError(code, message, !req_body_done_ || close_after_response_);
 }
 
-bool Session::checkAuth(const RouteRuntime& route, bool has_body) {
-  const auth::Authenticator& authenticator = *snap_->shared->auth;
-  if (!identity_) identity_ = std::make_unique<auth::Identity>();
-  if (!snap_->token_cache) snap_->token_cache = authenticator.makeCache();
-  const tls::PeerCertificate* client_cert =
-      authenticator.needsClientCertificate(route.auth_providers) ? clientCertificate() : nullptr;
-  auth::AuthResult result = authenticator.authenticate(
-      route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
-      snap_->token_cache.get(), *identity_, client_cert, &snap_->jwks);
-  if (result.unknown_kid_provider >= 0) {
-    worker_.unknownKid(snap_->shared->jwks_urls[result.unknown_kid_provider]);
-  }
-  if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
-    result = authenticator.authorize(*route.config->authorize, *identity_);
-  }
-  if (result.outcome == auth::AuthOutcome::Unauthenticated) {
-    replyError(http::ErrorCode::Unauthenticated, result.message, has_body, {},
-               result.www_authenticate);
-    return false;
-  }
-  if (result.outcome == auth::AuthOutcome::Forbidden) {
-    replyError(http::ErrorCode::Forbidden, result.message, has_body);
-    return false;
-  }
-  authenticated_ = true;
-  return true;
-}
-
 void Session::replyError(http::ErrorCode code, std::string_view message, bool close,
                          std::string_view allow, std::string_view www_authenticate) {
   if (request_id_len_ == 0) {  // failed before the request's own id was known
     worker_.newRequestId(request_id_);
     request_id_len_ = 32;
   }
+  if (state_ == State::AuthPending) ++auth_generation_;  // a late answer finds nobody waiting
   if (close) {
     close_after_response_ = true;
     // The client may still be sending what we will not read (a body over the limit, ...).
@@ -697,6 +692,7 @@ void Session::close() {
     worker_.releaseSnapshot(snap_);
     snap_ = nullptr;
   }
+  ++auth_generation_;
   if (parent_ != nullptr) {
     if (Http2Stream* stream = stream_) {
       stream_ = nullptr;

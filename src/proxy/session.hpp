@@ -21,6 +21,8 @@
 
 namespace portico::auth {
 struct Identity;
+struct AuthResult;
+struct SlowCheckResult;
 }
 namespace portico::tls {
 class ServerContext;
@@ -62,6 +64,9 @@ class Session final : public net::EventHandler,
   void runDeferredDrive();
   // On a stream session: the stream has bytes to read or room to write.
   void onStreamReady();
+  // The verify pool's answer to a Pending check (ignored unless `generation` still waits).
+  void resumeAuth(uint32_t generation, uint32_t provider, const std::string& credential,
+                  const auth::SlowCheckResult& check);
   // On a stream session: the client reset the stream, or the connection is going away.
   void abortStream();
   bool drive_deferred = false;
@@ -78,7 +83,10 @@ class Session final : public net::EventHandler,
   // Handshake: TLS is being set up. Flush: the last response is being written, then the
   // connection closes.
   // Http2: the connection speaks HTTP/2; its streams are served by stream sessions.
-  enum class State : uint8_t { Handshake, ReadHead, Proxy, Flush, Http2, Closed };
+  // AuthPending: a slow authentication check runs on the verify pool; nothing is read meanwhile
+  // (the request head's views into in_ must stay valid).
+  enum class State : uint8_t { Handshake, ReadHead, AuthPending, Proxy, Flush, Http2, Closed };
+  enum class AuthStep : uint8_t { Passed, Refused, Pending };
 
   // The main loop: makes all the progress the sockets allow, then returns.
   void drive();
@@ -115,8 +123,12 @@ class Session final : public net::EventHandler,
   void upstreamFailed(http::ErrorCode code, const char* message);
   void replyError(http::ErrorCode code, std::string_view message, bool close,
                   std::string_view allow = {}, std::string_view www_authenticate = {});
-  // Runs the route's authentication and authorization; false when it replied 401/403.
-  bool checkAuth(const RouteRuntime& route, bool has_body);
+  // Runs the route's authentication and authorization: Refused after replying 401/403/503.
+  AuthStep checkAuth(const RouteRuntime& route, bool has_body);
+  bool finishAuth(const RouteRuntime& route, bool has_body, auth::AuthResult result);
+  void startSlowCheck(auth::AuthResult pending, bool has_body);
+  // The request passed auth: the body limit, then the upstream.
+  void admit(const RouteRuntime& route, const router::MatchResult& match);
   void appendIdentityHeaders(Buffer& out);
   void serveEcho();
   void buildUpstreamHead(const RouteRuntime& route, const router::MatchResult& match);
@@ -190,6 +202,9 @@ class Session final : public net::EventHandler,
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel:
   // bytes flow both ways (request and response framed "until close") until either side ends.
   bool upgrade_ = false;
+  uint32_t auth_generation_ = 0;      // bumped when a pending check stops being awaited
+  bool pending_has_body_ = false;
+  router::MatchResult pending_match_;
   bool version_1_0_ = false;
   bool keep_alive_1_0_ = false;
 

@@ -24,6 +24,9 @@ class TokenCache;
 namespace portico::tls {
 class ServerContext;
 }
+namespace portico::auth {
+class VerifyPool;
+}
 
 namespace portico::proxy {
 
@@ -106,6 +109,14 @@ class Worker final : public upstream::Connection::Host,
   // Writes a new 32-hex-digit request id into out.
   void newRequestId(char* out);
   observability::AccessLogSink* accessLog() { return access_log_; }
+  // Where slow auth checks run (shared by the workers; set before start()): password hashes
+  // use CPU, calls to an IdP mostly wait.
+  auth::VerifyPool* hashPool() { return hash_pool_; }
+  auth::VerifyPool* callPool() { return call_pool_; }
+  void setVerifyPools(auth::VerifyPool* hash, auth::VerifyPool* call) {
+    hash_pool_ = hash;
+    call_pool_ = call;
+  }
   std::string& accessLogBuffer() { return access_log_buffer_; }
 
   // An idle pooled connection, or a new one being connected (Connection::connecting), or null
@@ -164,6 +175,8 @@ class Worker final : public upstream::Connection::Host,
   std::vector<upstream::Connection*> closing_connections_;
 
   observability::AccessLogSink* access_log_;
+  auth::VerifyPool* hash_pool_ = nullptr;
+  auth::VerifyPool* call_pool_ = nullptr;
   RetireFn retire_;
   UnknownKidFn unknown_kid_;
   std::unordered_map<std::string, uint64_t> unknown_kid_sent_ms_;  // per URL

@@ -298,6 +298,11 @@ int Server::run() {
           loop_.post([this, url] { jwks_->unknownKid(url); });
         }));
   }
+  // Password hashes get two threads, so they never take all the cores from the workers; calls to
+  // an IdP mostly wait, so more of them run at once.
+  hash_pool_ = std::make_unique<auth::VerifyPool>(2, 1024);
+  call_pool_ = std::make_unique<auth::VerifyPool>(32, 4096);
+  for (auto& w : workers_) w->setVerifyPools(hash_pool_.get(), call_pool_.get());
   for (auto& w : workers_) w->start();
   // Threads inherit the nice value when created, so this lowers only the control thread:
   // compiling a large config on reload then yields the cores to the workers.

@@ -10,6 +10,7 @@
 
 #include "admin/admin_server.hpp"
 #include "auth/jwks_fetcher.hpp"
+#include "auth/verify_pool.hpp"
 #include "net/event_loop.hpp"
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
@@ -50,6 +51,9 @@ class Server {
   net::EventLoop loop_;
   std::shared_ptr<const proxy::Snapshot> current_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
+  // After workers_: destroyed (its threads joined) before them, since its jobs post to them.
+  std::unique_ptr<auth::VerifyPool> hash_pool_;
+  std::unique_ptr<auth::VerifyPool> call_pool_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<CertificateWatcher> certificate_watcher_;

@@ -1,0 +1,91 @@
+// The auth step of a session: the route's providers, then authorize; checks too slow for the
+// worker (password hashes, token introspection) go to the verify pool and come back here.
+#include <ctime>
+
+#include "auth/authenticator.hpp"
+#include "auth/verify_pool.hpp"
+#include "proxy/session.hpp"
+#include "proxy/worker.hpp"
+
+namespace portico::proxy {
+
+Session::AuthStep Session::checkAuth(const RouteRuntime& route, bool has_body) {
+  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  if (!identity_) identity_ = std::make_unique<auth::Identity>();
+  if (!snap_->token_cache) snap_->token_cache = authenticator.makeCache();
+  const tls::PeerCertificate* client_cert =
+      authenticator.needsClientCertificate(route.auth_providers) ? clientCertificate() : nullptr;
+  auth::AuthResult result = authenticator.authenticate(
+      route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
+      snap_->token_cache.get(), *identity_, client_cert, &snap_->jwks);
+  if (result.unknown_kid_provider >= 0) {
+    worker_.unknownKid(snap_->shared->jwks_urls[result.unknown_kid_provider]);
+  }
+  if (result.outcome == auth::AuthOutcome::Pending) {
+    startSlowCheck(std::move(result), has_body);
+    return AuthStep::Pending;
+  }
+  return finishAuth(route, has_body, std::move(result)) ? AuthStep::Passed : AuthStep::Refused;
+}
+
+bool Session::finishAuth(const RouteRuntime& route, bool has_body, auth::AuthResult result) {
+  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
+    result = authenticator.authorize(*route.config->authorize, *identity_);
+  }
+  if (result.outcome == auth::AuthOutcome::Unavailable) {
+    replyError(http::ErrorCode::Unavailable, result.message, has_body);
+    return false;
+  }
+  if (result.outcome == auth::AuthOutcome::Unauthenticated) {
+    replyError(http::ErrorCode::Unauthenticated, result.message, has_body, {},
+               result.www_authenticate);
+    return false;
+  }
+  if (result.outcome == auth::AuthOutcome::Forbidden) {
+    replyError(http::ErrorCode::Forbidden, result.message, has_body);
+    return false;
+  }
+  authenticated_ = true;
+  return true;
+}
+
+void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
+  state_ = State::AuthPending;
+  pending_has_body_ = has_body;
+  const uint32_t generation = ++auth_generation_;
+  const uint32_t provider = static_cast<uint32_t>(pending.pending_provider);
+  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  auth::VerifyPool* pool = authenticator.provider(provider).type == config::AuthProvider::Type::Basic
+                               ? worker_.hashPool()
+                               : worker_.callPool();
+  net::EventLoop* loop = &worker_.loop();
+  // The job holds the snapshot: its authenticator lives as long as the check runs.
+  bool queued = pool != nullptr &&
+                pool->submit([snapshot = snap_->shared, provider, loop, self = this, generation,
+                              credential = std::move(pending.pending_credential)]() mutable {
+                  auth::SlowCheckResult check = snapshot->auth->checkSlowly(
+                      provider, credential, static_cast<int64_t>(time(nullptr)));
+                  loop->post([self, generation, provider, credential = std::move(credential),
+                              check = std::move(check)] {
+                    self->resumeAuth(generation, provider, credential, check);
+                  });
+                });
+  if (!queued) {
+    replyError(http::ErrorCode::Unavailable, "too many authentication checks are waiting",
+               has_body);
+  }
+}
+
+void Session::resumeAuth(uint32_t generation, uint32_t provider, const std::string& credential,
+                         const auth::SlowCheckResult& check) {
+  if (generation != auth_generation_ || state_ != State::AuthPending) return;
+  state_ = State::ReadHead;  // until admit() or a reply moves it on
+  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  auth::AuthResult result = authenticator.completeSlowCheck(provider, credential, check,
+                                                           snap_->token_cache.get(), *identity_);
+  if (finishAuth(*route_, pending_has_body_, std::move(result))) admit(*route_, pending_match_);
+  drive();
+}
+
+}  // namespace portico::proxy
