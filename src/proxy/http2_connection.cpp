@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "http/header.hpp"
+#include "http/nghttp2_glue.hpp"
 #include "http/local_reply.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
@@ -15,22 +16,6 @@ namespace portico::proxy {
 namespace {
 
 constexpr std::string_view kChunkEnd = "0\r\n\r\n";
-
-void appendHex(Buffer& out, size_t n) {
-  char digits[16];
-  int count = 0;
-  do {
-    digits[count++] = "0123456789abcdef"[n & 15];
-    n >>= 4;
-  } while (n != 0);
-  while (count > 0) out.append(digits[--count]);
-}
-
-nghttp2_nv field(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
 
@@ -140,10 +125,7 @@ struct Http2Connection::Callbacks {
       c.discarded_ += len;  // nobody will read it: give the window back anyway
       return 0;
     }
-    if (stream->chunked) {
-      appendHex(stream->request, len);
-      stream->request.append("\r\n");
-    }
+    if (stream->chunked) http::appendChunkHead(stream->request, len);
     stream->request.append(std::string_view(reinterpret_cast<const char*>(data), len));
     if (stream->chunked) stream->request.append("\r\n");
     stream->unacknowledged += len;
@@ -169,23 +151,14 @@ struct Http2Connection::Callbacks {
     Http2Connection& c = self(user_data);
     Http2Stream* stream = c.find(stream_id);
     if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    size_t n = std::min(length, stream->body.size());
-    if (n > 0) std::memcpy(buf, stream->body.data(), n);
-    stream->body.consume(n);
-    if (stream->body.empty()) stream->body.clear();
-    if (stream->session_blocked && n > 0) {
+    bool made_room = false;
+    ssize_t n = http::readBodyForData(stream->body, stream->response_ended, stream->deferred,
+                                      buf, length, data_flags, made_room);
+    if (made_room && stream->session_blocked) {
       stream->session_blocked = false;
       c.markReady(*stream);
     }
-    if (stream->body.empty() && stream->response_ended) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      return static_cast<ssize_t>(n);
-    }
-    if (n == 0) {
-      stream->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    return static_cast<ssize_t>(n);
+    return n;
   }
 };
 
@@ -511,13 +484,13 @@ bool Http2Connection::submitHead(Http2Stream& stream, size_t head_end) {
                     static_cast<char>('0' + head.status % 10), 0};
   std::vector<nghttp2_nv> fields;
   fields.reserve(head.headers.size() + 1);
-  fields.push_back(field(":status", std::string_view(status, 3)));
+  fields.push_back(http::nghttp2Field(":status", std::string_view(status, 3)));
   // Names must be lowercase in HTTP/2: they are lowered in place in the gathered head.
   for (const auto& h : head.headers) {
     if (http::isHopByHop(h.name)) continue;
     char* name = const_cast<char*>(h.name.data());
     for (size_t i = 0; i < h.name.size(); ++i) name[i] = http::asciiLower(name[i]);
-    fields.push_back(field(h.name, h.value));
+    fields.push_back(http::nghttp2Field(h.name, h.value));
   }
   stream.framing = head.framing;
   stream.remaining = head.content_length;

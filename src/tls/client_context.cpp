@@ -10,17 +10,6 @@
 namespace portico::tls {
 namespace {
 
-std::string lastError() {
-  unsigned long last = 0;
-  while (unsigned long code = ERR_get_error()) last = code;
-  if (last == 0) return "unknown error";
-  char text[256];
-  ERR_error_string_n(last, text, sizeof text);
-  std::string_view s(text);
-  size_t colon = s.rfind(':');
-  return std::string(colon == std::string_view::npos ? s : s.substr(colon + 1));
-}
-
 bool isAddress(const std::string& host) {
   unsigned char buffer[16];
   return inet_pton(AF_INET, host.c_str(), buffer) == 1 ||

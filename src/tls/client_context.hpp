@@ -23,7 +23,6 @@ class ClientContext {
   // A client connection to `host` (the endpoint as written: a name or an address), with SNI
   // and the name check set; null when OpenSSL could not make one.
   SSL* newConnection(std::string_view host) const;
-  bool verify() const { return verify_; }
 
  private:
   ClientContext() = default;

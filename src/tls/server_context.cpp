@@ -18,20 +18,6 @@ using config::detail::quote;
 
 constexpr unsigned char kSessionIdContext[] = "portico";
 
-// The reason OpenSSL gave for the last failure, and an empty error queue after it.
-std::string lastError() {
-  unsigned long code = 0;
-  unsigned long last = 0;
-  while ((code = ERR_get_error()) != 0) last = code;
-  if (last == 0) return "unknown error";
-  char text[256];
-  ERR_error_string_n(last, text, sizeof text);
-  // "error:0A00018F:SSL routines::ee key too small" -> "ee key too small"
-  std::string_view s(text);
-  size_t colon = s.rfind(':');
-  return std::string(colon == std::string_view::npos ? s : s.substr(colon + 1));
-}
-
 // Server preference: h2 when the listener speaks it and the client offers it, else http/1.1.
 int selectAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
                unsigned int in_len, void* arg) {
@@ -80,6 +66,21 @@ std::vector<std::string> certificateNames(X509* cert) {
 }  // namespace
 
 void CtxDeleter::operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+
+// The reason OpenSSL gave for the last failure, and an empty error queue after it.
+std::string lastError() {
+  unsigned long code = 0;
+  unsigned long last = 0;
+  while ((code = ERR_get_error()) != 0) last = code;
+  if (last == 0) return "unknown error";
+  char text[256];
+  ERR_error_string_n(last, text, sizeof text);
+  // "error:0A00018F:SSL routines::ee key too small" -> "ee key too small"
+  std::string_view s(text);
+  size_t colon = s.rfind(':');
+  return std::string(colon == std::string_view::npos ? s : s.substr(colon + 1));
+}
+
 
 FileStamp FileStamp::of(const std::string& path) {
   FileStamp stamp;

@@ -19,6 +19,10 @@ using SSL_CTX = struct ssl_ctx_st;
 
 namespace portico::tls {
 
+// The reason OpenSSL gave for its last failure ("key values mismatch"), and an empty error
+// queue after it.
+std::string lastError();
+
 struct CtxDeleter {
   void operator()(SSL_CTX* ctx) const;
 };
@@ -49,7 +53,6 @@ class ServerContext {
   // The files it was built from, as they were then, and as they are now.
   const std::vector<FileStamp>& stamps() const { return files_; }
   std::vector<FileStamp> currentStamps() const;
-  bool http2() const { return http2_; }
   // Which certificate serves `server_name` (lowercase): an exact name, then a one-label
   // wildcard, else 0, the default.
   size_t certificateFor(std::string_view server_name) const;

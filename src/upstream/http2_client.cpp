@@ -11,6 +11,7 @@
 
 #include "core/log.hpp"
 #include "http/header.hpp"
+#include "http/nghttp2_glue.hpp"
 #include "http/local_reply.hpp"
 #include "upstream/connection.hpp"
 
@@ -19,22 +20,6 @@ namespace {
 
 constexpr size_t kStreamBuffer = 256 * 1024;  // request body waiting, per stream
 constexpr size_t kMaxPendingOutput = 256 * 1024;
-
-void appendHex(Buffer& out, size_t n) {
-  char digits[16];
-  int count = 0;
-  do {
-    digits[count++] = "0123456789abcdef"[n & 15];
-    n >>= 4;
-  } while (n != 0);
-  while (count > 0) out.append(digits[--count]);
-}
-
-nghttp2_nv field(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
 
@@ -105,10 +90,7 @@ struct Http2ClientConnection::Callbacks {
       nghttp2_session_consume(session, stream_id, len);
       return 0;
     }
-    if (stream->chunked_response) {
-      appendHex(stream->response, len);
-      stream->response.append("\r\n");
-    }
+    if (stream->chunked_response) http::appendChunkHead(stream->response, len);
     stream->response.append(std::string_view(reinterpret_cast<const char*>(data), len));
     if (stream->chunked_response) stream->response.append("\r\n");
     stream->unacknowledged += len;
@@ -136,23 +118,14 @@ struct Http2ClientConnection::Callbacks {
     Http2ClientConnection& c = self(user_data);
     Http2ClientStream* stream = c.byId(stream_id);
     if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    size_t n = std::min(length, stream->body.size());
-    if (n > 0) std::memcpy(buf, stream->body.data(), n);
-    stream->body.consume(n);
-    if (stream->body.empty()) stream->body.clear();
-    if (n > 0 && stream->session_blocked) {
+    bool made_room = false;
+    ssize_t n = http::readBodyForData(stream->body, stream->request_ended, stream->deferred,
+                                      buf, length, data_flags, made_room);
+    if (made_room && stream->session_blocked) {
       stream->session_blocked = false;
       c.markReady(*stream);
     }
-    if (stream->body.empty() && stream->request_ended) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      return static_cast<ssize_t>(n);
-    }
-    if (n == 0) {
-      stream->deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-    return static_cast<ssize_t>(n);
+    return n;
   }
 };
 
@@ -313,15 +286,15 @@ bool Http2ClientConnection::submit(Http2ClientStream& stream, size_t head_end) {
   }
   std::vector<nghttp2_nv> fields;
   fields.reserve(head.headers.size() + 4);
-  fields.push_back(field(":method", head.method));
-  fields.push_back(field(":scheme", pool_.tls ? std::string_view("https") : "http"));
-  fields.push_back(field(":authority", head.host));
-  fields.push_back(field(":path", head.target));
+  fields.push_back(http::nghttp2Field(":method", head.method));
+  fields.push_back(http::nghttp2Field(":scheme", pool_.tls ? std::string_view("https") : "http"));
+  fields.push_back(http::nghttp2Field(":authority", head.host));
+  fields.push_back(http::nghttp2Field(":path", head.target));
   for (const auto& h : head.headers) {
     if (http::isHopByHop(h.name) || http::equalsIgnoreCase(h.name, "host")) continue;
     char* name = const_cast<char*>(h.name.data());  // lowercased in place (RFC 9113 §8.2.1)
     for (size_t i = 0; i < h.name.size(); ++i) name[i] = http::asciiLower(name[i]);
-    fields.push_back(field(h.name, h.value));
+    fields.push_back(http::nghttp2Field(h.name, h.value));
   }
   stream.framing = head.framing;
   stream.remaining = head.content_length;

@@ -12,14 +12,13 @@ Every response carries "Connection: close" (the connection is closed after it), 
 really is unreachable: no kept-alive connection survives stop(). stop() also cuts connections that are
 still being answered (a slow answer in progress is abandoned, not finished).
 """
-import errno
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import util
+from .restartable import RestartableServer
 
 JWKS_PATH = "/jwks.json"
 
@@ -102,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-class Idp:
+class Idp(RestartableServer):
+    thread_name = "idp"
     def __init__(self, keys=None, port=None, lifetime=180.0):
         self._lock = threading.Lock()
         self._keys = list(keys or [])
@@ -166,63 +166,5 @@ class Idp:
         return util.wait_until(lambda: self.count(path) >= n, timeout,
                                message=f"{n} requests for {path} at the IdP")
 
-    @property
-    def running(self):
-        return self._server is not None
-
-    # ----- lifecycle --------------------------------------------------------------------------
-    def start(self, timeout=5.0):
-        """Listens again on the same port (retrying briefly if it is still busy)."""
-        if self._closed:
-            raise RuntimeError("the IdP was closed")
-        if self._server is not None:
-            return
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                server = _Server(self, ("127.0.0.1", self.port))
-                break
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.05)
-        self._stopping.clear()
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name=f"idp-{self.port}")
-        self._thread.start()
-
-    def stop(self):
-        """Stops listening and cuts every open connection; start() brings it back."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = None
-        self._thread = None
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            open_socks = list(self._open)
-            self._open.clear()
-        for s in open_socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
-        thread.join(timeout=5)
-
-    def close(self):
-        self._closed = True
-        self._deadline_timer.cancel()
-        self.stop()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _new_server(self):
+        return _Server(self, ("127.0.0.1", self.port))

@@ -26,15 +26,14 @@ really is unreachable: no kept-alive connection survives stop(). stop() also cut
 that are still being answered (a slow answer in progress is abandoned, not finished).
 """
 import base64
-import errno
 import json
-import socket
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from . import util
+from .restartable import RestartableServer
 
 INTROSPECT_PATH = "/introspect"
 
@@ -198,7 +197,8 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-class IntrospectionIdp:
+class IntrospectionIdp(RestartableServer):
+    thread_name = "introspection-idp"
     def __init__(self, client_id="gateway", client_secret="s3cret", tokens=None, port=None,
                  lifetime=180.0):
         self.client_id = client_id
@@ -277,63 +277,5 @@ class IntrospectionIdp:
                                message=f"{n} introspection requests"
                                + (f" for {token!r}" if token else ""))
 
-    @property
-    def running(self):
-        return self._server is not None
-
-    # ----- lifecycle --------------------------------------------------------------------------
-    def start(self, timeout=5.0):
-        """Listens again on the same port (retrying briefly if it is still busy)."""
-        if self._closed:
-            raise RuntimeError("the IdP was closed")
-        if self._server is not None:
-            return
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                server = _Server(self, ("127.0.0.1", self.port))
-                break
-            except OSError as e:
-                if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.05)
-        self._stopping.clear()
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name=f"introspection-idp-{self.port}")
-        self._thread.start()
-
-    def stop(self):
-        """Stops listening and cuts every open connection; start() brings it back."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = None
-        self._thread = None
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            open_socks = list(self._open)
-            self._open.clear()
-        for s in open_socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                s.close()
-            except OSError:
-                pass
-        thread.join(timeout=5)
-
-    def close(self):
-        self._closed = True
-        self._deadline_timer.cancel()
-        self.stop()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    def _new_server(self):
+        return _Server(self, ("127.0.0.1", self.port))
