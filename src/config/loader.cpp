@@ -20,10 +20,10 @@ namespace portico::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listeners",
-                                         "admin",     "access_log",     "upstreams",
-                                         "consumers", "auth_providers", "routes"};
-constexpr std::string_view kTopUnsupported[] = {"redis", "tracing", "grpc_services", "plans"};
+constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listeners", "admin",
+                                         "access_log", "upstreams",     "consumers", "auth_providers",
+                                         "routes",     "redis",         "plans"};
+constexpr std::string_view kTopUnsupported[] = {"tracing", "grpc_services"};
 constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "tls", "limits",
                                               "trusted_proxies"};
 constexpr std::string_view kLimitsKeys[] = {
@@ -409,11 +409,17 @@ Config buildConfig(Context& ctx, NodeId root) {
   if (const Field* f = top.find("auth_providers")) {
     config.auth_providers = parseAuthProviders(ctx, f->item());
   }
+  if (const Field* f = top.find("redis")) {
+    parseRedis(ctx, f->item(), config.redis);
+  }
+  if (const Field* f = top.find("plans")) {
+    config.plans = parsePlans(ctx, f->item(), config);
+  }
   if (const Field* f = top.find("consumers")) {
-    config.consumers = parseConsumers(ctx, f->item());
+    config.consumers = parseConsumers(ctx, f->item(), config.plans);
   }
   if (const Field* f = top.find("routes")) {
-    config.routes = parseRoutes(ctx, f->item(), config.upstreams, config.auth_providers);
+    config.routes = parseRoutes(ctx, f->item(), config);
   }
   return config;
 }

@@ -35,8 +35,7 @@ constexpr std::string_view kIntrospectionKeys[] = {
 constexpr std::string_view kBasicAuthKeys[] = {"username", "password_hash"};
 constexpr std::string_view kConsumerKeys[] = {"name",          "groups",        "api_keys",
                                               "api_key_sha256", "jwt_subjects",  "mtls_subjects",
-                                              "basic_auth"};
-constexpr std::string_view kConsumerUnsupported[] = {"plan"};
+                                              "basic_auth",    "plan"};
 
 const KeySet kApiKey{kApiKeyKeys, {}};
 const KeySet kMtls{kMtlsKeys, {}};
@@ -51,7 +50,7 @@ bool isCryptHash(std::string_view hash) {
   }
   return false;
 }
-const KeySet kConsumer{kConsumerKeys, kConsumerUnsupported};
+const KeySet kConsumer{kConsumerKeys, {}};
 
 constexpr std::string_view kSourceForms =
     "use header:NAME, header:NAME:PREFIX, cookie:NAME or query:NAME";
@@ -148,7 +147,7 @@ class AuthParser {
     return out;
   }
 
-  std::vector<Consumer> parseConsumers(const Item& item) {
+  std::vector<Consumer> parseConsumers(const Item& item, const std::map<std::string, Plan>& plans) {
     std::vector<Consumer> out;
     std::unordered_map<std::string, Position> names;
     // Key (or hex digest) -> the consumer that has it; keys are secrets, messages never show them.
@@ -174,6 +173,16 @@ class AuthParser {
       }
       if (const Field* f = map.find("groups")) {
         ctx_.readStrings(f->item(), consumer.groups);
+      }
+      if (const Field* f = map.find("plan")) {
+        if (auto plan = ctx_.text(f->item())) {
+          if (plans.find(*plan) == plans.end()) {
+            ctx_.error(ctx_.pos(f->item()),
+                       "unknown plan " + quote(*plan) +
+                           (plans.empty() ? " (define it under plans)" : ""));
+          }
+          consumer.plan = std::move(*plan);
+        }
       }
       if (const Field* f = map.find("jwt_subjects")) {
         ctx_.readStrings(f->item(), consumer.jwt_subjects);
@@ -407,8 +416,9 @@ std::map<std::string, AuthProvider> parseAuthProviders(Context& ctx, const Item&
   return AuthParser(ctx).parseProviders(item);
 }
 
-std::vector<Consumer> parseConsumers(Context& ctx, const Item& item) {
-  return AuthParser(ctx).parseConsumers(item);
+std::vector<Consumer> parseConsumers(Context& ctx, const Item& item,
+                                     const std::map<std::string, Plan>& plans) {
+  return AuthParser(ctx).parseConsumers(item, plans);
 }
 
 }  // namespace portico::config::detail

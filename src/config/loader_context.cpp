@@ -298,7 +298,7 @@ std::optional<Duration> Context::duration(const Item& item, bool positive) {
   }
   auto parsed = parseDuration(*value);
   if (!parsed) {
-    error(pos(item), "invalid duration " + quote(*value) + " (use 250ms, 5s, 1m, 1h)");
+    error(pos(item), "invalid duration " + quote(*value) + " (use 250ms, 5s, 1m, 1h, 1d)");
     return std::nullopt;
   }
   if (positive && parsed->count() == 0) {

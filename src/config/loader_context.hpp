@@ -115,15 +115,19 @@ bool isPlainName(std::string_view name);
 
 // Parts of the loader, by section of the file.
 std::map<std::string, AuthProvider> parseAuthProviders(Context& ctx, const Item& item);
-std::vector<Consumer> parseConsumers(Context& ctx, const Item& item);
+// Consumers name plans parsed before them.
+std::vector<Consumer> parseConsumers(Context& ctx, const Item& item,
+                                     const std::map<std::string, Plan>& plans);
 void parseListenerTls(Context& ctx, const Item& item, ListenerTls& out);
 void parseJwtProvider(Context& ctx, const Item& item, const std::string& context,
                       JwtProviderConfig& config);
 // header:NAME[:PREFIX] | cookie:NAME | query:NAME entries (token_from, from).
 void parseCredentialSources(Context& ctx, const Item& item, std::vector<CredentialSource>& out);
 void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out);
-std::vector<Route> parseRoutes(Context& ctx, const Item& item,
-                               const std::map<std::string, Upstream>& upstreams,
-                               const std::map<std::string, AuthProvider>& auth_providers);
+// Routes refer to the upstreams, auth providers, plans and redis parsed before them.
+std::vector<Route> parseRoutes(Context& ctx, const Item& item, const Config& config);
+void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out);
+std::map<std::string, Plan> parsePlans(Context& ctx, const Item& item, const Config& config);
+void parseRouteRateLimits(Context& ctx, const Item& item, const Config& config, Route& route);
 
 }  // namespace portico::config::detail

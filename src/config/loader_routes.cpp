@@ -29,11 +29,11 @@ bool hasControlBreak(std::string_view value) {
   return value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
 
-constexpr std::string_view kRouteKeys[] = {"name",    "match",         "priority", "upstream",
-                                           "split",   "rewrite",       "auth",     "headers",
-                                           "authorize", "timeout", "max_body_bytes"};
-constexpr std::string_view kRouteUnsupported[] = {"rate_limit", "concurrency_limit", "cache", "cors",
-                                                  "ip",         "grpc",              "aggregate"};
+constexpr std::string_view kRouteKeys[] = {
+    "name",      "match",   "priority",       "upstream",   "split",
+    "rewrite",   "auth",    "headers",        "authorize",  "timeout",
+    "max_body_bytes", "rate_limit", "concurrency_limit"};
+constexpr std::string_view kRouteUnsupported[] = {"cache", "cors", "ip", "grpc", "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
@@ -51,12 +51,13 @@ const KeySet kEdits{kEditKeys, {}};
 const KeySet kAuthorize{kAuthorizeKeys, {}};
 
 constexpr int64_t kMaxWeight = 1'000'000;
+constexpr int64_t kMaxConcurrency = 10'000'000;
 
 class RouteParser {
  public:
-  RouteParser(Context& ctx, const std::map<std::string, Upstream>& upstreams,
-              const std::map<std::string, AuthProvider>& providers)
-      : ctx_(ctx), upstreams_(upstreams), providers_(providers) {}
+  RouteParser(Context& ctx, const Config& config)
+      : ctx_(ctx), config_(config), upstreams_(config.upstreams),
+        providers_(config.auth_providers) {}
 
   std::vector<Route> parse(const Item& item) {
     std::vector<Route> routes;
@@ -115,6 +116,13 @@ class RouteParser {
     }
     if (const Field* f = map.find("authorize")) {
       parseAuthorize(*f, route);
+    }
+    if (const Field* f = map.find("rate_limit")) {
+      parseRouteRateLimits(ctx_, f->item(), config_, route);
+    }
+    if (const Field* f = map.find("concurrency_limit")) {
+      route.concurrency_limit = static_cast<uint32_t>(
+          ctx_.integer(f->item(), 1, kMaxConcurrency).value_or(0));
     }
     if (const Field* f = map.find("headers")) {
       MapFields headers = ctx_.readMap(f->item(), "headers", &kHeaders);
@@ -565,6 +573,7 @@ class RouteParser {
   }
 
   Context& ctx_;
+  const Config& config_;
   const std::map<std::string, Upstream>& upstreams_;
   const std::map<std::string, AuthProvider>& providers_;
   std::unordered_set<std::string> names_;
@@ -574,10 +583,8 @@ class RouteParser {
 
 }  // namespace
 
-std::vector<Route> parseRoutes(Context& ctx, const Item& item,
-                               const std::map<std::string, Upstream>& upstreams,
-                               const std::map<std::string, AuthProvider>& auth_providers) {
-  return RouteParser(ctx, upstreams, auth_providers).parse(item);
+std::vector<Route> parseRoutes(Context& ctx, const Item& item, const Config& config) {
+  return RouteParser(ctx, config).parse(item);
 }
 
 }  // namespace portico::config::detail

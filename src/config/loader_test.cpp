@@ -266,7 +266,7 @@ routes:
                 "test.yaml:7:13: unknown key \"pathprefix\" in match (did you mean "
                 "\"path_prefix\"?)",
                 "test.yaml:8:15: unknown upstream \"user\" (did you mean \"users\"?)",
-                "test.yaml:13:14: invalid duration \"5\" (use 250ms, 5s, 1m, 1h)",
+                "test.yaml:13:14: invalid duration \"5\" (use 250ms, 5s, 1m, 1h, 1d)",
             }));
   EXPECT_FALSE(load(kYaml).config);
 }

@@ -216,6 +216,56 @@ struct Consumer {
   std::vector<std::string> mtls_subjects;     // client certificate SAN / CN values naming it
   std::string basic_username;                 // basic_auth: empty = none
   std::string basic_password_hash;            // crypt(3): $2b$ bcrypt, $y$ yescrypt, $6$ ...
+  std::string plan;                           // names an entry of Config::plans; empty = none
+};
+
+// One rate limit (docs/rate-limiting.md). Windows and delays are whole milliseconds.
+struct RateLimitKeyPart {
+  enum class Kind : uint8_t { Ip, Consumer, Route, Header, Claim };
+  Kind kind = Kind::Ip;
+  std::string name;  // Header: lowercased; Claim: as written; else empty
+};
+
+struct RateLimit {
+  enum class Algorithm : uint8_t { Gcra, SlidingWindow, FixedWindow };
+  enum class Mode : uint8_t { Reject, Delay };
+  enum class Store : uint8_t { Local, Redis };
+  std::string name;                    // policy name: [a-z0-9_.-], unique within the route
+  std::vector<RateLimitKeyPart> key;   // non-empty; {Consumer} when from_plan
+  // limit: plan — limit, window, burst, algorithm and store come from the consumer's plan, and
+  // the fields below are unused.
+  bool from_plan = false;
+  uint64_t limit = 0;                  // > 0 unless from_plan
+  Duration window{1'000};              // > 0
+  uint64_t burst = 0;                  // Gcra only
+  Algorithm algorithm = Algorithm::Gcra;
+  Mode mode = Mode::Reject;            // Delay only with Gcra
+  Duration max_delay{1'000};
+  Store store = Store::Local;          // Redis only when Config::redis is set
+  Duration sync{0};                    // > 0: batched Redis mode (Redis store, window algorithms)
+};
+
+struct Quota {
+  uint64_t limit = 0;      // > 0 requests per period
+  Duration period{86'400'000};  // aligned to the Unix epoch; unused when calendar_month
+  bool calendar_month = false;  // `period: month`: calendar months in UTC
+  bool in_redis = false;        // kept in Redis (a redis section exists), else in this process
+};
+
+struct Plan {
+  std::string name;
+  std::optional<RateLimit> rate_limit;  // name "plan", key {Consumer}
+  std::optional<Quota> quota;
+};
+
+struct Redis {
+  std::string host;  // numeric address or a name resolved at load
+  uint16_t port = 6379;
+  std::string address;  // "host:port" as written
+  std::string password;  // empty: no AUTH
+  Duration timeout{50};
+  bool on_error_allow = true;  // on_error: allow | deny
+  std::string key_prefix = "portico:";
 };
 
 // All conditions must hold (SPEC §3 route authorize).
@@ -240,6 +290,8 @@ struct Route {
   std::vector<std::string> auth;            // provider names (any one authenticates); set iff
                                             // !auth_public; each names an auth_providers entry
   std::optional<Authorize> authorize;        // only with providers, never with auth: public
+  std::vector<RateLimit> rate_limits;        // all must admit
+  uint32_t concurrency_limit = 0;            // 0 = none
 };
 
 struct Config {
@@ -252,6 +304,8 @@ struct Config {
   std::map<std::string, Upstream> upstreams;
   std::map<std::string, AuthProvider> auth_providers;
   std::vector<Consumer> consumers;
+  std::optional<Redis> redis;
+  std::map<std::string, Plan> plans;
   std::vector<Route> routes;
 };
 

@@ -27,7 +27,8 @@ TEST(ConfigUnits, RefusesDurationsWithoutAKnownUnit) {
   EXPECT_FALSE(parseDuration("1.5s"));
   EXPECT_FALSE(parseDuration("-1s"));
   EXPECT_FALSE(parseDuration("5S"));
-  EXPECT_FALSE(parseDuration("1d"));
+  EXPECT_EQ(parseDuration("1d"), Duration{86'400'000});
+  EXPECT_FALSE(parseDuration("1w"));
   EXPECT_FALSE(parseDuration("5sec"));
 }
 

@@ -10,6 +10,8 @@ int statusOf(ErrorCode code) {
     case ErrorCode::NoRoute: return 404;
     case ErrorCode::MethodNotAllowed: return 405;
     case ErrorCode::RequestTimeout: return 408;
+    case ErrorCode::RateLimited: return 429;
+    case ErrorCode::QuotaExceeded: return 429;
     case ErrorCode::PayloadTooLarge: return 413;
     case ErrorCode::UriTooLong: return 414;
     case ErrorCode::HeadersTooLarge: return 431;
@@ -29,6 +31,8 @@ std::string_view codeName(ErrorCode code) {
     case ErrorCode::NoRoute: return "no_route";
     case ErrorCode::MethodNotAllowed: return "method_not_allowed";
     case ErrorCode::RequestTimeout: return "request_timeout";
+    case ErrorCode::RateLimited: return "rate_limited";
+    case ErrorCode::QuotaExceeded: return "quota_exceeded";
     case ErrorCode::PayloadTooLarge: return "payload_too_large";
     case ErrorCode::UriTooLong: return "uri_too_long";
     case ErrorCode::HeadersTooLarge: return "headers_too_large";
@@ -113,7 +117,9 @@ void writeLocalReply(const LocalReply& reply, Buffer& out) {
   }
   if (reply.close) out.append("\r\nConnection: close");
   else if (reply.keep_alive_1_0) out.append("\r\nConnection: keep-alive");
-  out.append("\r\n\r\n");
+  out.append("\r\n");
+  out.append(reply.extra_headers);
+  out.append("\r\n");
   out.append(body.view());
 }
 

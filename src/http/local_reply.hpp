@@ -18,6 +18,8 @@ enum class ErrorCode : uint8_t {
   PayloadTooLarge,    // 413
   UriTooLong,         // 414
   HeadersTooLarge,    // 431
+  RateLimited,        // 429
+  QuotaExceeded,      // 429
   BadUpstream,        // 502
   Unavailable,        // 503
   UpstreamTimeout,    // 504
@@ -34,6 +36,7 @@ struct LocalReply {
   std::string_view request_id;
   std::string_view allow;  // 405 only
   std::string_view www_authenticate;  // 401 only
+  std::string_view extra_headers;     // whole lines, each ending in CRLF (Retry-After, ...)
   bool close = false;      // adds Connection: close
   bool keep_alive_1_0 = false;  // HTTP/1.0 client that asked for keep-alive
 };

@@ -50,6 +50,16 @@ bool inDropList(const std::vector<std::string>& drop, std::string_view name) {
   return false;
 }
 
+
+void appendField(Buffer& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
 bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& peer) {
   if (cidrs.empty()) return false;
   auto bytes = peer.asV6Bytes();
@@ -64,15 +74,6 @@ bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& p
   }
   return false;
 }
-
-void appendField(Buffer& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
-
-}  // namespace
 
 void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchResult&) {
   Buffer& out = upstream_head_;
@@ -202,6 +203,12 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
     for (const auto& [name, value] : route->config->response_headers.set) {
       appendField(out_, name, value);
     }
+  }
+  if (touch_count_ > 0) {
+    extra_headers_.clear();
+    appendLimitHeaders(extra_headers_);
+    out_.append(extra_headers_);
+    extra_headers_.clear();
   }
   if (head.status == 101) {
     out_.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");

@@ -547,7 +547,7 @@ void Http2Connection::replyLocally(Http2Stream& stream, http::ErrorCode code,
   char request_id[32];
   worker_.newRequestId(request_id);
   Buffer reply(512);
-  http::writeLocalReply({code, message, std::string_view(request_id, sizeof request_id), {}, {},
+  http::writeLocalReply({code, message, std::string_view(request_id, sizeof request_id), {}, {}, {},
                          false, false},
                         reply);
   takeResponse(stream, reply.data(), reply.size());

@@ -137,6 +137,14 @@ void Session::onTimer() {
       replyError(http::ErrorCode::Unavailable, "the authentication check took too long", true);
       drive();
       break;
+    case State::LimitWait:
+      if (delay_until_ms_ != 0) {
+        endLimitWait();
+      } else {
+        replyError(http::ErrorCode::Unavailable, "rate limit store unavailable", true);
+        drive();
+      }
+      break;
     case State::Closed:
       break;
   }
@@ -151,6 +159,13 @@ void Session::armClientTimer() {
       break;
     case State::AuthPending:
       loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      break;
+    case State::LimitWait:
+      if (delay_until_ms_ != 0) {
+        loop.setDeadline(*this, delay_until_ms_);
+      } else {
+        loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      }
       break;
     case State::ReadHead:
       if (in_.empty()) {
@@ -211,7 +226,8 @@ void Session::drive() {
         progress = driveHttp2();
         continue;
       }
-      if (state_ == State::AuthPending) break;  // nothing to do until the check comes back
+      // Nothing to do until the check, Redis or the delay comes back.
+      if (state_ == State::AuthPending || state_ == State::LimitWait) break;
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();
@@ -379,7 +395,7 @@ void Session::startRequest(size_t head_end) {
         break;
     }
   }
-  admit(route, match);
+  checkLimits(route, match);
 }
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
@@ -482,6 +498,8 @@ void Session::finishRequest() {
   }
   if (!req_body_done_) close_after_response_ = true;  // the rest of its body is still coming
   writeAccessLog();
+  releaseInFlight();
+  touch_count_ = 0;
   if (snap_ != nullptr) {
     worker_.releaseSnapshot(snap_);
     snap_ = nullptr;
@@ -522,6 +540,10 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     request_id_len_ = 32;
   }
   if (state_ == State::AuthPending) ++auth_generation_;  // a late answer finds nobody waiting
+  if (state_ == State::LimitWait) {
+    ++limit_generation_;
+    delay_until_ms_ = 0;
+  }
   if (close) {
     close_after_response_ = true;
     // The client may still be sending what we will not read (a body over the limit, ...).
@@ -529,8 +551,10 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
   }
   status_ = http::statusOf(code);
   http::writeLocalReply({code, message, std::string_view(request_id_, request_id_len_), allow,
-                         www_authenticate, close_after_response_, keep_alive_1_0_},
+                         www_authenticate, extra_headers_, close_after_response_,
+                         keep_alive_1_0_},
                         out_);
+  extra_headers_.clear();
   state_ = State::Proxy;
   echo_ = false;
   resp_head_done_ = true;
@@ -541,11 +565,15 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
 void Session::close() {
   if (state_ == State::Closed) return;
   if (up_ != nullptr) detachUpstream(false);
+  releaseInFlight();
+  touch_count_ = 0;
   if (snap_ != nullptr) {
     worker_.releaseSnapshot(snap_);
     snap_ = nullptr;
   }
   ++auth_generation_;
+  ++limit_generation_;
+  delay_until_ms_ = 0;
   if (parent_ != nullptr) {
     if (Http2Stream* stream = stream_) {
       stream_ = nullptr;

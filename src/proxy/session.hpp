@@ -15,6 +15,8 @@
 #include "net/event_loop.hpp"
 #include "net/socket.hpp"
 #include "proxy/snapshot.hpp"
+#include "ratelimit/limiter.hpp"
+#include "ratelimit/redis_client.hpp"
 #include "router/router.hpp"
 #include "tls/stream.hpp"
 #include "upstream/connection.hpp"
@@ -36,13 +38,17 @@ struct WorkerSnapshot;
 class Http2Connection;
 struct Http2Stream;
 
+// Whether `address` is inside one of `cidrs` (trusted_proxies).
+bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& address);
+
 // Whether a plain connection starts with HTTP/2's client preface (RFC 9113 §3.4).
 enum class PrefaceMatch : uint8_t { No, Partial, Complete };
 PrefaceMatch matchHttp2Preface(std::string_view data);
 
 class Session final : public net::EventHandler,
                       public net::Timed,
-                      public upstream::ConnectionOwner {
+                      public upstream::ConnectionOwner,
+                      public ratelimit::RedisWaiter {
  public:
   explicit Session(Worker& worker);
   ~Session() override;
@@ -76,6 +82,8 @@ class Session final : public net::EventHandler,
   void onTimer() override;
   void onUpstreamEvents(upstream::Connection& conn, uint32_t events) override;
   void onUpstreamTimeout(upstream::Connection& conn) override;
+  // The answer of the Redis script for this request's limits (null: Redis could not answer).
+  void onRedisReply(uint32_t tag, const redisReply* reply) override;
 
   size_t live_index = 0;  // position in the worker's live list
 
@@ -85,7 +93,11 @@ class Session final : public net::EventHandler,
   // Http2: the connection speaks HTTP/2; its streams are served by stream sessions.
   // AuthPending: a slow authentication check runs on the verify pool; nothing is read meanwhile
   // (the request head's views into in_ must stay valid).
-  enum class State : uint8_t { Handshake, ReadHead, AuthPending, Proxy, Flush, Http2, Closed };
+  // LimitWait: the rate limits wait for Redis's answer, or (delay_until_ms_ set) the request
+  // waits for its turn in mode delay.
+  enum class State : uint8_t {
+    Handshake, ReadHead, AuthPending, LimitWait, Proxy, Flush, Http2, Closed
+  };
   enum class AuthStep : uint8_t { Passed, Refused, Pending };
 
   // The main loop: makes all the progress the sockets allow, then returns.
@@ -127,7 +139,20 @@ class Session final : public net::EventHandler,
   AuthStep checkAuth(const RouteRuntime& route, bool has_body);
   bool finishAuth(const RouteRuntime& route, bool has_body, auth::AuthResult result);
   void startSlowCheck(auth::AuthResult pending, bool has_body);
-  // The request passed auth: the body limit, then the upstream.
+  // The request passed auth: concurrency and rate limits, then admit().
+  void checkLimits(const RouteRuntime& route, const router::MatchResult& match);
+  std::string_view clientAddressForLimits(std::string& scratch) const;
+  int64_t periodStart(const ratelimit::Touch& touch, int64_t now) const;
+  void giveBackLocal(size_t before);
+  void sendToRedis();
+  void redisFailed();
+  void finishLimits();
+  void endLimitWait();
+  void replyLimited(const ratelimit::Touch& refused);
+  // RateLimit-Policy and RateLimit lines for the limits decided for this request.
+  void appendLimitHeaders(std::string& out) const;
+  void releaseInFlight();
+  // The request passed auth and limits: the body limit, then the upstream.
   void admit(const RouteRuntime& route, const router::MatchResult& match);
   void appendIdentityHeaders(Buffer& out);
   void serveEcho();
@@ -204,7 +229,17 @@ class Session final : public net::EventHandler,
   bool upgrade_ = false;
   uint32_t auth_generation_ = 0;      // bumped when a pending check stops being awaited
   bool pending_has_body_ = false;
-  router::MatchResult pending_match_;
+  router::MatchResult pending_match_;  // the route match while auth or limits wait
+  // --- limits of the current request ---
+  std::vector<ratelimit::Touch> touches_;  // reused: capacity and key strings stay
+  size_t touch_count_ = 0;
+  std::atomic<int64_t>* in_flight_ = nullptr;  // the concurrency slot held, if any
+  uint32_t limit_generation_ = 0;
+  uint64_t delay_until_ms_ = 0;
+  std::vector<std::string> redis_keys_;
+  std::vector<std::string> redis_args_;
+  std::vector<std::string_view> redis_views_;
+  std::string extra_headers_;  // for the next local reply / response head
   bool version_1_0_ = false;
   bool keep_alive_1_0_ = false;
 

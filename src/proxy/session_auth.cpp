@@ -84,7 +84,7 @@ void Session::resumeAuth(uint32_t generation, uint32_t provider, const std::stri
   const auth::Authenticator& authenticator = *snap_->shared->auth;
   auth::AuthResult result = authenticator.completeSlowCheck(provider, credential, check,
                                                            snap_->token_cache.get(), *identity_);
-  if (finishAuth(*route_, pending_has_body_, std::move(result))) admit(*route_, pending_match_);
+  if (finishAuth(*route_, pending_has_body_, std::move(result))) checkLimits(*route_, pending_match_);
   drive();
 }
 

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "auth/authenticator.hpp"
+#include "ratelimit/limiter.hpp"
 #include "tls/client_context.hpp"
 #include "tls/server_context.hpp"
 
@@ -114,6 +115,13 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     }
     snap->routes.push_back(std::move(rt));
   }
+  if (cfg.redis) {
+    std::string error;
+    if (!net::resolveAddress(cfg.redis->host, cfg.redis->port, snap->redis_address, error)) {
+      errors.push_back("redis: cannot resolve \"" + cfg.redis->address + "\": " + error);
+    }
+  }
+  snap->limiter = std::make_unique<ratelimit::Limiter>(cfg);
   if (!errors.empty()) return nullptr;
   snap->router = std::make_unique<router::Router>(cfg.routes);
   return snap;

@@ -19,6 +19,9 @@ class Authenticator;
 namespace portico::auth::jwt {
 class KeySet;
 }
+namespace portico::ratelimit {
+class Limiter;
+}
 namespace portico::tls {
 class ServerContext;
 class ClientContext;
@@ -58,6 +61,8 @@ struct Snapshot {
   // Per auth provider index: its jwks_url (empty for others) and the key set fetched so far.
   std::vector<std::string> jwks_urls;
   std::vector<std::shared_ptr<const auth::jwt::KeySet>> jwks;
+  std::unique_ptr<ratelimit::Limiter> limiter;
+  net::SocketAddress redis_address;  // when config.redis is set
 
   Snapshot();
   ~Snapshot();

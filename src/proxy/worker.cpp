@@ -11,6 +11,9 @@
 #include "core/log.hpp"
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
+#include "ratelimit/local_store.hpp"
+#include "ratelimit/redis_client.hpp"
+#include "ratelimit/redis_script.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::proxy {
@@ -152,7 +155,31 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
       retired_.push_back(std::move(current_));
     }
   }
+  ws->concurrency.assign(snap.routes.size(), nullptr);  // looked up on first use
+  installRedis(snap);
   current_ = std::move(ws);
+}
+
+void Worker::installRedis(const Snapshot& snap) {
+  const auto& redis = snap.config.redis;
+  std::string identity;
+  if (redis) {
+    identity = redis->address + '\n' + redis->password + '\n' + std::to_string(redis->timeout.count());
+  }
+  if (identity == redis_identity_) return;
+  if (redis_) {
+    redis_->shutdown();
+    old_redis_.push_back(std::move(redis_));
+  }
+  redis_identity_ = identity;
+  if (!redis) return;
+  ratelimit::RedisSettings settings;
+  settings.address = snap.redis_address;
+  settings.address_text = redis->address;
+  settings.password = redis->password;
+  settings.timeout_ms = static_cast<uint64_t>(redis->timeout.count());
+  redis_ = std::make_unique<ratelimit::RedisClient>(loop_, std::move(settings),
+                                                    std::string(ratelimit::kRedisScript));
 }
 
 WorkerSnapshot* Worker::acquireSnapshot() {
@@ -383,6 +410,7 @@ void Worker::afterBatch() {
     flushes.swap(deferred_flushes_);
     for (auto* c : flushes) c->flush();
   }
+  if (redis_ && redis_->needsFlush()) redis_->flush();
   std::erase_if(closed_http2_, [](const auto& c) { return c->streamCount() == 0; });
   for (Session* s : closing_sessions_) free_sessions_.push_back(s);
   closing_sessions_.clear();

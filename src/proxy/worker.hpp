@@ -27,6 +27,10 @@ class ServerContext;
 namespace portico::auth {
 class VerifyPool;
 }
+namespace portico::ratelimit {
+class LocalStore;
+class RedisClient;
+}
 
 namespace portico::proxy {
 
@@ -41,6 +45,7 @@ struct WorkerSnapshot {
   std::vector<uint32_t> round_robin;                        // [upstream]
   std::unique_ptr<auth::TokenCache> token_cache;            // made on first use
   std::vector<std::shared_ptr<const auth::jwt::KeySet>> jwks;  // [provider]: current key sets
+  std::vector<std::atomic<int64_t>*> concurrency;  // [route]: in-flight counters, or null
   uint32_t refs = 0;
 
   WorkerSnapshot();
@@ -118,6 +123,11 @@ class Worker final : public upstream::Connection::Host,
     call_pool_ = call;
   }
   std::string& accessLogBuffer() { return access_log_buffer_; }
+  // The process's local rate-limit counters (shared by the workers; set before start()).
+  ratelimit::LocalStore* localStore() { return local_store_; }
+  void setLocalStore(ratelimit::LocalStore* store) { local_store_ = store; }
+  // This worker's Redis connection for the current config's `redis`, or null without one.
+  ratelimit::RedisClient* redis() { return redis_.get(); }
 
   // An idle pooled connection, or a new one being connected (Connection::connecting), or null
   // with errno set. The connection is owned by `owner` until releaseUpstream().
@@ -142,6 +152,7 @@ class Worker final : public upstream::Connection::Host,
  private:
   void run();
   void installSnapshot(std::shared_ptr<const Snapshot> snapshot);
+  void installRedis(const Snapshot& snap);
   void afterBatch();
   void closeIdleSessions();
   void maybeFinishDrain();
@@ -177,6 +188,11 @@ class Worker final : public upstream::Connection::Host,
   observability::AccessLogSink* access_log_;
   auth::VerifyPool* hash_pool_ = nullptr;
   auth::VerifyPool* call_pool_ = nullptr;
+  ratelimit::LocalStore* local_store_ = nullptr;
+  std::unique_ptr<ratelimit::RedisClient> redis_;
+  std::string redis_identity_;  // address and password redis_ was made for
+  // Replaced clients: kept (closed) for the worker's life, since their timer entries may fire.
+  std::vector<std::unique_ptr<ratelimit::RedisClient>> old_redis_;
   RetireFn retire_;
   UnknownKidFn unknown_kid_;
   std::unordered_map<std::string, uint64_t> unknown_kid_sent_ms_;  // per URL

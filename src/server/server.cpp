@@ -89,14 +89,19 @@ class Server::SignalHandler final : public net::EventHandler {
 
 // Certificate files are polled, not watched with inotify: an editor's or cert-manager's
 // rename-over and a symlink swap (Kubernetes secrets) are all seen the same way by stat().
-class Server::CertificateWatcher final : public net::Timed {
+// Once a second on the control thread: certificate files that changed, rate-limit counters
+// that went idle.
+class Server::Housekeeping final : public net::Timed {
  public:
   static constexpr uint64_t kIntervalMs = 1000;
-  explicit CertificateWatcher(Server& server) : server_(server) {
+  explicit Housekeeping(Server& server) : server_(server) {
     server_.loop_.setTimeout(*this, kIntervalMs);
   }
   void onTimer() override {
     server_.checkCertificates();
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    server_.local_limits_->sweep(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
     server_.loop_.setTimeout(*this, kIntervalMs);
   }
 
@@ -302,13 +307,16 @@ int Server::run() {
   // an IdP mostly wait, so more of them run at once.
   hash_pool_ = std::make_unique<auth::VerifyPool>(2, 1024);
   call_pool_ = std::make_unique<auth::VerifyPool>(32, 4096);
-  for (auto& w : workers_) w->setVerifyPools(hash_pool_.get(), call_pool_.get());
+  for (auto& w : workers_) {
+    w->setVerifyPools(hash_pool_.get(), call_pool_.get());
+    w->setLocalStore(local_limits_.get());
+  }
   for (auto& w : workers_) w->start();
   // Threads inherit the nice value when created, so this lowers only the control thread:
   // compiling a large config on reload then yields the cores to the workers.
   setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   signals_ = std::make_unique<SignalHandler>(*this);
-  certificate_watcher_ = std::make_unique<CertificateWatcher>(*this);
+  housekeeping_ = std::make_unique<Housekeeping>(*this);
   jwks_->activate(current_->config);
   for (const auto& listener : cfg.listeners) {
     LOG_INFO("listening on %s:%u (%s), %u worker%s", listener.host.c_str(), listener.port,

@@ -15,6 +15,7 @@
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
+#include "ratelimit/local_store.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::server {
@@ -33,7 +34,7 @@ class Server {
 
  private:
   class SignalHandler;
-  class CertificateWatcher;
+  class Housekeeping;
   struct ReloadResult {
     bool ok = false;
     uint64_t version = 0;
@@ -50,13 +51,15 @@ class Server {
   RunOptions options_;
   net::EventLoop loop_;
   std::shared_ptr<const proxy::Snapshot> current_;
+  // Before workers_: it outlives them (they count in it until they stop).
+  std::unique_ptr<ratelimit::LocalStore> local_limits_ = std::make_unique<ratelimit::LocalStore>();
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   // After workers_: destroyed (its threads joined) before them, since its jobs post to them.
   std::unique_ptr<auth::VerifyPool> hash_pool_;
   std::unique_ptr<auth::VerifyPool> call_pool_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<SignalHandler> signals_;
-  std::unique_ptr<CertificateWatcher> certificate_watcher_;
+  std::unique_ptr<Housekeeping> housekeeping_;
   std::unique_ptr<auth::JwksFetcher> jwks_;  // destroyed before loop_: its threads post to it
   std::vector<std::shared_ptr<const tls::ServerContext>> tls_;  // [listener], as in force
   std::vector<std::vector<tls::FileStamp>> tls_failed_;        // files a rebuild failed on

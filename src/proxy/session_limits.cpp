@@ -1,0 +1,282 @@
+// The limits step of a session, after auth and before the upstream: the route's concurrency
+// limit, then its rate limits and quotas — local counters decided at once, Redis ones in one
+// script call whose answer comes back through onRedisReply — and, in mode delay, the wait.
+#include <hiredis/hiredis.h>
+#include <time.h>
+
+#include <algorithm>
+
+#include "auth/authenticator.hpp"
+#include "proxy/session.hpp"
+#include "proxy/worker.hpp"
+#include "ratelimit/limiter.hpp"
+#include "ratelimit/local_store.hpp"
+#include "ratelimit/redis_client.hpp"
+
+namespace portico::proxy {
+namespace {
+
+int64_t unixNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void appendNumber(std::string& out, int64_t v) { out.append(std::to_string(v)); }
+
+}  // namespace
+
+std::string_view Session::clientAddressForLimits(std::string& scratch) const {
+  std::string_view peer(peer_text_, peer_len_);
+  const auto& trusted = listener().trusted_proxies;
+  if (trusted.empty() || !inCidrs(trusted, peer_)) return peer;
+  // Behind trusted proxies: the rightmost X-Forwarded-For address that is not one of them.
+  std::string_view found;
+  for (const auto& h : req_.headers) {
+    if (h.name.size() != 15 || !http::equalsIgnoreCase(h.name, "x-forwarded-for")) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view item = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      net::SocketAddress address;
+      if (!net::parseNumericAddress(std::string(item), 0, address)) {
+        found = {};  // garbage from here on: trust nothing left of it
+        continue;
+      }
+      if (!inCidrs(trusted, address)) found = item;
+    }
+  }
+  if (found.empty()) return peer;
+  scratch.assign(found);
+  return scratch;
+}
+
+// Concurrency first (it costs no counter), then the rate limits. False after a reply or while
+// waiting (Redis, or a delay); true when the request may go on now.
+void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& match) {
+  const size_t route_index = static_cast<size_t>(&route - snap_->shared->routes.data());
+  if (route.config->concurrency_limit > 0) {
+    std::atomic<int64_t>*& counter = snap_->concurrency[route_index];
+    if (counter == nullptr) counter = worker_.localStore()->concurrencyCounter(route.config->name);
+    if (counter->fetch_add(1, std::memory_order_relaxed) >= route.config->concurrency_limit) {
+      counter->fetch_sub(1, std::memory_order_relaxed);
+      replyError(http::ErrorCode::Unavailable,
+                 "concurrency limit of " + std::to_string(route.config->concurrency_limit) +
+                     " reached",
+                 req_.framing != http::BodyFraming::None);
+      return;
+    }
+    in_flight_ = counter;
+  }
+  const ratelimit::Limiter& limiter = *snap_->shared->limiter;
+  touch_count_ = 0;
+  if (!limiter.hasLimits(static_cast<uint32_t>(route_index))) {
+    admit(route, match);
+    return;
+  }
+  std::string ip_scratch;
+  ratelimit::RequestFacts facts;
+  facts.client_ip = clientAddressForLimits(ip_scratch);
+  facts.route = route.config->name;
+  facts.headers = req_.headers;
+  if (authenticated_ && identity_) {
+    facts.consumer = identity_->consumer;
+    facts.claims = identity_->claims.get();
+  }
+  const int64_t now = unixNs();
+  limiter.collect(static_cast<uint32_t>(route_index), facts, now, touches_, touch_count_);
+  ratelimit::LocalStore& store = *worker_.localStore();
+  bool any_redis = false;
+  for (size_t i = 0; i < touch_count_; ++i) {
+    ratelimit::Touch& t = touches_[i];
+    if (t.limit->redis) {
+      any_redis = true;
+      continue;
+    }
+    t.decision = store.take(t.key, t.limit->params, t.period_end_ns ? now - periodStart(t, now) : now);
+    t.decided = true;
+    if (t.period_end_ns != 0) t.decision.reset_ns = t.decision.retry_after_ns = t.period_end_ns - now;
+    if (!t.decision.allowed) {
+      giveBackLocal(i);
+      replyLimited(t);
+      return;
+    }
+  }
+  pending_match_ = match;
+  if (any_redis) {
+    sendToRedis();
+    return;
+  }
+  finishLimits();
+}
+
+int64_t Session::periodStart(const ratelimit::Touch& touch, int64_t now) const {
+  int64_t start = 0;
+  int64_t end = 0;
+  ratelimit::quotaPeriod(*touch.limit, now, start, end);
+  return start;
+}
+
+void Session::giveBackLocal(size_t before) {
+  ratelimit::LocalStore& store = *worker_.localStore();
+  for (size_t i = 0; i < before; ++i) {
+    const ratelimit::Touch& t = touches_[i];
+    if (!t.limit->redis && t.decided && t.decision.allowed) store.giveBack(t.key, t.limit->params);
+  }
+}
+
+void Session::sendToRedis() {
+  ratelimit::RedisClient* redis = worker_.redis();
+  const config::Redis& settings = *snap_->shared->config.redis;
+  redis_keys_.clear();
+  redis_args_.clear();
+  for (size_t i = 0; i < touch_count_; ++i) {
+    const ratelimit::Touch& t = touches_[i];
+    if (!t.limit->redis) continue;
+    redis_keys_.push_back(settings.key_prefix + t.key);
+    const ratelimit::Params& p = t.limit->params;
+    const bool quota = t.period_end_ns != 0;
+    std::string code = quota ? "q"
+                       : p.algorithm == config::RateLimit::Algorithm::Gcra        ? "g"
+                       : p.algorithm == config::RateLimit::Algorithm::FixedWindow ? "f"
+                                                                                   : "s";
+    redis_args_.push_back(std::move(code));
+    redis_args_.push_back(std::to_string(p.limit));
+    redis_args_.push_back(std::to_string(p.window_ns / 1000));
+    redis_args_.push_back(std::to_string(p.burst));
+    redis_args_.push_back(std::to_string(quota ? t.period_end_ns / 1000 : p.max_delay_ns / 1000));
+  }
+  std::vector<std::string_view>& keys = redis_views_;
+  keys.assign(redis_keys_.begin(), redis_keys_.end());
+  const size_t key_count = keys.size();
+  keys.insert(keys.end(), redis_args_.begin(), redis_args_.end());
+  std::span<const std::string_view> all(keys);
+  state_ = State::LimitWait;
+  delay_until_ms_ = 0;
+  const uint32_t tag = ++limit_generation_;
+  if (redis == nullptr ||
+      !redis->evalScript(all.first(key_count), all.subspan(key_count), this, tag)) {
+    redisFailed();
+  }
+}
+
+void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
+  if (tag != limit_generation_ || state_ != State::LimitWait || delay_until_ms_ != 0) return;
+  state_ = State::ReadHead;  // until admit() or a reply moves it on
+  const size_t redis_count = redis_keys_.size();
+  if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY ||
+      reply->elements != 1 + 5 * redis_count) {
+    redisFailed();
+    drive();
+    return;
+  }
+  auto number = [reply](size_t i) -> int64_t {
+    const redisReply* e = reply->element[i];
+    return e->type == REDIS_REPLY_INTEGER ? static_cast<int64_t>(e->integer) : 0;
+  };
+  const bool all = number(0) == 1;
+  size_t r = 0;
+  ratelimit::Touch* refused = nullptr;
+  for (size_t i = 0; i < touch_count_; ++i) {
+    ratelimit::Touch& t = touches_[i];
+    if (!t.limit->redis) continue;
+    const size_t base = 1 + 5 * r++;
+    t.decided = true;
+    t.decision.allowed = number(base) == 1;
+    t.decision.remaining = static_cast<uint64_t>(std::max<int64_t>(0, number(base + 1)));
+    t.decision.reset_ns = number(base + 2) * 1000;
+    t.decision.retry_after_ns = number(base + 3) * 1000;
+    t.decision.delay_ns = number(base + 4) * 1000;
+    if (!t.decision.allowed && refused == nullptr) refused = &t;
+  }
+  if (!all) {
+    giveBackLocal(touch_count_);
+    if (refused != nullptr) {
+      replyLimited(*refused);
+    } else {
+      replyError(http::ErrorCode::Unavailable, "rate limit store unavailable", true);
+    }
+  } else {
+    finishLimits();
+  }
+  drive();
+}
+
+void Session::redisFailed() {
+  state_ = State::ReadHead;
+  if (snap_->shared->config.redis->on_error_allow) {
+    finishLimits();  // the Redis limits stay undecided: no headers for them
+    return;
+  }
+  giveBackLocal(touch_count_);
+  replyError(http::ErrorCode::Unavailable, "rate limit store unavailable",
+             req_.framing != http::BodyFraming::None);
+}
+
+// Every limit admitted the request: wait out the longest delay, if any, then go on.
+void Session::finishLimits() {
+  int64_t delay_ns = 0;
+  for (size_t i = 0; i < touch_count_; ++i) {
+    if (touches_[i].decided) delay_ns = std::max(delay_ns, touches_[i].decision.delay_ns);
+  }
+  if (delay_ns <= 0) {
+    admit(*route_, pending_match_);
+    return;
+  }
+  state_ = State::LimitWait;
+  delay_until_ms_ = worker_.loop().nowMs() + static_cast<uint64_t>((delay_ns + 999'999) / 1'000'000);
+}
+
+void Session::endLimitWait() {
+  delay_until_ms_ = 0;
+  state_ = State::ReadHead;
+  admit(*route_, pending_match_);
+  drive();
+}
+
+void Session::replyLimited(const ratelimit::Touch& refused) {
+  const bool quota = refused.limit->kind == ratelimit::CompiledLimit::Kind::Quota;
+  extra_headers_.assign("Retry-After: ");
+  appendNumber(extra_headers_, ratelimit::ceilSeconds(refused.decision.retry_after_ns, 1));
+  extra_headers_.append("\r\n");
+  appendLimitHeaders(extra_headers_);
+  replyError(quota ? http::ErrorCode::QuotaExceeded : http::ErrorCode::RateLimited,
+             refused.limit->message, req_.framing != http::BodyFraming::None);
+}
+
+void Session::appendLimitHeaders(std::string& out) const {
+  bool first = true;
+  for (size_t i = 0; i < touch_count_; ++i) {
+    if (!touches_[i].decided) continue;
+    out.append(first ? "RateLimit-Policy: " : ", ");
+    out.append(touches_[i].limit->policy);
+    first = false;
+  }
+  if (first) return;
+  out.append("\r\nRateLimit: ");
+  first = true;
+  for (size_t i = 0; i < touch_count_; ++i) {
+    const ratelimit::Touch& t = touches_[i];
+    if (!t.decided) continue;
+    if (!first) out.append(", ");
+    first = false;
+    out.append(t.limit->name);
+    out.append(";r=");
+    appendNumber(out, static_cast<int64_t>(t.decision.remaining));
+    out.append(";t=");
+    appendNumber(out, ratelimit::ceilSeconds(t.decision.reset_ns));
+  }
+  out.append("\r\n");
+}
+
+void Session::releaseInFlight() {
+  if (in_flight_ != nullptr) {
+    in_flight_->fetch_sub(1, std::memory_order_relaxed);
+    in_flight_ = nullptr;
+  }
+}
+
+}  // namespace portico::proxy

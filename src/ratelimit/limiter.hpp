@@ -1,0 +1,85 @@
+#pragma once
+// The rate limits of one config snapshot, compiled once: for each route, what it counts, under
+// which key, with which parameters, and the header text it answers with. Per request, collect()
+// lists the counters the request touches (resolving `limit: plan` through the consumer's plan
+// and adding the plan's quota); the session then asks the stores and answers.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/model.hpp"
+#include "http/header.hpp"
+#include "ratelimit/algorithms.hpp"
+
+namespace portico::ratelimit {
+
+// One limit as compiled: a route's entry, a plan's rate limit, or a plan's quota.
+struct CompiledLimit {
+  enum class Kind : uint8_t { Rate, Quota };
+  Kind kind = Kind::Rate;
+  std::vector<config::RateLimitKeyPart> key;
+  Params params;
+  bool redis = false;
+  bool calendar_month = false;  // Quota: `period: month`
+  // Names the counters: the limit's identity, so an unchanged limit keeps its counters across
+  // reloads and a changed one starts afresh.
+  std::string id;
+  std::string policy;   // the RateLimit-Policy item: "name";q=20;w=1
+  std::string name;     // quoted policy name, for the RateLimit item
+  std::string message;  // "rate limit of 20 per 1s exceeded"
+};
+
+// What a request offers to the keys.
+struct RequestFacts {
+  std::string_view client_ip;
+  std::string_view route;
+  const config::Consumer* consumer = nullptr;
+  http::HeaderList headers;
+  const void* claims = nullptr;  // const auth::jwt::Json*, or null
+};
+
+// One counter a request touches, and what its store decided.
+struct Touch {
+  const CompiledLimit* limit = nullptr;
+  std::string key;            // the counter's name in its store (without the Redis prefix)
+  int64_t period_end_ns = 0;  // Quota: when the period ends (unix ns)
+  Decision decision;
+  bool decided = false;       // false: the store could not answer (Redis error)
+};
+
+class Limiter {
+ public:
+  explicit Limiter(const config::Config& config);
+  ~Limiter();
+
+  bool hasLimits(uint32_t route) const { return !routes_[route].limits.empty(); }
+  // Fills `touches` (reusing its strings) with the counters of `route` this request touches,
+  // in the route's order, the quota right after its plan's rate limit.
+  void collect(uint32_t route, const RequestFacts& facts, int64_t now_ns,
+               std::vector<Touch>& touches, size_t& count) const;
+
+ private:
+  struct RouteLimits {
+    std::vector<CompiledLimit> limits;
+  };
+  struct PlanLimits {
+    std::unique_ptr<CompiledLimit> rate;
+    std::unique_ptr<CompiledLimit> quota;
+  };
+  const PlanLimits* planOf(const config::Consumer* consumer) const;
+  void fillKey(const CompiledLimit& limit, const RequestFacts& facts, std::string& out) const;
+
+  const config::Config& config_;
+  std::vector<RouteLimits> routes_;
+  std::vector<PlanLimits> plans_;           // in config.plans order
+  std::vector<int32_t> consumer_plan_;      // [consumer index] -> plans_ index or -1
+  int32_t default_plan_ = -1;
+};
+
+// RFC 3339-free helpers for the period of a quota: [start, end) in unix ns holding `now_ns`.
+void quotaPeriod(const CompiledLimit& quota, int64_t now_ns, int64_t& start, int64_t& end);
+
+}  // namespace portico::ratelimit
