@@ -331,7 +331,7 @@ TEST(ConfigAuth, ConsumerMistakes) {
             std::vector<std::string>{"invalid value \"xyz\" for an item of \"api_key_sha256\" "
                                      "(use the 64 hex digits of a SHA-256 digest)"});
   EXPECT_EQ(messages(config(p + "  - {name: a, plan: free}\n")),
-            std::vector<std::string>{"\"plan\" is not supported yet by this version of portico"});
+            std::vector<std::string>{"unknown plan \"free\" (define it under plans)"});
   EXPECT_EQ(messages(config(p + "  - {name: a, basic_auth: {username: a}}\n")),
             std::vector<std::string>{"missing required key \"password_hash\" in basic_auth"});
   EXPECT_EQ(messages(config(p + "  - {name: a, basic_auth: {username: a, password_hash: "
