@@ -271,6 +271,10 @@ class RateLimitParser {
     } else if (limit.mode == RateLimit::Mode::Delay) {
       ctx_.error(field.key_pos, "\"sync\" cannot be combined with mode: delay");
     } else {
+      // Refused rather than ignored until the batched mode lands: a limit that silently
+      // behaved differently from its config would be worse than none.
+      ctx_.error(field.key_pos, "\"sync\" (the batched Redis mode) is not supported yet by this "
+                                "version of portico");
       limit.sync = *d;
     }
   }

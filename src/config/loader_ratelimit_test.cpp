@@ -37,7 +37,7 @@ TEST(LoaderRateLimit, ReadsEveryField) {
       "    rate_limit:\n"
       "      - {key: ip, limit: 20, window: 1s, burst: 40}\n"
       "      - {name: tenants, key: [ip, 'header:X-Tenant'], limit: 5, window: 1m,\n"
-      "         algorithm: sliding_window, store: redis, sync: 100ms}\n"
+      "         algorithm: sliding_window, store: redis}\n"
       "      - {key: route, limit: 3, mode: delay, max_delay: 2s}\n");
   ASSERT_TRUE(r.config) << errors(r);
   const Route& route = r.config->routes[0];
@@ -53,7 +53,6 @@ TEST(LoaderRateLimit, ReadsEveryField) {
   EXPECT_EQ(b.key[1].kind, RateLimitKeyPart::Kind::Header);
   EXPECT_EQ(b.key[1].name, "x-tenant");
   EXPECT_EQ(b.store, RateLimit::Store::Redis);
-  EXPECT_EQ(b.sync.count(), 100);
   EXPECT_EQ(b.window.count(), 60'000);
   EXPECT_EQ(route.rate_limits[2].mode, RateLimit::Mode::Delay);
   EXPECT_EQ(route.rate_limits[2].max_delay.count(), 2'000);
@@ -117,6 +116,9 @@ TEST(LoaderRateLimit, RefusesWhatWouldMeanNothing) {
       {"redis: {address: 127.0.0.1:1}\n",
        "    rate_limit: {limit: 5, store: redis, sync: 100ms}\n", "[keys]",
        "\"sync\" needs algorithm: fixed_window or sliding_window"},
+      {"redis: {address: 127.0.0.1:1}\n",
+       "    rate_limit: {limit: 5, store: redis, algorithm: fixed_window, sync: 100ms}\n",
+       "[keys]", "\"sync\" (the batched Redis mode) is not supported yet"},
       {"", "    rate_limit: [{limit: 5}, {limit: 6}]\n", "[keys]",
        "duplicate rate limit name \"users-ip\""},
       {"", "    rate_limit: {limit: 5, max_delay: 1s}\n", "[keys]",
