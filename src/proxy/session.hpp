@@ -142,7 +142,6 @@ class Session final : public net::EventHandler,
   // The request passed auth: concurrency and rate limits, then admit().
   void checkLimits(const RouteRuntime& route, const router::MatchResult& match);
   std::string_view clientAddressForLimits(std::string& scratch) const;
-  int64_t periodStart(const ratelimit::Touch& touch, int64_t now) const;
   void giveBackLocal(size_t before);
   void sendToRedis();
   void redisFailed();

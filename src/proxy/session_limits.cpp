@@ -96,7 +96,7 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
       any_redis = true;
       continue;
     }
-    t.decision = store.take(t.key, t.limit->params, t.period_end_ns ? now - periodStart(t, now) : now);
+    t.decision = store.take(t.key, t.limit->params, now, t.period_start_ns);
     t.decided = true;
     if (t.period_end_ns != 0) t.decision.reset_ns = t.decision.retry_after_ns = t.period_end_ns - now;
     if (!t.decision.allowed) {
@@ -111,13 +111,6 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
     return;
   }
   finishLimits();
-}
-
-int64_t Session::periodStart(const ratelimit::Touch& touch, int64_t now) const {
-  int64_t start = 0;
-  int64_t end = 0;
-  ratelimit::quotaPeriod(*touch.limit, now, start, end);
-  return start;
 }
 
 void Session::giveBackLocal(size_t before) {

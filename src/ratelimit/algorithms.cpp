@@ -32,16 +32,16 @@ Decision decideGcra(CounterState& s, const Params& p, int64_t now) {
 }
 
 // Moves the window on to the one holding `now`.
-void roll(CounterState& s, const Params& p, int64_t now) {
-  const int64_t start = now - now % p.window_ns;
+void roll(CounterState& s, const Params& p, int64_t now, int64_t start) {
+  if (start < 0) start = now - now % p.window_ns;
   if (s.a == start) return;
   s.c = s.a == start - p.window_ns ? s.b : 0;
   s.b = 0;
   s.a = start;
 }
 
-Decision decideFixed(CounterState& s, const Params& p, int64_t now) {
-  roll(s, p, now);
+Decision decideFixed(CounterState& s, const Params& p, int64_t now, int64_t start) {
+  roll(s, p, now, start);
   Decision d;
   const int64_t limit = static_cast<int64_t>(p.limit);
   d.reset_ns = s.a + p.window_ns - now;
@@ -56,7 +56,7 @@ Decision decideFixed(CounterState& s, const Params& p, int64_t now) {
 }
 
 Decision decideSliding(CounterState& s, const Params& p, int64_t now) {
-  roll(s, p, now);
+  roll(s, p, now, -1);
   const __int128 w = p.window_ns;
   const __int128 left = w - (now - s.a);  // how much of the previous window still counts
   const __int128 limit = static_cast<__int128>(p.limit);
@@ -95,10 +95,11 @@ Params Params::from(const config::RateLimit& limit) {
   return p;
 }
 
-Decision decide(CounterState& state, const Params& params, int64_t now_ns) {
+Decision decide(CounterState& state, const Params& params, int64_t now_ns,
+                int64_t window_start_ns) {
   switch (params.algorithm) {
     case Algorithm::Gcra: return decideGcra(state, params, now_ns);
-    case Algorithm::FixedWindow: return decideFixed(state, params, now_ns);
+    case Algorithm::FixedWindow: return decideFixed(state, params, now_ns, window_start_ns);
     case Algorithm::SlidingWindow: return decideSliding(state, params, now_ns);
   }
   return {};

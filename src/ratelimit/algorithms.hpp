@@ -41,8 +41,11 @@ struct Decision {
   int64_t retry_after_ns = 0;  // refused: until a request would be admitted
 };
 
-// Decides one request at `now_ns` and, when it is allowed, counts it in `state`.
-Decision decide(CounterState& state, const Params& params, int64_t now_ns);
+// Decides one request at `now_ns` and, when it is allowed, counts it in `state`. Window
+// algorithms align windows to the epoch unless `window_start_ns` (>= 0) says where the current
+// one started (calendar months).
+Decision decide(CounterState& state, const Params& params, int64_t now_ns,
+                int64_t window_start_ns = -1);
 // Takes back one request counted by decide() (a later limit refused it).
 void giveBack(CounterState& state, const Params& params);
 // From this time on the state is the same as no state at all, and may be forgotten.

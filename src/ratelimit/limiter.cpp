@@ -183,6 +183,7 @@ void Limiter::collect(uint32_t route, const RequestFacts& facts, int64_t now_ns,
     Touch& t = touches[count++];
     t.decided = false;
     t.decision = {};
+    t.period_start_ns = -1;
     t.period_end_ns = 0;
     return t;
   };
@@ -204,10 +205,9 @@ void Limiter::collect(uint32_t route, const RequestFacts& facts, int64_t now_ns,
       Touch& t = next();
       t.limit = plan->quota.get();
       fillKey(*plan->quota, facts, t.key);
-      int64_t start = 0;
-      quotaPeriod(*plan->quota, now_ns, start, t.period_end_ns);
+      quotaPeriod(*plan->quota, now_ns, t.period_start_ns, t.period_end_ns);
       t.key.push_back(kSeparator);
-      t.key.append(std::to_string(start / 1'000'000'000));
+      t.key.append(std::to_string(t.period_start_ns / 1'000'000'000));
     }
   }
 }

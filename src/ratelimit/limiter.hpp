@@ -45,7 +45,8 @@ struct RequestFacts {
 struct Touch {
   const CompiledLimit* limit = nullptr;
   std::string key;            // the counter's name in its store (without the Redis prefix)
-  int64_t period_end_ns = 0;  // Quota: when the period ends (unix ns)
+  int64_t period_start_ns = -1;  // Quota: the period, [start, end) in unix ns
+  int64_t period_end_ns = 0;
   Decision decision;
   bool decided = false;       // false: the store could not answer (Redis error)
 };
@@ -79,7 +80,7 @@ class Limiter {
   int32_t default_plan_ = -1;
 };
 
-// RFC 3339-free helpers for the period of a quota: [start, end) in unix ns holding `now_ns`.
+// The period of a quota holding `now_ns`: [start, end) in unix ns.
 void quotaPeriod(const CompiledLimit& quota, int64_t now_ns, int64_t& start, int64_t& end);
 
 }  // namespace portico::ratelimit

@@ -13,7 +13,8 @@ LocalStore::Stripe& LocalStore::stripeFor(std::string_view key, size_t& hash) {
   return stripes_[(hash >> 52) % kStripes];
 }
 
-Decision LocalStore::take(std::string_view key, const Params& params, int64_t now_ns) {
+Decision LocalStore::take(std::string_view key, const Params& params, int64_t now_ns,
+                          int64_t window_start_ns) {
   size_t hash = 0;
   Stripe& stripe = stripeFor(key, hash);
   std::lock_guard lock(stripe.mutex);
@@ -23,7 +24,7 @@ Decision LocalStore::take(std::string_view key, const Params& params, int64_t no
     it = stripe.entries.emplace(std::string(key), Entry{}).first;
   }
   Entry& entry = it->second;
-  Decision decision = decide(entry.state, params, now_ns);
+  Decision decision = decide(entry.state, params, now_ns, window_start_ns);
   entry.idle_from = idleFrom(entry.state, params);
   return decision;
 }

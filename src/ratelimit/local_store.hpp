@@ -27,7 +27,8 @@ class LocalStore {
 
   static constexpr size_t kDefaultMaxKeys = 1 << 20;
 
-  Decision take(std::string_view key, const Params& params, int64_t now_ns);
+  Decision take(std::string_view key, const Params& params, int64_t now_ns,
+                int64_t window_start_ns = -1);
   void giveBack(std::string_view key, const Params& params);
   // Forgets counters that have gone back to their initial state. Run from a control thread.
   void sweep(int64_t now_ns);

@@ -489,6 +489,143 @@ def test_gateway_starts_while_redis_is_down(redis, gateway, upstream):
     g.assert_healthy()
 
 
+def test_missing_header_shares_one_counter(redis, gateway, upstream):
+    r = redis()
+    g = gateway(make_cfg(upstream, [client_route("h", "/", limit("h", "header:X-Client", 2,
+                                                                   "1h"))],
+                         redis_section(r, prefix="hdr:")))
+    for i in range(2):
+        x = send(g, "/x")
+        assert x.status == 200 and remaining(x, "h") == 1 - i, x
+    assert_rate_limited(send(g, "/x"), 2, "1h")
+    assert_rate_limited(send(g, "/x", {"X-Other": "1"}), 2, "1h")
+    assert send(g, "/x", {"X-Client": "someone"}).status == 200
+    assert upstream.count() == 3
+
+
+@pytest.mark.parametrize("on_error", ["allow", "deny"])
+def test_redis_answering_errors_follows_on_error(redis, gateway, upstream, on_error):
+    """Redis up but refusing writes (maxmemory 1, noeviction: -OOM): per on_error; limiting
+    resumes with the first good answer."""
+    r = redis()
+    g = gateway(outage_cfg(upstream, r, on_error))
+    check_exact_counting(g, upstream, "a")
+    r.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    r.command("CONFIG", "SET", "maxmemory", "1")
+    try:
+        for i in range(6):
+            before = upstream.count()
+            x = send(g, "/main", {"X-Client": f"oom-{i}"})
+            assert x.elapsed < 0.05 + 0.25 * SLACK, x
+            if on_error == "allow":
+                assert x.status == 200, x
+                assert upstream.count() == before + 1
+            else:
+                assert_store_unavailable(x)
+                assert upstream.count() == before
+        g.assert_healthy()
+    finally:
+        r.command("CONFIG", "SET", "maxmemory", "0")
+    wait_limiting(g, "/probe", "after-oom", deny=(on_error == "deny"))
+    check_exact_counting(g, upstream, "b")
+    wait_until(lambda: redis_log_lines(g), 2.0, message="a log line about Redis on stderr")
+
+
+def test_script_flush_is_recovered_transparently(redis, gateway, upstream):
+    """SCRIPT FLUSH (as after a failover or a restart with the same connection): the gateway
+    loads its script again; no request is refused or waved through meanwhile (on_error: deny)."""
+    r = redis()
+    g = gateway(outage_cfg(upstream, r, "deny"))
+    for i in range(3):
+        x = send(g, "/main", {"X-Client": "a"})
+        assert x.status == 200 and remaining(x, "main") == 4 - i, x
+    r.command("SCRIPT", "FLUSH")
+    for i in range(2):
+        x = send(g, "/main", {"X-Client": "a"})
+        assert x.status == 200, f"after SCRIPT FLUSH: {x!r}"
+        assert remaining(x, "main") == 1 - i, x
+    assert_rate_limited(send(g, "/main", {"X-Client": "a"}), 5, "1h")
+    check_exact_counting(g, upstream, "b")
+    g.assert_healthy()
+
+
+def wait_window_start(window, room):
+    """Sleeps until just after a fixed window starts if less than `room` s of it remain."""
+    into = time.time() % window
+    if window - into < room:
+        time.sleep(window - into + 0.05)
+    return time.time() % window
+
+
+def test_fixed_window_in_redis(redis, gateway, upstream):
+    r = redis()
+    g = gateway(make_cfg(upstream, [client_route("fw", "/", limit(
+        "fw", "header:X-Client", 5, "2s", algorithm="fixed_window"))],
+        redis_section(r, prefix="fw:")))
+    wait_window_start(2, 1.5)
+    for i in range(5):
+        x = send(g, "/x", {"X-Client": "a"})
+        assert x.status == 200 and remaining(x, "fw") == 4 - i, x
+        assert policy_of(x, "fw") == {"q": 5, "w": 2}, x
+        assert 1 <= sf_items(x, "RateLimit")["fw"]["t"] <= 2, x   # until the window ends
+    x = send(g, "/x", {"X-Client": "a"})
+    ra = assert_rate_limited(x, 5, "2s")
+    assert 1 <= ra <= 2, x
+    # The next window: a fresh count.
+    time.sleep(2 - time.time() % 2 + 0.05)
+    for i in range(5):
+        x = send(g, "/x", {"X-Client": "a"})
+        assert x.status == 200 and remaining(x, "fw") == 4 - i, x
+    assert_rate_limited(send(g, "/x", {"X-Client": "a"}), 5, "2s")
+    assert upstream.count() == 10
+
+
+def test_sliding_window_in_redis(redis, gateway, upstream):
+    r = redis()
+    g = gateway(make_cfg(upstream, [client_route("sw", "/", limit(
+        "sw", "header:X-Client", 4, "2s", algorithm="sliding_window"))],
+        redis_section(r, prefix="sw:")))
+    wait_window_start(2, 1.5)
+    for i in range(4):
+        x = send(g, "/x", {"X-Client": "a"})
+        assert x.status == 200 and remaining(x, "sw") == 3 - i, x
+    assert_rate_limited(send(g, "/x", {"X-Client": "a"}), 4, "2s")
+    # Half-way through the next window the previous one still weighs half: 4 * 0.5 = 2, so
+    # about 2 more pass (a fixed window would let 4 through).
+    time.sleep(2 - time.time() % 2 + 1.0)
+    got = [send(g, "/x", {"X-Client": "a"}).status for _ in range(6)]
+    assert 1 <= got.count(200) <= 3, got
+    assert got == sorted(got), got                   # admitted first, then refused
+    assert upstream.count() == 4 + got.count(200)
+
+
+def test_delay_mode_with_redis_store(redis, gateway, upstream):
+    """gcra 10/s, mode: delay, max_delay 500ms: over the limit a request waits for its slot
+    (100 ms apart) when that is at most 500 ms away, else 429 at once."""
+    r = redis()
+    g = gateway(make_cfg(upstream, [client_route("d", "/", limit(
+        "d", "route", 10, "1s", mode="delay", max_delay="500ms"))],
+        redis_section(r, prefix="delay:")))
+    c = Client(g.port)
+    try:
+        first = [c.get("/x") for _ in range(10)]
+    finally:
+        c.close()
+    assert [x.status for x in first] == [200] * 10, first
+    results = parallel(lambda i: send(g, f"/d/{i}"), 12, threads=12)
+    ok = [x for x in results if x.status == 200]
+    refused = [x for x in results if x.status == 429]
+    print(f"delay mode: {[(x.status, round(x.elapsed * 1000)) for x in results]}")
+    assert len(ok) + len(refused) == 12, results
+    assert 3 <= len(ok) <= 7, results                 # about 500 ms / 100 ms of them
+    assert max(x.elapsed for x in ok) >= 0.25, ok     # they waited for their turn...
+    assert max(x.elapsed for x in ok) <= 0.5 + 0.2 * SLACK, ok   # ...at most max_delay
+    for x in refused:
+        assert_rate_limited(x, 10, "1s")
+        assert x.elapsed < 0.2 * SLACK, x             # refused at once, not after waiting
+    assert upstream.count() == 10 + len(ok)
+
+
 # =================================================================================================
 # 4. Several limits on a route: one that refuses does not use up the others
 # =================================================================================================
@@ -652,6 +789,24 @@ def test_plan_rate_limit_in_redis_shared_by_two_gateways(redis, gateway, upstrea
     assert upstream_count(upstream, "X-Consumer-Name", "bob") == 3
     assert upstream_count(upstream, "X-Consumer-Name", "dave") == 6
     assert r.keys() and all(k.startswith("plans:") for k in r.keys()), r.keys()
+
+
+def test_default_plan_in_redis(redis, gateway, upstream):
+    r = redis()
+    plans = {"free": {"rate_limit": {"limit": 3, "window": "1h", "store": "redis"}},
+             "default": {"rate_limit": {"limit": 2, "window": "1h", "store": "redis"}}}
+    cfg = plan_cfg(upstream, r, plans, {"alice": "free"})
+    a, b = gateway(cfg, name="da"), gateway(cfg, name="db")
+    for i, g in enumerate([a, b]):
+        x = send(g, "/q/x", as_("dave"))
+        assert x.status == 200 and policy_of(x, "plan") == {"q": 2, "w": 3600}, x
+        assert remaining(x, "plan") == 1 - i, x
+    assert_rate_limited(send(a, "/q/x", as_("dave")), 2, "1h")
+    # Each consumer without a plan has a counter of his own under `default`.
+    assert send(b, "/q/x", as_("carol")).status == 200
+    for g in (a, b, a):
+        assert send(g, "/q/x", as_("alice")).status == 200
+    assert_rate_limited(send(b, "/q/x", as_("alice")), 3, "1h")
 
 
 # =================================================================================================
@@ -879,6 +1034,39 @@ def test_sync_worst_case_overshoot(redis, gateway, upstream, sync):
     assert overshoot <= bound + 1, (overshoot, bound)
     for g in gws:
         g.assert_healthy()
+
+
+def redis_commands(r):
+    """Commands Redis has processed so far (INFO stats), not counting this INFO itself."""
+    info = r.command("INFO", "stats")
+    m = re.search(r"^total_commands_processed:(\d+)", info, re.M)
+    return int(m.group(1))
+
+
+def test_sync_batches_redis_calls(redis, gateway, upstream):
+    """A gateway in batched mode talks to Redis about once per interval, not per request."""
+    r = redis()
+    g = gateway(sync_cfg(upstream, r, "100ms"))
+    assert send(g, "/warm", {"X-Client": "warm-up"}).status == 200
+    time.sleep(0.5)
+    wait_window_room(SYNC_WINDOW, 3.0)
+    before = redis_commands(r)
+    t0 = time.monotonic()
+    c = Client(g.port)
+    statuses = []
+    try:
+        for i in range(300):
+            statuses.append(c.get("/b", {"X-Client": f"batch-{i % 30}"}).status)
+    finally:
+        c.close()
+    time.sleep(0.3)
+    elapsed = time.monotonic() - t0
+    calls = redis_commands(r) - before - 1
+    print(f"sync batching: 300 requests over {elapsed:.2f}s -> {calls} Redis commands")
+    assert statuses.count(200) >= 30, statuses          # every key admitted something
+    # About one script call per 100 ms interval (plus reconnects/handshakes); never per request.
+    assert calls <= 3 * (elapsed / 0.1) + 10, calls
+    g.assert_healthy()
 
 
 def test_sync_requests_never_wait_for_redis(redis, gateway, upstream):

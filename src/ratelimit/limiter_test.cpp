@@ -1,0 +1,86 @@
+// Compiling a config's limits: which counters a request touches, under which keys, and the
+// periods of quotas.
+
+#include "ratelimit/limiter.hpp"
+
+#include <gtest/gtest.h>
+
+#include "config/loader.hpp"
+
+namespace portico::ratelimit {
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+config::Config load(std::string_view yaml) {
+  config::LoadResult r = config::loadConfigString(
+      yaml, "t.yaml", [](const std::string&) { return std::optional<std::string>(); });
+  EXPECT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].format());
+  return r.config ? std::move(*r.config) : config::Config{};
+}
+
+constexpr std::string_view kConfig = R"(listeners: [{address: 127.0.0.1:8080}]
+upstreams: {echo: {builtin: echo}}
+auth_providers: {keys: {type: api_key}}
+plans:
+  free: {rate_limit: {limit: 2, window: 1m}, quota: {limit: 100, period: month}}
+  default: {rate_limit: {limit: 1, window: 1m}}
+consumers:
+  - {name: alice, plan: free, api_keys: [a]}
+  - {name: bob, api_keys: [b]}
+routes:
+  - name: users
+    match: {path_prefix: /}
+    upstream: echo
+    auth: [keys]
+    rate_limit:
+      - {key: [ip, 'header:X-Tenant'], limit: 5}
+      - {limit: plan}
+)";
+
+TEST(Limiter, TouchesTheRouteLimitsThenThePlanAndItsQuota) {
+  config::Config cfg = load(kConfig);
+  Limiter limiter(cfg);
+  http::HeaderField headers[] = {{"X-Tenant", "acme"}};
+  RequestFacts facts{"10.0.0.1", "users", &cfg.consumers[0], headers, nullptr};
+  std::vector<Touch> touches;
+  size_t count = 0;
+  const int64_t now = 1'795'000'000 * kSecond;
+  limiter.collect(0, facts, now, touches, count);
+  ASSERT_EQ(count, 3u);
+  EXPECT_EQ(touches[0].limit->policy, "\"users-ip-header_x-tenant\";q=5;w=1");
+  EXPECT_NE(touches[0].key.find("10.0.0.1\x1f" "acme"), std::string::npos);
+  EXPECT_EQ(touches[1].limit->policy, "\"plan\";q=2;w=60");
+  EXPECT_EQ(touches[1].limit->message, "rate limit of 2 per 1m exceeded");
+  EXPECT_EQ(touches[2].limit->kind, CompiledLimit::Kind::Quota);
+  EXPECT_EQ(touches[2].limit->message, "quota of 100 per month exceeded");
+  EXPECT_LE(touches[2].period_start_ns, now);
+  EXPECT_GT(touches[2].period_end_ns, now);
+
+  // Different tenants, different counters; a consumer without a plan gets "default".
+  http::HeaderField other[] = {{"X-Tenant", "globex"}};
+  RequestFacts bob{"10.0.0.1", "users", &cfg.consumers[1], other, nullptr};
+  std::vector<Touch> bob_touches;
+  limiter.collect(0, bob, now, bob_touches, count);
+  ASSERT_EQ(count, 2u);
+  EXPECT_NE(bob_touches[0].key, touches[0].key);
+  EXPECT_EQ(bob_touches[1].limit->policy, "\"plan\";q=1;w=60");
+}
+
+TEST(Limiter, CalendarMonths) {
+  CompiledLimit month;
+  month.calendar_month = true;
+  int64_t start = 0;
+  int64_t end = 0;
+  // 2026-11-23T12:00:00Z
+  quotaPeriod(month, 1'795'435'200 * kSecond, start, end);
+  EXPECT_EQ(start, 1'793'491'200 * kSecond);  // 2026-11-01
+  EXPECT_EQ(end, 1'796'083'200 * kSecond);    // 2026-12-01
+  // 2026-12-31T23:59:59Z rolls into 2027.
+  quotaPeriod(month, 1'798'761'599 * kSecond, start, end);
+  EXPECT_EQ(start, 1'796'083'200 * kSecond);
+  EXPECT_EQ(end, 1'798'761'600 * kSecond);  // 2027-01-01
+}
+
+}  // namespace
+}  // namespace portico::ratelimit
