@@ -234,6 +234,7 @@ class Session final : public net::EventHandler,
   size_t touch_count_ = 0;
   std::atomic<int64_t>* in_flight_ = nullptr;  // the concurrency slot held, if any
   uint32_t limit_generation_ = 0;
+  bool redis_retried_ = false;  // sent again once after NOSCRIPT
   uint64_t delay_until_ms_ = 0;
   std::vector<std::string> redis_keys_;
   std::vector<std::string> redis_args_;

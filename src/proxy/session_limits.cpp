@@ -107,17 +107,28 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
   }
   pending_match_ = match;
   if (any_redis) {
+    redis_retried_ = false;
     sendToRedis();
     return;
   }
   finishLimits();
 }
 
+// A later limit refused: the earlier local ones take their request back, and report what they
+// have as it stands.
 void Session::giveBackLocal(size_t before) {
   ratelimit::LocalStore& store = *worker_.localStore();
   for (size_t i = 0; i < before; ++i) {
-    const ratelimit::Touch& t = touches_[i];
-    if (!t.limit->redis && t.decided && t.decision.allowed) store.giveBack(t.key, t.limit->params);
+    ratelimit::Touch& t = touches_[i];
+    if (t.limit->redis || !t.decided || !t.decision.allowed) continue;
+    store.giveBack(t.key, t.limit->params);
+    if (t.decision.delay_ns > 0) continue;
+    ++t.decision.remaining;
+    if (t.limit->params.algorithm == config::RateLimit::Algorithm::Gcra) {
+      const ratelimit::Params& p = t.limit->params;
+      t.decision.reset_ns =
+          std::max<int64_t>(0, t.decision.reset_ns - p.window_ns / static_cast<int64_t>(p.limit));
+    }
   }
 }
 
@@ -158,6 +169,12 @@ void Session::sendToRedis() {
 
 void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
   if (tag != limit_generation_ || state_ != State::LimitWait || delay_until_ms_ != 0) return;
+  if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && !redis_retried_ &&
+      std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
+    redis_retried_ = true;
+    sendToRedis();
+    return;
+  }
   state_ = State::ReadHead;  // until admit() or a reply moves it on
   const size_t redis_count = redis_keys_.size();
   if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY ||

@@ -76,13 +76,18 @@ void RedisClient::connect() {
   armTimer();
 }
 
-void RedisClient::fail(const char* why) {
+void RedisClient::logProblem(const char* what) {
   const uint64_t now = loop_.nowMs();
   if (now - last_log_ms_ >= 1'000 || last_log_ms_ == 0) {
     LOG_WARN("redis %s: %s; rate limits that use it follow on_error until it answers",
-             settings_.address_text.c_str(), why);
+             settings_.address_text.c_str(), what);
     last_log_ms_ = now;
   }
+}
+
+void RedisClient::fail(const char* why) {
+  const uint64_t now = loop_.nowMs();
+  logProblem(why);
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -221,14 +226,20 @@ void RedisClient::deliver(redisReply* reply) {
   const bool internal = p.waiter == nullptr && p.deadline_ms == 0;
   if (reply->type == REDIS_REPLY_ERROR) {
     std::string_view message(reply->str, reply->len);
-    if (internal || message.starts_with("NOSCRIPT") || message.starts_with("NOAUTH") ||
-        message.starts_with("WRONGPASS")) {
+    if (message.starts_with("NOSCRIPT") && !internal) {
+      // The script cache was flushed (SCRIPT FLUSH, a failover): load it again, ahead of the
+      // caller's retry on this same pipe.
+      std::string_view load[] = {"SCRIPT", "LOAD", script_};
+      appendCommand(load);
+      pending_.push_back({});
+    } else if (internal || message.starts_with("NOAUTH") || message.starts_with("WRONGPASS")) {
       std::string why = "Redis refused: " + std::string(message.substr(0, 200));
       freeReplyObject(reply);
       if (p.waiter != nullptr) p.waiter->onRedisReply(p.tag, nullptr);
       fail(why.c_str());
       return;
     }
+    logProblem(("Redis answered " + std::string(message.substr(0, 200))).c_str());
   } else if (internal) {
     backoff_ms_ = 0;  // the handshake worked
   }

@@ -23,7 +23,8 @@ struct redisReply;
 namespace portico::ratelimit {
 
 // Gets the answer to a command: `reply` is null when the command failed (no connection,
-// timeout, connection lost). `tag` is what the caller passed to send().
+// timeout, connection lost). `tag` is what the caller passed to evalScript(). A NOSCRIPT error
+// means the script is being loaded again: sending the same command once more will work.
 class RedisWaiter {
  public:
   virtual ~RedisWaiter() = default;
@@ -68,6 +69,8 @@ class RedisClient final : public net::EventHandler, public net::Timed {
   void connect();
   void onConnected();
   void fail(const char* why);
+  // At most one line a second.
+  void logProblem(const char* what);
   void readReplies();
   void deliver(redisReply* reply);
   void appendCommand(std::span<const std::string_view> parts);

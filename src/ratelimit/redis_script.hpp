@@ -87,7 +87,13 @@ if out[1] == 0 then
   -- Nothing was counted: what the admitting limits offered is still there.
   for i = 1, #KEYS do
     local b = 2 + (i - 1) * 5
-    if out[b] == 1 and out[b + 4] == 0 then out[b + 1] = out[b + 1] + 1 end
+    if out[b] == 1 and out[b + 4] == 0 then
+      out[b + 1] = out[b + 1] + 1
+      if ARGV[(i - 1) * 5 + 1] == 'g' then
+        local step = tonumber(ARGV[(i - 1) * 5 + 3]) / tonumber(ARGV[(i - 1) * 5 + 2])
+        out[b + 2] = math.max(0, math.floor(out[b + 2] - step))
+      end
+    end
   end
 end
 if out[1] == 1 then
