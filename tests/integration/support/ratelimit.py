@@ -203,28 +203,7 @@ def fire_together(port, specs, timeout=10.0):
     specs: list of dicts {path, headers=(), source="127.0.0.1", tag=None}. Returns Samples in
     spec order (resp set, or error set when no complete response came).
     """
-    conns = [connect(port, s.get("source", "127.0.0.1"), timeout) for s in specs]
-    out = [None] * len(specs)
-    barrier = threading.Barrier(len(specs))
-
-    def one(i):
-        s = specs[i]
-        c = conns[i]
-        data = req(s["path"], s.get("headers", ()))
-        try:
-            barrier.wait(timeout=30)
-            t0 = time.monotonic()
-            c.send(data)
-            r = c.read_response(timeout=timeout)
-            out[i] = Sample(s.get("tag"), t0, time.monotonic(), r.status, r)
-        except (OSError, rawhttp.IncompleteResponse, threading.BrokenBarrierError) as e:
-            out[i] = Sample(s.get("tag"), 0.0, time.monotonic(), None, None, error=repr(e))
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(specs))]
-    for t in threads:
-        t.start()
+    threads, out = start_together(port, specs, timeout)
     for t in threads:
         t.join(timeout=timeout + 30)
     assert all(o is not None for o in out), "a client thread did not finish"
