@@ -299,7 +299,7 @@ class RateLimitParser {
         key.kind = RateLimitKeyPart::Kind::Route;
       } else if (t.starts_with("header:") && t.size() > 7) {
         key.kind = RateLimitKeyPart::Kind::Header;
-        for (char c : t.substr(7)) key.name.push_back(http_lower(c));
+        key.name = lowercase(t.substr(7));
         if (!isPlainName(key.name)) {
           ctx_.error(ctx_.pos(part), "invalid header name in key " + quote(t));
         }
@@ -335,8 +335,6 @@ class RateLimitParser {
     }
   }
 
-  static char http_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
   static std::string defaultName(const Route& route, const RateLimit& limit) {
     std::string name;
     appendNamePart(name, route.name);
@@ -361,35 +359,27 @@ void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out) {
   MapFields map = ctx.readMap(item, "redis", &kRedis);
   if (!map.valid) return;
   Redis redis;
-  const Field* address = map.find("address");
+  // `address`, or `addresses` with a single entry: the one Redis to talk to.
+  std::optional<Item> address;
+  if (const Field* f = map.find("address")) address = f->item();
   if (const Field* f = map.find("addresses")) {
     std::vector<Item> entries = ctx.readList(f->item(), true);
-    if (entries.size() > 1) {
+    if (address) {
+      ctx.error(f->key_pos, "give \"address\" or \"addresses\", not both");
+    } else if (entries.size() > 1) {
       ctx.error(ctx.pos(f->item()), "Redis Cluster (several \"addresses\") is not supported yet; "
                                     "give one \"address\"");
-    } else if (entries.size() == 1 && address == nullptr) {
-      address = nullptr;
-      if (auto text = ctx.text(entries[0])) {
-        Endpoint endpoint;
-        if (auto problem = parseEndpoint(*text, endpoint)) {
-          ctx.error(ctx.pos(entries[0]), *problem);
-        }
-        redis.host = endpoint.host;
-        redis.port = endpoint.port;
-        redis.address = *text;
-      }
+    } else if (entries.size() == 1) {
+      address = entries[0];
     }
-    if (map.find("address") != nullptr) {
-      ctx.error(f->key_pos, "give \"address\" or \"addresses\", not both");
-    }
-  } else if (address == nullptr) {
+  } else if (!address) {
     ctx.requireKey(map, "address", "redis");
   }
-  if (address != nullptr) {
-    if (auto text = ctx.text(address->item())) {
+  if (address) {
+    if (auto text = ctx.text(*address)) {
       Endpoint endpoint;
       if (auto problem = parseEndpoint(*text, endpoint)) {
-        ctx.error(ctx.pos(address->item()), *problem);
+        ctx.error(ctx.pos(*address), *problem);
       }
       redis.host = endpoint.host;
       redis.port = endpoint.port;

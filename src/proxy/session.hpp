@@ -236,8 +236,11 @@ class Session final : public net::EventHandler,
   uint32_t limit_generation_ = 0;
   bool redis_retried_ = false;  // sent again once after NOSCRIPT
   uint64_t delay_until_ms_ = 0;
+  // The Redis script call: keys (prefixed), quota period ends, and views of both with the
+  // limits' own arguments. Strings are reused across requests.
+  size_t redis_count_ = 0;
   std::vector<std::string> redis_keys_;
-  std::vector<std::string> redis_args_;
+  std::vector<std::string> redis_period_ends_;
   std::vector<std::string_view> redis_views_;
   std::string extra_headers_;  // for the next local reply / response head
   bool version_1_0_ = false;

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include "auth/authenticator.hpp"
 #include "proxy/session.hpp"
@@ -22,7 +23,15 @@ int64_t unixNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-void appendNumber(std::string& out, int64_t v) { out.append(std::to_string(v)); }
+void appendNumber(std::string& out, int64_t v) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+  out.append(digits, end);
+}
+
+bool isQuota(const ratelimit::Touch& t) {
+  return t.limit->kind == ratelimit::CompiledLimit::Kind::Quota;
+}
 
 }  // namespace
 
@@ -42,7 +51,7 @@ std::string_view Session::clientAddressForLimits(std::string& scratch) const {
       while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
       while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
       net::SocketAddress address;
-      if (!net::parseNumericAddress(std::string(item), 0, address)) {
+      if (!net::parseNumericAddress(item, 0, address)) {
         found = {};  // garbage from here on: trust nothing left of it
         continue;
       }
@@ -54,8 +63,8 @@ std::string_view Session::clientAddressForLimits(std::string& scratch) const {
   return scratch;
 }
 
-// Concurrency first (it costs no counter), then the rate limits. False after a reply or while
-// waiting (Redis, or a delay); true when the request may go on now.
+// Concurrency first (it costs no counter), then the rate limits; admit() when all of them let
+// the request through now, else a reply or a wait (Redis, or a delay).
 void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& match) {
   const size_t route_index = static_cast<size_t>(&route - snap_->shared->routes.data());
   if (route.config->concurrency_limit > 0) {
@@ -80,7 +89,6 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
   std::string ip_scratch;
   ratelimit::RequestFacts facts;
   facts.client_ip = clientAddressForLimits(ip_scratch);
-  facts.route = route.config->name;
   facts.headers = req_.headers;
   if (authenticated_ && identity_) {
     facts.consumer = identity_->consumer;
@@ -96,9 +104,8 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
       any_redis = true;
       continue;
     }
-    t.decision = store.take(t.key, t.limit->params, now, t.period_start_ns);
+    t.decision = store.take(t.key, t.limit->params, now, isQuota(t) ? &t.period : nullptr);
     t.decided = true;
-    if (t.period_end_ns != 0) t.decision.reset_ns = t.decision.retry_after_ns = t.period_end_ns - now;
     if (!t.decision.allowed) {
       giveBackLocal(i);
       replyLimited(t);
@@ -122,47 +129,45 @@ void Session::giveBackLocal(size_t before) {
     ratelimit::Touch& t = touches_[i];
     if (t.limit->redis || !t.decided || !t.decision.allowed) continue;
     store.giveBack(t.key, t.limit->params);
-    if (t.decision.delay_ns > 0) continue;
-    ++t.decision.remaining;
-    if (t.limit->params.algorithm == config::RateLimit::Algorithm::Gcra) {
-      const ratelimit::Params& p = t.limit->params;
-      t.decision.reset_ns =
-          std::max<int64_t>(0, t.decision.reset_ns - p.window_ns / static_cast<int64_t>(p.limit));
-    }
+    ratelimit::reportGivenBack(t.decision, t.limit->params);
   }
 }
 
 void Session::sendToRedis() {
   ratelimit::RedisClient* redis = worker_.redis();
-  const config::Redis& settings = *snap_->shared->config.redis;
-  redis_keys_.clear();
-  redis_args_.clear();
+  const std::string& prefix = snap_->shared->config.redis->key_prefix;
+  // Keys first, then five arguments per key; the strings keep their capacity across requests
+  // and the arguments are the limits' own, formatted at load, but for a quota's period end.
+  // The strings are all written before any view of them is taken (a vector may move them).
+  redis_count_ = 0;
+  size_t quotas = 0;
   for (size_t i = 0; i < touch_count_; ++i) {
     const ratelimit::Touch& t = touches_[i];
     if (!t.limit->redis) continue;
-    redis_keys_.push_back(settings.key_prefix + t.key);
-    const ratelimit::Params& p = t.limit->params;
-    const bool quota = t.period_end_ns != 0;
-    std::string code = quota ? "q"
-                       : p.algorithm == config::RateLimit::Algorithm::Gcra        ? "g"
-                       : p.algorithm == config::RateLimit::Algorithm::FixedWindow ? "f"
-                                                                                   : "s";
-    redis_args_.push_back(std::move(code));
-    redis_args_.push_back(std::to_string(p.limit));
-    redis_args_.push_back(std::to_string(p.window_ns / 1000));
-    redis_args_.push_back(std::to_string(p.burst));
-    redis_args_.push_back(std::to_string(quota ? t.period_end_ns / 1000 : p.max_delay_ns / 1000));
+    if (redis_count_ == redis_keys_.size()) redis_keys_.emplace_back();
+    redis_keys_[redis_count_++].assign(prefix).append(t.key);
+    if (!isQuota(t)) continue;
+    if (quotas == redis_period_ends_.size()) redis_period_ends_.emplace_back();
+    std::string& end = redis_period_ends_[quotas++];
+    end.clear();
+    appendNumber(end, t.period.end_ns / 1000);
   }
-  std::vector<std::string_view>& keys = redis_views_;
-  keys.assign(redis_keys_.begin(), redis_keys_.end());
-  const size_t key_count = keys.size();
-  keys.insert(keys.end(), redis_args_.begin(), redis_args_.end());
-  std::span<const std::string_view> all(keys);
+  redis_views_.assign(redis_keys_.begin(), redis_keys_.begin() + static_cast<ptrdiff_t>(redis_count_));
+  quotas = 0;
+  for (size_t i = 0; i < touch_count_; ++i) {
+    const ratelimit::Touch& t = touches_[i];
+    if (!t.limit->redis) continue;
+    const auto& args = t.limit->redis_args;
+    redis_views_.insert(redis_views_.end(), args.begin(), args.end() - 1);
+    redis_views_.push_back(isQuota(t) ? std::string_view(redis_period_ends_[quotas++])
+                                      : std::string_view(args.back()));
+  }
+  std::span<const std::string_view> all(redis_views_);
   state_ = State::LimitWait;
   delay_until_ms_ = 0;
   const uint32_t tag = ++limit_generation_;
   if (redis == nullptr ||
-      !redis->evalScript(all.first(key_count), all.subspan(key_count), this, tag)) {
+      !redis->evalScript(all.first(redis_count_), all.subspan(redis_count_), this, tag)) {
     redisFailed();
   }
 }
@@ -176,9 +181,8 @@ void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
     return;
   }
   state_ = State::ReadHead;  // until admit() or a reply moves it on
-  const size_t redis_count = redis_keys_.size();
   if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY ||
-      reply->elements != 1 + 5 * redis_count) {
+      reply->elements != 1 + 5 * redis_count_) {
     redisFailed();
     drive();
     return;
@@ -248,7 +252,7 @@ void Session::endLimitWait() {
 }
 
 void Session::replyLimited(const ratelimit::Touch& refused) {
-  const bool quota = refused.limit->kind == ratelimit::CompiledLimit::Kind::Quota;
+  const bool quota = isQuota(refused);
   extra_headers_.assign("Retry-After: ");
   appendNumber(extra_headers_, ratelimit::ceilSeconds(refused.decision.retry_after_ns, 1));
   extra_headers_.append("\r\n");

@@ -32,19 +32,19 @@ Decision decideGcra(CounterState& s, const Params& p, int64_t now) {
 }
 
 // Moves the window on to the one holding `now`.
-void roll(CounterState& s, const Params& p, int64_t now, int64_t start) {
-  if (start < 0) start = now - now % p.window_ns;
+void roll(CounterState& s, const Params& p, int64_t now, const Window* window) {
+  const int64_t start = window != nullptr ? window->start_ns : now - now % p.window_ns;
   if (s.a == start) return;
   s.c = s.a == start - p.window_ns ? s.b : 0;
   s.b = 0;
   s.a = start;
 }
 
-Decision decideFixed(CounterState& s, const Params& p, int64_t now, int64_t start) {
-  roll(s, p, now, start);
+Decision decideFixed(CounterState& s, const Params& p, int64_t now, const Window* window) {
+  roll(s, p, now, window);
   Decision d;
   const int64_t limit = static_cast<int64_t>(p.limit);
-  d.reset_ns = s.a + p.window_ns - now;
+  d.reset_ns = (window != nullptr ? window->end_ns : s.a + p.window_ns) - now;
   if (s.b < limit) {
     d.allowed = true;
     ++s.b;
@@ -56,7 +56,7 @@ Decision decideFixed(CounterState& s, const Params& p, int64_t now, int64_t star
 }
 
 Decision decideSliding(CounterState& s, const Params& p, int64_t now) {
-  roll(s, p, now, -1);
+  roll(s, p, now, nullptr);
   const __int128 w = p.window_ns;
   const __int128 left = w - (now - s.a);  // how much of the previous window still counts
   const __int128 limit = static_cast<__int128>(p.limit);
@@ -96,10 +96,10 @@ Params Params::from(const config::RateLimit& limit) {
 }
 
 Decision decide(CounterState& state, const Params& params, int64_t now_ns,
-                int64_t window_start_ns) {
+                const Window* window) {
   switch (params.algorithm) {
     case Algorithm::Gcra: return decideGcra(state, params, now_ns);
-    case Algorithm::FixedWindow: return decideFixed(state, params, now_ns, window_start_ns);
+    case Algorithm::FixedWindow: return decideFixed(state, params, now_ns, window);
     case Algorithm::SlidingWindow: return decideSliding(state, params, now_ns);
   }
   return {};
@@ -110,6 +110,14 @@ void giveBack(CounterState& state, const Params& params) {
     state.a -= interval(params);
   } else if (state.b > 0) {
     --state.b;
+  }
+}
+
+void reportGivenBack(Decision& decision, const Params& params) {
+  if (!decision.allowed || decision.delay_ns > 0) return;
+  ++decision.remaining;
+  if (params.algorithm == Algorithm::Gcra) {
+    decision.reset_ns = std::max<int64_t>(0, decision.reset_ns - interval(params));
   }
 }
 

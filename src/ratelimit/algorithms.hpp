@@ -41,13 +41,19 @@ struct Decision {
   int64_t retry_after_ns = 0;  // refused: until a request would be admitted
 };
 
-// Decides one request at `now_ns` and, when it is allowed, counts it in `state`. Window
-// algorithms align windows to the epoch unless `window_start_ns` (>= 0) says where the current
-// one started (calendar months).
+// A fixed window given by the caller instead of one aligned to the epoch (calendar months).
+struct Window {
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+};
+
+// Decides one request at `now_ns` and, when it is allowed, counts it in `state`.
 Decision decide(CounterState& state, const Params& params, int64_t now_ns,
-                int64_t window_start_ns = -1);
+                const Window* window = nullptr);
 // Takes back one request counted by decide() (a later limit refused it).
 void giveBack(CounterState& state, const Params& params);
+// What `decision` reports once its request was given back: the limit as it stands.
+void reportGivenBack(Decision& decision, const Params& params);
 // From this time on the state is the same as no state at all, and may be forgotten.
 int64_t idleFrom(const CounterState& state, const Params& params);
 

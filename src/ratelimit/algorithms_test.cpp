@@ -84,6 +84,34 @@ TEST(Gcra, GiveBackReturnsTheRequest) {
   EXPECT_EQ(admitted(s, p, kStart, 5), 1);
 }
 
+TEST(Gcra, AGivenBackRequestIsReportedAsIfNeverCounted) {
+  CounterState s;
+  Params p = params(Algorithm::Gcra, 100, 3600 * kSecond);
+  Decision first = decide(s, p, kStart);
+  CounterState before = s;
+  Decision second = decide(s, p, kStart);
+  giveBack(s, p);
+  reportGivenBack(second, p);
+  EXPECT_EQ(s.a, before.a);
+  EXPECT_EQ(second.remaining, first.remaining);
+  EXPECT_EQ(second.reset_ns, first.reset_ns);
+}
+
+TEST(FixedWindow, AnExplicitWindowSetsItsStartAndEnd) {
+  CounterState s;
+  Params p = params(Algorithm::FixedWindow, 2, 31 * 86'400 * kSecond);
+  Window month{kStart - 5 * kSecond, kStart + 7 * kSecond};
+  EXPECT_EQ(admitted(s, p, kStart, 2), 2);  // without it, the epoch-aligned window
+  s = {};
+  EXPECT_TRUE(decide(s, p, kStart, &month).allowed);
+  Decision d = decide(s, p, kStart, &month);
+  EXPECT_EQ(d.reset_ns, 7 * kSecond);
+  d = decide(s, p, kStart, &month);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.retry_after_ns, 7 * kSecond);
+  EXPECT_EQ(s.a, month.start_ns);
+}
+
 TEST(FixedWindow, CountsPerAlignedWindow) {
   CounterState s;
   Params p = params(Algorithm::FixedWindow, 10, kSecond);

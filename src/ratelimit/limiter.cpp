@@ -32,6 +32,13 @@ std::string algorithmCode(config::RateLimit::Algorithm a) {
   return "?";
 }
 
+// What the Redis script needs to know of a limit (redis_script.hpp), formatted once.
+void compileRedisArgs(CompiledLimit& c, std::string code) {
+  const Params& p = c.params;
+  c.redis_args = {std::move(code), std::to_string(p.limit), std::to_string(p.window_ns / 1000),
+                  std::to_string(p.burst), std::to_string(p.max_delay_ns / 1000)};
+}
+
 CompiledLimit compile(const config::RateLimit& limit, const std::string& scope) {
   CompiledLimit c;
   c.key = limit.key;
@@ -50,6 +57,7 @@ CompiledLimit compile(const config::RateLimit& limit, const std::string& scope) 
              ";w=" + std::to_string((window_ms + 999) / 1000);
   c.message = "rate limit of " + std::to_string(limit.limit) + " per " + windowText(window_ms) +
               " exceeded";
+  compileRedisArgs(c, algorithmCode(limit.algorithm));
   return c;
 }
 
@@ -71,6 +79,7 @@ CompiledLimit compileQuota(const config::Quota& quota, const std::string& plan) 
   const int64_t period_s = quota.calendar_month ? 30LL * 86'400 : quota.period.count() / 1000;
   c.policy = c.name + ";q=" + std::to_string(quota.limit) + ";w=" + std::to_string(period_s);
   c.message = "quota of " + std::to_string(quota.limit) + " per " + period + " exceeded";
+  compileRedisArgs(c, "q");
   return c;
 }
 
@@ -86,11 +95,10 @@ int64_t daysFromCivil(int64_t y, unsigned m) {
 
 }  // namespace
 
-void quotaPeriod(const CompiledLimit& quota, int64_t now_ns, int64_t& start, int64_t& end) {
+Window quotaPeriod(const CompiledLimit& quota, int64_t now_ns) {
   if (!quota.calendar_month) {
-    start = now_ns - now_ns % quota.params.window_ns;
-    end = start + quota.params.window_ns;
-    return;
+    const int64_t start = now_ns - now_ns % quota.params.window_ns;
+    return {start, start + quota.params.window_ns};
   }
   time_t seconds = static_cast<time_t>(now_ns / 1'000'000'000);
   tm utc{};
@@ -98,8 +106,8 @@ void quotaPeriod(const CompiledLimit& quota, int64_t now_ns, int64_t& start, int
   const int64_t year = utc.tm_year + 1900;
   const unsigned month = static_cast<unsigned>(utc.tm_mon + 1);
   constexpr int64_t kDayNs = 86'400'000'000'000;
-  start = daysFromCivil(year, month) * kDayNs;
-  end = (month == 12 ? daysFromCivil(year + 1, 1) : daysFromCivil(year, month + 1)) * kDayNs;
+  return {daysFromCivil(year, month) * kDayNs,
+          (month == 12 ? daysFromCivil(year + 1, 1) : daysFromCivil(year, month + 1)) * kDayNs};
 }
 
 Limiter::Limiter(const config::Config& config) : config_(config) {
@@ -125,7 +133,7 @@ Limiter::Limiter(const config::Config& config) : config_(config) {
     const config::Route& route = config.routes[i];
     for (const config::RateLimit& limit : route.rate_limits) {
       CompiledLimit c = limit.from_plan ? CompiledLimit{} : compile(limit, "route:" + route.name);
-      if (limit.from_plan) c.id.clear();  // a placeholder: resolved per consumer
+      c.from_plan = limit.from_plan;
       routes_[i].limits.push_back(std::move(c));
     }
   }
@@ -183,12 +191,11 @@ void Limiter::collect(uint32_t route, const RequestFacts& facts, int64_t now_ns,
     Touch& t = touches[count++];
     t.decided = false;
     t.decision = {};
-    t.period_start_ns = -1;
-    t.period_end_ns = 0;
+    t.period = {};
     return t;
   };
   for (const CompiledLimit& limit : routes_[route].limits) {
-    if (!limit.id.empty()) {
+    if (!limit.from_plan) {
       Touch& t = next();
       t.limit = &limit;
       fillKey(limit, facts, t.key);
@@ -205,9 +212,9 @@ void Limiter::collect(uint32_t route, const RequestFacts& facts, int64_t now_ns,
       Touch& t = next();
       t.limit = plan->quota.get();
       fillKey(*plan->quota, facts, t.key);
-      quotaPeriod(*plan->quota, now_ns, t.period_start_ns, t.period_end_ns);
+      t.period = quotaPeriod(*plan->quota, now_ns);
       t.key.push_back(kSeparator);
-      t.key.append(std::to_string(t.period_start_ns / 1'000'000'000));
+      t.key.append(std::to_string(t.period.start_ns / 1'000'000'000));
     }
   }
 }

@@ -4,6 +4,7 @@
 // lists the counters the request touches (resolving `limit: plan` through the consumer's plan
 // and adding the plan's quota); the session then asks the stores and answers.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +21,8 @@ namespace portico::ratelimit {
 struct CompiledLimit {
   enum class Kind : uint8_t { Rate, Quota };
   Kind kind = Kind::Rate;
+  // A route's `limit: plan` entry: stands for the consumer's plan and counts nothing itself.
+  bool from_plan = false;
   std::vector<config::RateLimitKeyPart> key;
   Params params;
   bool redis = false;
@@ -30,12 +33,14 @@ struct CompiledLimit {
   std::string policy;   // the RateLimit-Policy item: "name";q=20;w=1
   std::string name;     // quoted policy name, for the RateLimit item
   std::string message;  // "rate limit of 20 per 1s exceeded"
+  // Redis: the script's five arguments (redis_script.hpp); a quota's fifth, the end of its
+  // period, is per request.
+  std::array<std::string, 5> redis_args;
 };
 
 // What a request offers to the keys.
 struct RequestFacts {
   std::string_view client_ip;
-  std::string_view route;
   const config::Consumer* consumer = nullptr;
   http::HeaderList headers;
   const void* claims = nullptr;  // const auth::jwt::Json*, or null
@@ -45,8 +50,7 @@ struct RequestFacts {
 struct Touch {
   const CompiledLimit* limit = nullptr;
   std::string key;            // the counter's name in its store (without the Redis prefix)
-  int64_t period_start_ns = -1;  // Quota: the period, [start, end) in unix ns
-  int64_t period_end_ns = 0;
+  ratelimit::Window period;    // Quota: the period holding now (unix ns)
   Decision decision;
   bool decided = false;       // false: the store could not answer (Redis error)
 };
@@ -80,7 +84,7 @@ class Limiter {
   int32_t default_plan_ = -1;
 };
 
-// The period of a quota holding `now_ns`: [start, end) in unix ns.
-void quotaPeriod(const CompiledLimit& quota, int64_t now_ns, int64_t& start, int64_t& end);
+// The period of a quota holding `now_ns` (unix ns).
+Window quotaPeriod(const CompiledLimit& quota, int64_t now_ns);
 
 }  // namespace portico::ratelimit

@@ -42,7 +42,7 @@ TEST(Limiter, TouchesTheRouteLimitsThenThePlanAndItsQuota) {
   config::Config cfg = load(kConfig);
   Limiter limiter(cfg);
   http::HeaderField headers[] = {{"X-Tenant", "acme"}};
-  RequestFacts facts{"10.0.0.1", "users", &cfg.consumers[0], headers, nullptr};
+  RequestFacts facts{"10.0.0.1", &cfg.consumers[0], headers, nullptr};
   std::vector<Touch> touches;
   size_t count = 0;
   const int64_t now = 1'795'000'000 * kSecond;
@@ -54,12 +54,15 @@ TEST(Limiter, TouchesTheRouteLimitsThenThePlanAndItsQuota) {
   EXPECT_EQ(touches[1].limit->message, "rate limit of 2 per 1m exceeded");
   EXPECT_EQ(touches[2].limit->kind, CompiledLimit::Kind::Quota);
   EXPECT_EQ(touches[2].limit->message, "quota of 100 per month exceeded");
-  EXPECT_LE(touches[2].period_start_ns, now);
-  EXPECT_GT(touches[2].period_end_ns, now);
+  EXPECT_LE(touches[2].period.start_ns, now);
+  EXPECT_GT(touches[2].period.end_ns, now);
+  EXPECT_EQ(touches[2].limit->redis_args[0], "q");
+  EXPECT_EQ(touches[1].limit->redis_args[0], "g");
+  EXPECT_EQ(touches[1].limit->redis_args[2], "60000000");  // the window in µs
 
   // Different tenants, different counters; a consumer without a plan gets "default".
   http::HeaderField other[] = {{"X-Tenant", "globex"}};
-  RequestFacts bob{"10.0.0.1", "users", &cfg.consumers[1], other, nullptr};
+  RequestFacts bob{"10.0.0.1", &cfg.consumers[1], other, nullptr};
   std::vector<Touch> bob_touches;
   limiter.collect(0, bob, now, bob_touches, count);
   ASSERT_EQ(count, 2u);
@@ -70,16 +73,14 @@ TEST(Limiter, TouchesTheRouteLimitsThenThePlanAndItsQuota) {
 TEST(Limiter, CalendarMonths) {
   CompiledLimit month;
   month.calendar_month = true;
-  int64_t start = 0;
-  int64_t end = 0;
   // 2026-11-23T12:00:00Z
-  quotaPeriod(month, 1'795'435'200 * kSecond, start, end);
-  EXPECT_EQ(start, 1'793'491'200 * kSecond);  // 2026-11-01
-  EXPECT_EQ(end, 1'796'083'200 * kSecond);    // 2026-12-01
+  Window p = quotaPeriod(month, 1'795'435'200 * kSecond);
+  EXPECT_EQ(p.start_ns, 1'793'491'200 * kSecond);  // 2026-11-01
+  EXPECT_EQ(p.end_ns, 1'796'083'200 * kSecond);    // 2026-12-01
   // 2026-12-31T23:59:59Z rolls into 2027.
-  quotaPeriod(month, 1'798'761'599 * kSecond, start, end);
-  EXPECT_EQ(start, 1'796'083'200 * kSecond);
-  EXPECT_EQ(end, 1'798'761'600 * kSecond);  // 2027-01-01
+  p = quotaPeriod(month, 1'798'761'599 * kSecond);
+  EXPECT_EQ(p.start_ns, 1'796'083'200 * kSecond);
+  EXPECT_EQ(p.end_ns, 1'798'761'600 * kSecond);  // 2027-01-01
 }
 
 }  // namespace

@@ -7,16 +7,14 @@ namespace portico::ratelimit {
 LocalStore::LocalStore(size_t max_keys)
     : max_per_stripe_(std::max<size_t>(1, max_keys / kStripes)) {}
 
-LocalStore::Stripe& LocalStore::stripeFor(std::string_view key, size_t& hash) {
-  hash = Hash{}(key);
+LocalStore::Stripe& LocalStore::stripeFor(std::string_view key) {
   // The low bits pick the bucket inside the map; take the stripe from the high ones.
-  return stripes_[(hash >> 52) % kStripes];
+  return stripes_[(Hash{}(key) >> 52) % kStripes];
 }
 
 Decision LocalStore::take(std::string_view key, const Params& params, int64_t now_ns,
-                          int64_t window_start_ns) {
-  size_t hash = 0;
-  Stripe& stripe = stripeFor(key, hash);
+                          const Window* window) {
+  Stripe& stripe = stripeFor(key);
   std::lock_guard lock(stripe.mutex);
   auto it = stripe.entries.find(key);
   if (it == stripe.entries.end()) {
@@ -24,14 +22,13 @@ Decision LocalStore::take(std::string_view key, const Params& params, int64_t no
     it = stripe.entries.emplace(std::string(key), Entry{}).first;
   }
   Entry& entry = it->second;
-  Decision decision = decide(entry.state, params, now_ns, window_start_ns);
+  Decision decision = decide(entry.state, params, now_ns, window);
   entry.idle_from = idleFrom(entry.state, params);
   return decision;
 }
 
 void LocalStore::giveBack(std::string_view key, const Params& params) {
-  size_t hash = 0;
-  Stripe& stripe = stripeFor(key, hash);
+  Stripe& stripe = stripeFor(key);
   std::lock_guard lock(stripe.mutex);
   auto it = stripe.entries.find(key);
   if (it == stripe.entries.end()) return;

@@ -28,7 +28,7 @@ class LocalStore {
   static constexpr size_t kDefaultMaxKeys = 1 << 20;
 
   Decision take(std::string_view key, const Params& params, int64_t now_ns,
-                int64_t window_start_ns = -1);
+                const Window* window = nullptr);
   void giveBack(std::string_view key, const Params& params);
   // Forgets counters that have gone back to their initial state. Run from a control thread.
   void sweep(int64_t now_ns);
@@ -58,7 +58,7 @@ class LocalStore {
   };
   static constexpr size_t kStripes = 64;
 
-  Stripe& stripeFor(std::string_view key, size_t& hash);
+  Stripe& stripeFor(std::string_view key);
   // Room for one more entry in a full stripe: the idle ones go first, then the one that would
   // be idle soonest among a few.
   void makeRoom(Stripe& stripe, int64_t now_ns);

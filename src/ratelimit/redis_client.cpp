@@ -115,17 +115,23 @@ void RedisClient::shutdown() {
   loop_.clearTimeout(*this);
 }
 
-void RedisClient::appendCommand(std::span<const std::string_view> parts) {
+void RedisClient::appendArrayHead(size_t count) {
   out_.append('*');
-  out_.appendDecimal(parts.size());
+  out_.appendDecimal(count);
   out_.append("\r\n");
-  for (std::string_view part : parts) {
-    out_.append('$');
-    out_.appendDecimal(part.size());
-    out_.append("\r\n");
-    out_.append(part);
-    out_.append("\r\n");
-  }
+}
+
+void RedisClient::appendBulk(std::string_view part) {
+  out_.append('$');
+  out_.appendDecimal(part.size());
+  out_.append("\r\n");
+  out_.append(part);
+  out_.append("\r\n");
+}
+
+void RedisClient::appendCommand(std::span<const std::string_view> parts) {
+  appendArrayHead(parts.size());
+  for (std::string_view part : parts) appendBulk(part);
 }
 
 bool RedisClient::evalScript(std::span<const std::string_view> keys,
@@ -134,21 +140,12 @@ bool RedisClient::evalScript(std::span<const std::string_view> keys,
   if (fd_ < 0 || shut_down_ || pending_.size() >= kMaxPending) return false;
   char numkeys[24];
   int numkeys_len = std::snprintf(numkeys, sizeof numkeys, "%zu", keys.size());
-  std::string_view head[] = {"EVALSHA", script_sha_, std::string_view(numkeys, numkeys_len)};
-  const size_t count = 3 + keys.size() + args.size();
-  out_.append('*');
-  out_.appendDecimal(count);
-  out_.append("\r\n");
-  auto bulk = [this](std::string_view part) {
-    out_.append('$');
-    out_.appendDecimal(part.size());
-    out_.append("\r\n");
-    out_.append(part);
-    out_.append("\r\n");
-  };
-  for (std::string_view part : head) bulk(part);
-  for (std::string_view part : keys) bulk(part);
-  for (std::string_view part : args) bulk(part);
+  appendArrayHead(3 + keys.size() + args.size());
+  appendBulk("EVALSHA");
+  appendBulk(script_sha_);
+  appendBulk(std::string_view(numkeys, static_cast<size_t>(numkeys_len)));
+  for (std::string_view part : keys) appendBulk(part);
+  for (std::string_view part : args) appendBulk(part);
   pending_.push_back({waiter, tag, loop_.nowMs() + settings_.timeout_ms});
   if (pending_.size() == 1) last_reply_ms_ = loop_.nowMs();
   armTimer();

@@ -73,6 +73,9 @@ class RedisClient final : public net::EventHandler, public net::Timed {
   void logProblem(const char* what);
   void readReplies();
   void deliver(redisReply* reply);
+  // RESP: an array of bulk strings.
+  void appendArrayHead(size_t count);
+  void appendBulk(std::string_view part);
   void appendCommand(std::span<const std::string_view> parts);
   void armTimer();
 
