@@ -270,11 +270,11 @@ class RateLimitParser {
                  "up across gateways; a token bucket's state does not)");
     } else if (limit.mode == RateLimit::Mode::Delay) {
       ctx_.error(field.key_pos, "\"sync\" cannot be combined with mode: delay");
+    } else if (*d > limit.window) {
+      ctx_.error(ctx_.pos(field.item()),
+                 "\"sync\" must not be longer than the window (a window would end between "
+                 "two syncs)");
     } else {
-      // Refused rather than ignored until the batched mode lands: a limit that silently
-      // behaved differently from its config would be worse than none.
-      ctx_.error(field.key_pos, "\"sync\" (the batched Redis mode) is not supported yet by this "
-                                "version of portico");
       limit.sync = *d;
     }
   }

@@ -30,6 +30,14 @@ std::string errors(const LoadResult& r) {
   return out;
 }
 
+TEST(LoaderRateLimit, ReadsSync) {
+  LoadResult r = load("redis: {address: 127.0.0.1:6390}\n",
+                      "    rate_limit: {limit: 100, window: 10s, store: redis,\n"
+                      "                 algorithm: sliding_window, sync: 250ms}\n");
+  ASSERT_TRUE(r.config) << errors(r);
+  EXPECT_EQ(r.config->routes[0].rate_limits[0].sync.count(), 250);
+}
+
 TEST(LoaderRateLimit, ReadsEveryField) {
   LoadResult r = load(
       "redis: {address: 127.0.0.1:6390, timeout: 20ms, on_error: deny, key_prefix: 'x:'}\n",
@@ -117,8 +125,8 @@ TEST(LoaderRateLimit, RefusesWhatWouldMeanNothing) {
        "    rate_limit: {limit: 5, store: redis, sync: 100ms}\n", "[keys]",
        "\"sync\" needs algorithm: fixed_window or sliding_window"},
       {"redis: {address: 127.0.0.1:1}\n",
-       "    rate_limit: {limit: 5, store: redis, algorithm: fixed_window, sync: 100ms}\n",
-       "[keys]", "\"sync\" (the batched Redis mode) is not supported yet"},
+       "    rate_limit: {limit: 5, store: redis, algorithm: fixed_window, sync: 2s}\n",
+       "[keys]", "\"sync\" must not be longer than the window"},
       {"", "    rate_limit: [{limit: 5}, {limit: 6}]\n", "[keys]",
        "duplicate rate limit name \"users-ip\""},
       {"", "    rate_limit: {limit: 5, max_delay: 1s}\n", "[keys]",

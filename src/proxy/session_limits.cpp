@@ -1,6 +1,7 @@
 // The limits step of a session, after auth and before the upstream: the route's concurrency
-// limit, then its rate limits and quotas — local counters decided at once, Redis ones in one
-// script call whose answer comes back through onRedisReply — and, in mode delay, the wait.
+// limit, then its rate limits and quotas — local and batched counters decided at once, Redis
+// ones in one script call whose answer comes back through onRedisReply — and, in mode delay,
+// the wait.
 #include <hiredis/hiredis.h>
 #include <time.h>
 
@@ -13,6 +14,7 @@
 #include "ratelimit/limiter.hpp"
 #include "ratelimit/local_store.hpp"
 #include "ratelimit/redis_client.hpp"
+#include "ratelimit/sync_store.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -104,7 +106,11 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
       any_redis = true;
       continue;
     }
-    t.decision = store.take(t.key, t.limit->params, now, isQuota(t) ? &t.period : nullptr);
+    if (t.limit->sync_ns > 0) {
+      t.decision = worker_.syncStore()->take(t.key, t.limit->params, t.limit->sync_ns, now);
+    } else {
+      t.decision = store.take(t.key, t.limit->params, now, isQuota(t) ? &t.period : nullptr);
+    }
     t.decided = true;
     if (!t.decision.allowed) {
       giveBackLocal(i);
@@ -128,7 +134,11 @@ void Session::giveBackLocal(size_t before) {
   for (size_t i = 0; i < before; ++i) {
     ratelimit::Touch& t = touches_[i];
     if (t.limit->redis || !t.decided || !t.decision.allowed) continue;
-    store.giveBack(t.key, t.limit->params);
+    if (t.limit->sync_ns > 0) {
+      worker_.syncStore()->giveBack(t.key);
+    } else {
+      store.giveBack(t.key, t.limit->params);
+    }
     ratelimit::reportGivenBack(t.decision, t.limit->params);
   }
 }

@@ -29,6 +29,7 @@ class VerifyPool;
 }
 namespace portico::ratelimit {
 class LocalStore;
+class SyncStore;
 class RedisClient;
 }
 
@@ -126,6 +127,8 @@ class Worker final : public upstream::Connection::Host,
   // The process's local rate-limit counters (shared by the workers; set before start()).
   ratelimit::LocalStore* localStore() { return local_store_; }
   void setLocalStore(ratelimit::LocalStore* store) { local_store_ = store; }
+  ratelimit::SyncStore* syncStore() { return sync_store_; }
+  void setSyncStore(ratelimit::SyncStore* store) { sync_store_ = store; }
   // This worker's Redis connection for the current config's `redis`, or null without one.
   ratelimit::RedisClient* redis() { return redis_.get(); }
 
@@ -189,6 +192,7 @@ class Worker final : public upstream::Connection::Host,
   auth::VerifyPool* hash_pool_ = nullptr;
   auth::VerifyPool* call_pool_ = nullptr;
   ratelimit::LocalStore* local_store_ = nullptr;
+  ratelimit::SyncStore* sync_store_ = nullptr;
   std::unique_ptr<ratelimit::RedisClient> redis_;
   std::string redis_identity_;  // address and password redis_ was made for
   // Replaced clients: kept (closed) for the worker's life, since their timer entries may fire.

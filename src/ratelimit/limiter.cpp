@@ -43,11 +43,13 @@ CompiledLimit compile(const config::RateLimit& limit, const std::string& scope) 
   CompiledLimit c;
   c.key = limit.key;
   c.params = Params::from(limit);
-  c.redis = limit.store == config::RateLimit::Store::Redis;
+  c.sync_ns = static_cast<int64_t>(limit.sync.count()) * 1'000'000;
+  c.redis = limit.store == config::RateLimit::Store::Redis && c.sync_ns == 0;
   const int64_t window_ms = limit.window.count();
+  const char* store = c.sync_ns > 0 ? "b" : c.redis ? "r" : "l";
   c.id = scope + kSeparator + limit.name + kSeparator + algorithmCode(limit.algorithm) +
          std::to_string(limit.limit) + "/" + std::to_string(window_ms) + "+" +
-         std::to_string(limit.burst) + (c.redis ? "r" : "l");
+         std::to_string(limit.burst) + store;
   for (const Part& p : limit.key) {
     c.id += kSeparator;
     c.id += std::to_string(static_cast<int>(p.kind)) + p.name;

@@ -25,7 +25,8 @@ struct CompiledLimit {
   bool from_plan = false;
   std::vector<config::RateLimitKeyPart> key;
   Params params;
-  bool redis = false;
+  bool redis = false;        // decided in Redis, one round trip per request
+  int64_t sync_ns = 0;       // > 0: batched (sync_store.hpp), decided here against a lease
   bool calendar_month = false;  // Quota: `period: month`
   // Names the counters: the limit's identity, so an unchanged limit keeps its counters across
   // reloads and a changed one starts afresh.

@@ -79,8 +79,8 @@ void RedisClient::connect() {
 void RedisClient::logProblem(const char* what) {
   const uint64_t now = loop_.nowMs();
   if (now - last_log_ms_ >= 1'000 || last_log_ms_ == 0) {
-    LOG_WARN("redis %s: %s; rate limits that use it follow on_error until it answers",
-             settings_.address_text.c_str(), what);
+    LOG_WARN("redis %s: %s; %s", settings_.address_text.c_str(), what,
+             settings_.while_down.c_str());
     last_log_ms_ = now;
   }
 }

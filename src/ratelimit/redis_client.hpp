@@ -36,6 +36,8 @@ struct RedisSettings {
   std::string address_text;
   std::string password;
   uint64_t timeout_ms = 50;
+  // Ends the logged line when Redis cannot be used: what the gateway does meanwhile.
+  std::string while_down = "rate limits that use it follow on_error until it answers";
 };
 
 class RedisClient final : public net::EventHandler, public net::Timed {

@@ -101,7 +101,9 @@ class Server::Housekeeping final : public net::Timed {
     server_.checkCertificates();
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
-    server_.local_limits_->sweep(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+    const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    server_.local_limits_->sweep(now);
+    server_.sync_limits_->sweep(now);
     server_.loop_.setTimeout(*this, kIntervalMs);
   }
 
@@ -151,6 +153,7 @@ Server::ReloadResult Server::reload() {
   tls_failed_.assign(tls_.size(), {});
   for (auto& w : workers_) w->postSnapshot(snapshot);
   jwks_->activate(snapshot->config);
+  configureSync(*snapshot);
   ++reloads_ok_;
   result.ok = true;
   result.version = snapshot->version;
@@ -182,6 +185,29 @@ void Server::checkCertificates() {
     for (auto& w : workers_) w->postTls(i, context);
     LOG_INFO("listener \"%s\": certificates reloaded", listeners[i].name.c_str());
   }
+}
+
+void Server::configureSync(const proxy::Snapshot& snap) {
+  const config::Config& cfg = snap.config;
+  uint64_t interval_ms = 0;
+  for (const config::Route& route : cfg.routes) {
+    for (const config::RateLimit& limit : route.rate_limits) {
+      const auto ms = static_cast<uint64_t>(limit.sync.count());
+      if (ms > 0 && (interval_ms == 0 || ms < interval_ms)) interval_ms = ms;
+    }
+  }
+  if (interval_ms == 0 || !cfg.redis) {
+    redis_sync_->configure(std::nullopt);
+    return;
+  }
+  ratelimit::SyncSettings settings;
+  settings.redis.address = snap.redis_address;
+  settings.redis.address_text = cfg.redis->address;
+  settings.redis.password = cfg.redis->password;
+  settings.redis.timeout_ms = static_cast<uint64_t>(cfg.redis->timeout.count());
+  settings.key_prefix = cfg.redis->key_prefix;
+  settings.interval_ms = interval_ms;
+  redis_sync_->configure(std::move(settings));
 }
 
 void Server::drain() {
@@ -310,7 +336,12 @@ int Server::run() {
   for (auto& w : workers_) {
     w->setVerifyPools(hash_pool_.get(), call_pool_.get());
     w->setLocalStore(local_limits_.get());
+    w->setSyncStore(sync_limits_.get());
   }
+  // Before the control thread lowers its priority: the thread inherits it, and a sync that
+  // comes late lets leases lapse.
+  redis_sync_ = std::make_unique<ratelimit::RedisSync>(*sync_limits_);
+  configureSync(*current_);
   for (auto& w : workers_) w->start();
   // Threads inherit the nice value when created, so this lowers only the control thread:
   // compiling a large config on reload then yields the cores to the workers.

@@ -16,6 +16,8 @@
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
 #include "ratelimit/local_store.hpp"
+#include "ratelimit/redis_sync.hpp"
+#include "ratelimit/sync_store.hpp"
 #include "tls/server_context.hpp"
 
 namespace portico::server {
@@ -45,6 +47,8 @@ class Server {
   void drain();
   // Rebuilds the TLS context of each listener whose certificate files changed on disk.
   void checkCertificates();
+  // Tells the sync thread the Redis and interval of the batched limits in force, if any.
+  void configureSync(const proxy::Snapshot& snap);
   admin::AdminResponse handleAdmin(const admin::AdminRequest& request);
   std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors);
 
@@ -53,6 +57,8 @@ class Server {
   std::shared_ptr<const proxy::Snapshot> current_;
   // Before workers_: it outlives them (they count in it until they stop).
   std::unique_ptr<ratelimit::LocalStore> local_limits_ = std::make_unique<ratelimit::LocalStore>();
+  std::unique_ptr<ratelimit::SyncStore> sync_limits_ = std::make_unique<ratelimit::SyncStore>();
+  std::unique_ptr<ratelimit::RedisSync> redis_sync_;  // its thread uses sync_limits_
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   // After workers_: destroyed (its threads joined) before them, since its jobs post to them.
   std::unique_ptr<auth::VerifyPool> hash_pool_;

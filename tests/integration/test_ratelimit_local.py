@@ -954,6 +954,9 @@ BAD = [
     ("sync-too-short",
      _sub("store: redis }", "store: redis, sync: 5ms }", GOOD_REDIS), ["sync: 5ms"],
      ["sync"]),
+    ("sync-longer-than-window",
+     _sub("store: redis }", "store: redis, sync: 2s }", GOOD_REDIS), ["sync: 2s"],
+     ["window"]),
     ("redis-cluster-addresses",
      _sub("  address: 127.0.0.1:6379\n",
           '  addresses: ["127.0.0.1:6379", "127.0.0.1:6380"]\n', GOOD_REDIS),
@@ -985,18 +988,11 @@ def _validate(portico_bin, tmp_path, text):
     return str(path), p
 
 
-@pytest.mark.parametrize("text", [GOOD, GOOD_REDIS], ids=["local", "redis"])
+@pytest.mark.parametrize("text", [GOOD, GOOD_REDIS, GOOD_SYNC], ids=["local", "redis", "sync"])
 def test_validate_accepts_rate_limit_config(portico_bin, tmp_path, text):
     _, p = _validate(portico_bin, tmp_path, text)
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.strip() == "ok"
-
-
-def test_validate_refuses_sync_until_it_is_built(portico_bin, tmp_path):
-    """The batched mode is refused, never accepted and ignored."""
-    _, p = _validate(portico_bin, tmp_path, GOOD_SYNC)
-    assert p.returncode == 1, p.stdout + p.stderr
-    assert '"sync" (the batched Redis mode) is not supported yet' in p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("text,at,words", [b[1:] for b in BAD], ids=[b[0] for b in BAD])

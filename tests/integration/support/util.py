@@ -1,4 +1,5 @@
 """Small shared helpers: free ports, polling, deterministic large bodies."""
+import collections
 import hashlib
 import os
 import socket
@@ -13,14 +14,24 @@ CHUNK = 64 * 1024
 _BASE = bytes((i * 131 + 7) & 0xFF for i in range(CHUNK))
 
 
+_recent_ports = collections.deque(maxlen=256)
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (bind port 0, read it back, close)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A port that was free a moment ago on 127.0.0.1 (bind port 0, read it back, close), and
+    not one this process handed out lately: the kernel may give the same port to two binds in a
+    row once the first socket is closed (a listener and the admin API then collide)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _recent_ports:
+            _recent_ports.append(port)
+            return port
+    raise RuntimeError("no fresh free port")
 
 
 def wait_until(predicate, timeout=5.0, interval=0.02, message="condition"):
