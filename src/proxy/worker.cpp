@@ -12,6 +12,7 @@
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "ratelimit/local_store.hpp"
+#include "ratelimit/limiter.hpp"
 #include "ratelimit/redis_client.hpp"
 #include "ratelimit/redis_script.hpp"
 #include "tls/server_context.hpp"
@@ -160,8 +161,9 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   current_ = std::move(ws);
 }
 
+// Only for limits decided in Redis per request: batched ones have the sync thread's connection.
 void Worker::installRedis(const Snapshot& snap) {
-  const auto& redis = snap.config.redis;
+  const auto& redis = snap.limiter->asksRedis() ? snap.config.redis : std::nullopt;
   std::string identity;
   if (redis) {
     identity = redis->address + '\n' + redis->password + '\n' + std::to_string(redis->timeout.count());

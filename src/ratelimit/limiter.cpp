@@ -121,6 +121,8 @@ Limiter::Limiter(const config::Config& config) : config_(config) {
       limits.rate = std::make_unique<CompiledLimit>(compile(*plan.rate_limit, "plan:" + name));
     }
     if (plan.quota) limits.quota = std::make_unique<CompiledLimit>(compileQuota(*plan.quota, name));
+    asks_redis_ = asks_redis_ || (limits.rate && limits.rate->redis) ||
+                  (limits.quota && limits.quota->redis);
     plan_index.emplace(name, static_cast<int32_t>(plans_.size()));
     if (name == "default") default_plan_ = static_cast<int32_t>(plans_.size());
     plans_.push_back(std::move(limits));
@@ -136,6 +138,10 @@ Limiter::Limiter(const config::Config& config) : config_(config) {
     for (const config::RateLimit& limit : route.rate_limits) {
       CompiledLimit c = limit.from_plan ? CompiledLimit{} : compile(limit, "route:" + route.name);
       c.from_plan = limit.from_plan;
+      asks_redis_ = asks_redis_ || c.redis;
+      if (c.sync_ns > 0 && (shortest_sync_ns_ == 0 || c.sync_ns < shortest_sync_ns_)) {
+        shortest_sync_ns_ = c.sync_ns;
+      }
       routes_[i].limits.push_back(std::move(c));
     }
   }

@@ -62,6 +62,10 @@ class Limiter {
   ~Limiter();
 
   bool hasLimits(uint32_t route) const { return !routes_[route].limits.empty(); }
+  // Whether some limit asks Redis per request (the workers then connect to it).
+  bool asksRedis() const { return asks_redis_; }
+  // The shortest `sync` of the batched limits, 0 without any.
+  int64_t shortestSyncNs() const { return shortest_sync_ns_; }
   // Fills `touches` (reusing its strings) with the counters of `route` this request touches,
   // in the route's order, the quota right after its plan's rate limit.
   void collect(uint32_t route, const RequestFacts& facts, int64_t now_ns,
@@ -83,6 +87,8 @@ class Limiter {
   std::vector<PlanLimits> plans_;           // in config.plans order
   std::vector<int32_t> consumer_plan_;      // [consumer index] -> plans_ index or -1
   int32_t default_plan_ = -1;
+  bool asks_redis_ = false;
+  int64_t shortest_sync_ns_ = 0;
 };
 
 // The period of a quota holding `now_ns` (unix ns).

@@ -83,5 +83,31 @@ TEST(Limiter, CalendarMonths) {
   EXPECT_EQ(p.end_ns, 1'798'761'600 * kSecond);  // 2027-01-01
 }
 
+TEST(Limiter, KnowsWhetherWorkersAskRedisAndHowOftenToSync) {
+  constexpr std::string_view kHead = R"(listeners: [{address: 127.0.0.1:8080}]
+upstreams: {echo: {builtin: echo}}
+redis: {address: 127.0.0.1:6379}
+routes:
+  - name: users
+    match: {path_prefix: /}
+    upstream: echo
+    auth: public
+    rate_limit:
+)";
+  config::Config batched = load(std::string(kHead) +
+      "      - {name: a, limit: 50, window: 10s, algorithm: fixed_window, store: redis, "
+      "sync: 200ms}\n"
+      "      - {name: b, limit: 50, window: 10s, algorithm: sliding_window, store: redis, "
+      "sync: 50ms}\n");
+  Limiter only_batched(batched);
+  EXPECT_FALSE(only_batched.asksRedis());  // the sync thread has its own connection
+  EXPECT_EQ(only_batched.shortestSyncNs(), 50'000'000);
+
+  config::Config direct = load(std::string(kHead) + "      - {limit: 5, store: redis}\n");
+  Limiter per_request(direct);
+  EXPECT_TRUE(per_request.asksRedis());
+  EXPECT_EQ(per_request.shortestSyncNs(), 0);
+}
+
 }  // namespace
 }  // namespace portico::ratelimit

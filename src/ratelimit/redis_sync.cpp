@@ -60,8 +60,10 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
         client_ = std::make_unique<RedisClient>(loop_, std::move(r), std::string(kSyncScript));
       }
     }
+    // The first sync at once: until it, this gateway counts itself as the whole fleet.
+    const bool first = !settings_ && settings;
     settings_ = std::move(settings);
-    loop_.setTimeout(*this, settings_ ? settings_->interval_ms : 0);
+    loop_.setTimeout(*this, !settings_ ? 0 : first ? 1 : settings_->interval_ms);
   }
 
   void onTimer() override {

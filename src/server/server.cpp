@@ -13,6 +13,7 @@
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "http/local_reply.hpp"
+#include "ratelimit/limiter.hpp"
 
 namespace portico::server {
 namespace {
@@ -189,14 +190,8 @@ void Server::checkCertificates() {
 
 void Server::configureSync(const proxy::Snapshot& snap) {
   const config::Config& cfg = snap.config;
-  uint64_t interval_ms = 0;
-  for (const config::Route& route : cfg.routes) {
-    for (const config::RateLimit& limit : route.rate_limits) {
-      const auto ms = static_cast<uint64_t>(limit.sync.count());
-      if (ms > 0 && (interval_ms == 0 || ms < interval_ms)) interval_ms = ms;
-    }
-  }
-  if (interval_ms == 0 || !cfg.redis) {
+  const int64_t interval_ns = snap.limiter->shortestSyncNs();
+  if (interval_ns == 0 || !cfg.redis) {
     redis_sync_->configure(std::nullopt);
     return;
   }
@@ -206,7 +201,7 @@ void Server::configureSync(const proxy::Snapshot& snap) {
   settings.redis.password = cfg.redis->password;
   settings.redis.timeout_ms = static_cast<uint64_t>(cfg.redis->timeout.count());
   settings.key_prefix = cfg.redis->key_prefix;
-  settings.interval_ms = interval_ms;
+  settings.interval_ms = static_cast<uint64_t>(interval_ns / 1'000'000);
   redis_sync_->configure(std::move(settings));
 }
 
