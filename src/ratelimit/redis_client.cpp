@@ -16,8 +16,6 @@
 namespace portico::ratelimit {
 namespace {
 
-constexpr uint64_t kFirstBackoffMs = 100;
-constexpr uint64_t kMaxBackoffMs = 2'000;
 constexpr size_t kMaxPending = 100'000;
 // A connection with commands waiting and no reply for this long is taken as hung.
 constexpr uint64_t kMinHungMs = 1'000;

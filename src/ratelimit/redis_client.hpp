@@ -42,6 +42,10 @@ struct RedisSettings {
 
 class RedisClient final : public net::EventHandler, public net::Timed {
  public:
+  // Reconnects back off from the first to the longest wait, doubling.
+  static constexpr uint64_t kFirstBackoffMs = 100;
+  static constexpr uint64_t kMaxBackoffMs = 2'000;
+
   RedisClient(net::EventLoop& loop, RedisSettings settings, std::string script);
   ~RedisClient() override;
   RedisClient(const RedisClient&) = delete;

@@ -89,12 +89,17 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
       const redisReply* e = reply->element[i];
       return e->type == REDIS_REPLY_INTEGER ? static_cast<int64_t>(e->integer) : 0;
     };
-    store_.setFleetSize(number(0));
     if (store_.redisDown()) {
       store_.setRedisDown(false);
+      // Other gateways may take this long to report what they admitted during the outage:
+      // their reconnect backoff, an interval, a timeout.
+      const int64_t grace_ms = static_cast<int64_t>(
+          RedisClient::kMaxBackoffMs + 3 * settings_->interval_ms + settings_->redis.timeout_ms);
+      store_.capToOwnShareUntil(unixNs() + grace_ms * 1'000'000);
       LOG_INFO("redis %s answers again: batched rate limits share the fleet's counts",
                settings_ ? settings_->redis.address_text.c_str() : "");
     }
+    store_.setFleetSize(number(0));
     for (size_t i = 0; i < call.count; ++i) {
       const size_t base = 1 + 4 * i;
       store_.applyAnswer(items_[call.first + i],

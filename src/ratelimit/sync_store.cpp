@@ -43,6 +43,20 @@ int64_t SyncStore::trustShare(const Entry& e) const {
   return std::min<int64_t>(share, static_cast<int64_t>(p.limit));
 }
 
+// What an idle key keeps reserved: enough for a client's next few requests, little enough that
+// idle gateways hold at most a tenth of the limit between them.
+int64_t SyncStore::standbyShare(const Entry& e) const {
+  return std::max(trustShare(e), ceilDiv(e.params.limit, 10 * fleetSize()));
+}
+
+Decision SyncStore::decideOwnShare(Entry& e, int64_t now_ns, int64_t gateways,
+                                   bool count) const {
+  Params share = e.params;
+  share.limit = static_cast<uint64_t>(ceilDiv(e.params.limit, gateways));
+  CounterState copy = e.own;
+  return decide(count ? e.own : copy, share, now_ns);  // counts in own.b when allowed
+}
+
 // The limit as it would stand if this gateway knew the whole fleet's count: for the headers,
 // and for how long a refused client should wait.
 Decision SyncStore::fleetView(const Entry& e, int64_t now_ns) const {
@@ -74,13 +88,15 @@ Decision SyncStore::take(std::string_view key, const Params& params, int64_t syn
   Decision d;
   d.reset_ns = fleet.reset_ns;
   if (redisDown()) {
-    Params share = params;
-    share.limit = static_cast<uint64_t>(ceilDiv(params.limit, fleetSize()));
-    const Decision mine = decide(e.own, share, now_ns);  // counts in own.b when allowed
+    const Decision mine = decideOwnShare(e, now_ns, fleetSize(), true);
     d.allowed = mine.allowed;
     d.retry_after_ns = mine.retry_after_ns;
   } else {
     d.allowed = e.charged < (e.known ? e.lease : trustShare(e));
+    if (d.allowed && now_ns < own_share_until_.load(std::memory_order_relaxed)) {
+      const int64_t gateways = outage_fleet_size_.load(std::memory_order_relaxed);
+      d.allowed = decideOwnShare(e, now_ns, gateways, false).allowed;
+    }
     if (d.allowed) {
       ++e.own.b;
     } else if (fleet.allowed) {  // the fleet has room, this gateway's lease is used up
@@ -141,7 +157,7 @@ void SyncStore::takeBatch(int64_t now_ns, std::vector<Item>& out) {
       if (!e.active && e.unsynced == 0) {
         if (!e.held) continue;
         item.op = Item::Op::Idle;  // idle for an interval: most of the lease goes back
-        item.standby = trustShare(e);
+        item.standby = standbyShare(e);
       }
       if (sliding(p)) {
         // Rounded up: the previous window weighs at least this much until the next sync.

@@ -6,8 +6,9 @@
 // the sync thread (redis_sync.hpp) takes a batch of the keys that saw traffic, adds what this
 // gateway admitted to the fleet's counts in Redis, and gets back a lease: a share of what is
 // left of the window that no other live gateway holds, reserved for this gateway until its next
-// sync. A key idle for an interval shrinks its lease to a standby one, at most the trust
-// allowance below, so the rest goes back to the fleet and the next request still has one.
+// sync. A key idle for an interval shrinks its lease to a standby one (a tenth of this gateway's
+// share of the limit, or the trust share below if larger), so the rest goes back to the fleet
+// and the next requests still have one.
 // Leases never add up to more than the limit, so the fleet overshoots only through requests a
 // gateway admits on trust before its first sync of a key in a window:
 // `ceil(limit * sync / window / live gateways)` each, about `limit * sync / window + live
@@ -70,6 +71,15 @@ class SyncStore {
   void setFleetSize(int64_t gateways) { fleet_size_.store(gateways < 1 ? 1 : gateways); }
   int64_t fleetSize() const { return fleet_size_.load(std::memory_order_relaxed); }
   void setRedisDown(bool down) { redis_down_.store(down, std::memory_order_relaxed); }
+  // After an outage, until the other gateways have reported what they admitted meanwhile, a
+  // lease Redis gives cannot know of it: until `until_ns`, each gateway also stays within its
+  // outage share of each window.
+  // The share is the one of the outage, with the fleet size known then (gateways that have not
+  // synced again yet look gone from the members set).
+  void capToOwnShareUntil(int64_t until_ns) {
+    outage_fleet_size_.store(fleetSize(), std::memory_order_relaxed);
+    own_share_until_.store(until_ns, std::memory_order_relaxed);
+  }
   bool redisDown() const { return redis_down_.load(std::memory_order_relaxed); }
 
   // Forgets keys whose windows are over. Run from a control thread.
@@ -118,6 +128,9 @@ class SyncStore {
   // Moves the entry on to the window starting at `start`.
   static void rollTo(Entry& e, int64_t start);
   int64_t trustShare(const Entry& e) const;
+  int64_t standbyShare(const Entry& e) const;
+  // Decides against this gateway's outage share, ceil(limit / live gateways) per window.
+  Decision decideOwnShare(Entry& e, int64_t now_ns, int64_t gateways, bool count) const;
   Decision fleetView(const Entry& e, int64_t now_ns) const;
   void enqueue(Stripe& stripe, Entry& e, std::string_view key);
   void makeRoom(Stripe& stripe, int64_t now_ns);
@@ -126,6 +139,8 @@ class SyncStore {
   std::array<Stripe, kStripes> stripes_;
   std::atomic<int64_t> fleet_size_{1};
   std::atomic<bool> redis_down_{false};
+  std::atomic<int64_t> own_share_until_{0};
+  std::atomic<int64_t> outage_fleet_size_{1};
   std::atomic<uint64_t> next_batch_{1};
 };
 

@@ -118,19 +118,46 @@ TEST(SyncStore, AnIdleKeyKeepsOnlyAStandbyLease) {
   const Params p = windowParams(1000);
   admitted(store, p, kStart, 1);
   syncOnce(store, kStart + kSync, 400);
-  // Nothing for an interval: the lease shrinks to at most the trust share.
+  // Nothing for an interval: the lease shrinks to a tenth of this gateway's share.
   auto items = batch(store, kStart + 2 * kSync);
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].op, Op::Idle);
-  EXPECT_EQ(items[0].standby, 5);
-  store.applyAnswer(items[0], {1, 0, 0, 5});
+  EXPECT_EQ(items[0].standby, 50);
+  store.applyAnswer(items[0], {1, 0, 0, 50});
   EXPECT_TRUE(batch(store, kStart + 3 * kSync).empty());  // nothing more to say while idle
   // The next requests use the standby lease, then ask for more.
-  EXPECT_EQ(admitted(store, p, kStart + 3 * kSync, 9), 5);
+  EXPECT_EQ(admitted(store, p, kStart + 3 * kSync, 60), 50);
   auto again = batch(store, kStart + 4 * kSync);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].op, Op::Update);
-  EXPECT_EQ(again[0].delta, 5);
+  EXPECT_EQ(again[0].delta, 50);
+}
+
+TEST(SyncStore, TheStandbyLeaseIsAtLeastTheTrustShare) {
+  SyncStore store;
+  const Params p = windowParams(1000, 2 * kSync);  // trust share 500; a tenth of the share: 100
+  admitted(store, p, kStart, 1);
+  syncOnce(store, kStart + kSync / 2, 400);
+  auto items = batch(store, kStart + 3 * kSync / 2);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].standby, 500);
+}
+
+TEST(SyncStore, AfterAnOutageEachGatewayStaysWithinItsShareForAWhile) {
+  SyncStore store;
+  store.setFleetSize(2);
+  const Params p = windowParams(40);
+  store.setRedisDown(true);
+  EXPECT_EQ(admitted(store, p, kStart, 30), 20);
+  store.setRedisDown(false);
+  store.capToOwnShareUntil(kStart + 3 * kSecond);
+  store.setFleetSize(1);  // the other gateway has not synced again yet
+  // Redis, not knowing what the other gateway admitted meanwhile, leases all that it sees.
+  syncOnce(store, kStart + kSync, 20, 20);
+  EXPECT_EQ(admitted(store, p, kStart + kSync, 20), 0);
+  // Once the others have reported, leases are trusted again.
+  syncOnce(store, kStart + 3 * kSecond, 5, 35);
+  EXPECT_EQ(admitted(store, p, kStart + 3 * kSecond, 20), 5);
 }
 
 TEST(SyncStore, AFailedSyncSendsItsAdmissionsAgain) {

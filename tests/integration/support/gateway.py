@@ -112,13 +112,14 @@ class GatewayError(AssertionError):
 
 class Gateway:
     def __init__(self, binary, workdir, cfg, subs=None, admin=True, env=None, name="gw",
-                 start_timeout=None, admin_token=None):
+                 start_timeout=None, admin_token=None, log_level="warn"):
         self.binary = binary
         self.workdir = workdir
         self.name = name
         self.subs = dict(subs or {})
         self.admin_enabled = admin
         self.admin_token = admin_token  # sent as Bearer on admin calls when set
+        self.log_level = log_level  # --log-level; "info" shows the lines logged at info
         self.env = dict(os.environ, **(env or {}))
         self.start_timeout = start_timeout or 15.0 * max(1.0, util.SLACK / 2)
         self.proc = None
@@ -157,7 +158,7 @@ class Gateway:
             self.write_config(cfg)
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(
-                    [self.binary, "run", "-c", self.config_path, "--log-level", "warn"],
+                    [self.binary, "run", "-c", self.config_path, "--log-level", self.log_level],
                     stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env,
                     cwd=self.workdir)
             try:
