@@ -4,41 +4,31 @@
 
 namespace portico::ratelimit {
 
-LocalStore::LocalStore(size_t max_keys)
-    : max_per_stripe_(std::max<size_t>(1, max_keys / kStripes)) {}
-
-LocalStore::Stripe& LocalStore::stripeFor(std::string_view key) {
-  // The low bits pick the bucket inside the map; take the stripe from the high ones.
-  return stripes_[(Hash{}(key) >> 52) % kStripes];
-}
+LocalStore::LocalStore(size_t max_keys) : stripes_(max_keys) {}
 
 Decision LocalStore::take(std::string_view key, const Params& params, int64_t now_ns,
                           const Window* window) {
-  Stripe& stripe = stripeFor(key);
+  Stripe& stripe = stripes_.of(key);
   std::lock_guard lock(stripe.mutex);
-  auto it = stripe.entries.find(key);
-  if (it == stripe.entries.end()) {
-    if (stripe.entries.size() >= max_per_stripe_) makeRoom(stripe, now_ns);
-    it = stripe.entries.emplace(std::string(key), Entry{}).first;
-  }
-  Entry& entry = it->second;
+  Entry& entry = stripes_.findOrAdd(stripe, key, [&](Stripe& s) { makeRoom(s, now_ns); });
   Decision decision = decide(entry.state, params, now_ns, window);
   entry.idle_from = idleFrom(entry.state, params);
   return decision;
 }
 
 void LocalStore::giveBack(std::string_view key, const Params& params) {
-  Stripe& stripe = stripeFor(key);
+  Stripe& stripe = stripes_.of(key);
   std::lock_guard lock(stripe.mutex);
-  auto it = stripe.entries.find(key);
-  if (it == stripe.entries.end()) return;
-  ratelimit::giveBack(it->second.state, params);
-  it->second.idle_from = idleFrom(it->second.state, params);
+  Entry* entry = Map::find(stripe, key);
+  if (entry == nullptr) return;
+  ratelimit::giveBack(entry->state, params);
+  entry->idle_from = idleFrom(entry->state, params);
 }
 
 void LocalStore::makeRoom(Stripe& stripe, int64_t now_ns) {
+  const size_t before = stripe.entries.size();
   std::erase_if(stripe.entries, [now_ns](const auto& kv) { return kv.second.idle_from <= now_ns; });
-  if (stripe.entries.size() < max_per_stripe_) return;
+  if (stripe.entries.size() < before) return;
   auto victim = stripe.entries.begin();
   int n = 0;
   for (auto it = stripe.entries.begin(); it != stripe.entries.end() && n < 8; ++it, ++n) {
@@ -49,21 +39,13 @@ void LocalStore::makeRoom(Stripe& stripe, int64_t now_ns) {
 }
 
 void LocalStore::sweep(int64_t now_ns) {
-  for (Stripe& stripe : stripes_) {
-    std::lock_guard lock(stripe.mutex);
+  stripes_.forEachStripe([now_ns](Stripe& stripe) {
     std::erase_if(stripe.entries,
                   [now_ns](const auto& kv) { return kv.second.idle_from <= now_ns; });
-  }
+  });
 }
 
-size_t LocalStore::size() const {
-  size_t n = 0;
-  for (const Stripe& stripe : stripes_) {
-    std::lock_guard lock(stripe.mutex);
-    n += stripe.entries.size();
-  }
-  return n;
-}
+size_t LocalStore::size() const { return stripes_.size(); }
 
 std::atomic<int64_t>* LocalStore::concurrencyCounter(const std::string& route) {
   std::lock_guard lock(concurrency_mutex_);

@@ -51,8 +51,10 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
       identity = r.address_text + '\n' + r.password + '\n' + std::to_string(r.timeout_ms);
     }
     if (identity != identity_) {
-      if (client_) client_->shutdown();
-      client_.reset();
+      if (client_) {
+        client_->shutdown();
+        retired_.push_back(std::move(client_));  // the loop's timer heap may still name it
+      }
       identity_ = identity;
       if (settings) {
         RedisSettings r = settings->redis;
@@ -200,6 +202,7 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
   std::optional<SyncSettings> settings_;
   std::string identity_;
   std::unique_ptr<RedisClient> client_;
+  std::vector<std::unique_ptr<RedisClient>> retired_;  // closed; kept for the thread's life
   std::vector<SyncStore::Item> items_;
   std::vector<Call> calls_;
   size_t outstanding_ = 0;
@@ -211,11 +214,10 @@ RedisSync::RedisSync(SyncStore& store)
       thread_([this] { loop_.run(); }) {}
 
 RedisSync::~RedisSync() {
-  loop_.post([this] {
-    runner_.reset();
-    loop_.stop();
-  });
+  loop_.post([this] { loop_.stop(); });
   thread_.join();
+  // With the loop stopped: no timer entry can name the runner or its clients any more.
+  runner_.reset();
 }
 
 void RedisSync::configure(std::optional<SyncSettings> settings) {

@@ -41,7 +41,7 @@ class RedisSync {
 
   std::string gateway_id_;
   net::EventLoop loop_;
-  std::unique_ptr<Runner> runner_;  // used on the thread only
+  std::unique_ptr<Runner> runner_;  // used on the thread only, while it runs
   std::thread thread_;
 };
 

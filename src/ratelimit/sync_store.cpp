@@ -13,12 +13,7 @@ bool sliding(const Params& p) { return p.algorithm == Algorithm::SlidingWindow; 
 
 }  // namespace
 
-SyncStore::SyncStore(size_t max_keys)
-    : max_per_stripe_(std::max<size_t>(1, max_keys / kStripes)) {}
-
-SyncStore::Stripe& SyncStore::stripeFor(std::string_view key) {
-  return stripes_[(Hash{}(key) >> 52) % kStripes];
-}
+SyncStore::SyncStore(size_t max_keys) : stripes_(max_keys) {}
 
 void SyncStore::rollTo(Entry& e, int64_t start) {
   const bool next = e.own.a == start - e.params.window_ns;
@@ -34,8 +29,8 @@ void SyncStore::rollTo(Entry& e, int64_t start) {
   e.known = e.held = e.active = false;
 }
 
-// What a gateway may admit of a key without a lease, before its first sync of the window, and
-// the most it keeps reserved for a key gone idle. Over the fleet: the overshoot bound.
+// What a gateway may admit of a key without a lease, before its first sync of the window. Over
+// the fleet: the overshoot bound.
 int64_t SyncStore::trustShare(const Entry& e) const {
   const Params& p = e.params;
   const int64_t share = ceilDiv(static_cast<__int128>(p.limit) * e.sync_ns,
@@ -72,14 +67,9 @@ void SyncStore::enqueue(Stripe& stripe, Entry& e, std::string_view key) {
 
 Decision SyncStore::take(std::string_view key, const Params& params, int64_t sync_ns,
                          int64_t now_ns) {
-  Stripe& stripe = stripeFor(key);
+  Stripe& stripe = stripes_.of(key);
   std::lock_guard lock(stripe.mutex);
-  auto it = stripe.entries.find(key);
-  if (it == stripe.entries.end()) {
-    if (stripe.entries.size() >= max_per_stripe_) makeRoom(stripe, now_ns);
-    it = stripe.entries.emplace(std::string(key), Entry{}).first;
-  }
-  Entry& e = it->second;
+  Entry& e = stripes_.findOrAdd(stripe, key, [&](Stripe& s) { makeRoom(s, now_ns); });
   e.params = params;
   e.sync_ns = sync_ns;
   const int64_t start = now_ns - now_ns % params.window_ns;
@@ -117,11 +107,11 @@ Decision SyncStore::take(std::string_view key, const Params& params, int64_t syn
 }
 
 void SyncStore::giveBack(std::string_view key) {
-  Stripe& stripe = stripeFor(key);
+  Stripe& stripe = stripes_.of(key);
   std::lock_guard lock(stripe.mutex);
-  auto it = stripe.entries.find(key);
-  if (it == stripe.entries.end()) return;
-  Entry& e = it->second;
+  Entry* found = Map::find(stripe, key);
+  if (found == nullptr) return;
+  Entry& e = *found;
   if (e.charged > 0) --e.charged;
   if (e.own.b > 0) --e.own.b;
   if (e.since_taken > 0) --e.since_taken;
@@ -132,14 +122,13 @@ void SyncStore::takeBatch(int64_t now_ns, std::vector<Item>& out) {
   out.clear();
   const uint64_t batch = next_batch_.fetch_add(1, std::memory_order_relaxed);
   std::vector<std::string> keys;
-  for (Stripe& stripe : stripes_) {
-    std::lock_guard lock(stripe.mutex);
+  stripes_.forEachStripe([&](Stripe& stripe) {
     keys.clear();
     keys.swap(stripe.queue);
     for (std::string& key : keys) {
-      auto it = stripe.entries.find(key);
-      if (it == stripe.entries.end()) continue;
-      Entry& e = it->second;
+      Entry* found = Map::find(stripe, key);
+      if (found == nullptr) continue;
+      Entry& e = *found;
       e.queued = false;
       const Params& p = e.params;
       const int64_t start = now_ns - now_ns % p.window_ns;
@@ -173,16 +162,16 @@ void SyncStore::takeBatch(int64_t now_ns, std::vector<Item>& out) {
       e.last_sync_ns = now_ns;
       out.push_back(std::move(item));
     }
-  }
+  });
 }
 
 void SyncStore::applyAnswer(const Item& item, const Answer& answer) {
   if (item.op == Item::Op::Add) return;
-  Stripe& stripe = stripeFor(item.key);
+  Stripe& stripe = stripes_.of(item.key);
   std::lock_guard lock(stripe.mutex);
-  auto it = stripe.entries.find(item.key);
-  if (it == stripe.entries.end()) return;
-  Entry& e = it->second;
+  Entry* found = Map::find(stripe, item.key);
+  if (found == nullptr) return;
+  Entry& e = *found;
   if (e.batch != item.batch || e.own.a != item.window_start_ns) return;
   e.batch = 0;
   e.sending = 0;
@@ -204,11 +193,11 @@ void SyncStore::applyAnswer(const Item& item, const Answer& answer) {
 }
 
 void SyncStore::applyFailure(const Item& item) {
-  Stripe& stripe = stripeFor(item.key);
+  Stripe& stripe = stripes_.of(item.key);
   std::lock_guard lock(stripe.mutex);
-  auto it = stripe.entries.find(item.key);
-  if (it == stripe.entries.end()) return;
-  Entry& e = it->second;
+  Entry* found = Map::find(stripe, item.key);
+  if (found == nullptr) return;
+  Entry& e = *found;
   const bool previous_window = item.window_start_ns == e.own.a - e.params.window_ns;
   if (item.op == Item::Op::Add || e.own.a != item.window_start_ns) {
     if (previous_window && sliding(e.params)) e.prev_unsynced += item.delta;
@@ -222,13 +211,16 @@ void SyncStore::applyFailure(const Item& item) {
   enqueue(stripe, e, item.key);
 }
 
+// A window's entry matters until the next window ends (sliding), unless a sync is carrying it.
+static bool over(const auto& kv, int64_t now_ns) {
+  const auto& e = kv.second;
+  return now_ns >= e.own.a + 2 * e.params.window_ns && e.batch == 0 && !e.queued;
+}
+
 void SyncStore::makeRoom(Stripe& stripe, int64_t now_ns) {
-  auto over = [now_ns](const auto& kv) {
-    const Entry& e = kv.second;
-    return now_ns >= e.own.a + 2 * e.params.window_ns && e.batch == 0;
-  };
-  std::erase_if(stripe.entries, over);
-  if (stripe.entries.size() < max_per_stripe_) return;
+  const size_t before = stripe.entries.size();
+  std::erase_if(stripe.entries, [now_ns](const auto& kv) { return over(kv, now_ns); });
+  if (stripe.entries.size() < before) return;
   auto victim = stripe.entries.begin();
   int n = 0;
   for (auto it = stripe.entries.begin(); it != stripe.entries.end() && n < 8; ++it, ++n) {
@@ -238,22 +230,11 @@ void SyncStore::makeRoom(Stripe& stripe, int64_t now_ns) {
 }
 
 void SyncStore::sweep(int64_t now_ns) {
-  for (Stripe& stripe : stripes_) {
-    std::lock_guard lock(stripe.mutex);
-    std::erase_if(stripe.entries, [now_ns](const auto& kv) {
-      const Entry& e = kv.second;
-      return now_ns >= e.own.a + 2 * e.params.window_ns && e.batch == 0 && !e.queued;
-    });
-  }
+  stripes_.forEachStripe([now_ns](Stripe& stripe) {
+    std::erase_if(stripe.entries, [now_ns](const auto& kv) { return over(kv, now_ns); });
+  });
 }
 
-size_t SyncStore::size() const {
-  size_t n = 0;
-  for (const Stripe& stripe : stripes_) {
-    std::lock_guard lock(stripe.mutex);
-    n += stripe.entries.size();
-  }
-  return n;
-}
+size_t SyncStore::size() const { return stripes_.size(); }
 
 }  // namespace portico::ratelimit

@@ -16,16 +16,14 @@
 // When Redis cannot be reached, each gateway admits its own `ceil(limit / live gateways)` per
 // window, and reports what it admitted when Redis is back.
 
-#include <array>
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "ratelimit/algorithms.hpp"
+#include "ratelimit/stripes.hpp"
 
 namespace portico::ratelimit {
 
@@ -109,22 +107,12 @@ class SyncStore {
     bool active = false;      // admitted or refused something since the last batch
     bool queued = false;      // in the stripe's queue
   };
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  struct Equal {
-    using is_transparent = void;
-    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
-  };
-  struct alignas(64) Stripe {
-    mutable std::mutex mutex;
-    std::unordered_map<std::string, Entry, Hash, Equal> entries;
+  struct SyncQueue {
     std::vector<std::string> queue;  // keys the sync thread looks at next
   };
-  static constexpr size_t kStripes = 64;
+  using Map = Stripes<Entry, SyncQueue>;
+  using Stripe = Map::Stripe;
 
-  Stripe& stripeFor(std::string_view key);
   // Moves the entry on to the window starting at `start`.
   static void rollTo(Entry& e, int64_t start);
   int64_t trustShare(const Entry& e) const;
@@ -135,8 +123,7 @@ class SyncStore {
   void enqueue(Stripe& stripe, Entry& e, std::string_view key);
   void makeRoom(Stripe& stripe, int64_t now_ns);
 
-  size_t max_per_stripe_;
-  std::array<Stripe, kStripes> stripes_;
+  Map stripes_;
   std::atomic<int64_t> fleet_size_{1};
   std::atomic<bool> redis_down_{false};
   std::atomic<int64_t> own_share_until_{0};
