@@ -9,6 +9,8 @@
                                       # kernel if the test process dies: PR_SET_PDEATHSIG)
 
 Only 127.0.0.1, stopped by PID. `password=` sets `requirepass` (and the client sends AUTH).
+Start and restart it from the test's main thread: PR_SET_PDEATHSIG fires when the *thread* that
+started the server ends, so a server started from a helper thread dies with that thread.
 """
 import ctypes
 import errno
