@@ -73,6 +73,8 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
     if (outstanding_ == 0 && client_) tick();
   }
 
+  // Replies come only from a client made for settings_ (a replaced one answers its callers
+  // before settings_ changes), so settings_ is set here and in fail().
   void onRedisReply(uint32_t tag, const redisReply* reply) override {
     if (tag >= calls_.size() || calls_[tag].done) return;
     Call& call = calls_[tag];
@@ -98,7 +100,7 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
           RedisClient::kMaxBackoffMs + 3 * settings_->interval_ms + settings_->redis.timeout_ms);
       store_.capToOwnShareUntil(unixNs() + grace_ms * 1'000'000);
       LOG_INFO("redis %s answers again: batched rate limits share the fleet's counts",
-               settings_ ? settings_->redis.address_text.c_str() : "");
+               settings_->redis.address_text.c_str());
     }
     store_.setFleetSize(number(0));
     for (size_t i = 0; i < call.count; ++i) {
@@ -184,7 +186,7 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
       store_.setRedisDown(true);
       LOG_WARN("redis %s did not answer the rate limit sync: batched limits admit this "
                "gateway's share (1/%lld of each limit) until it does",
-               settings_ ? settings_->redis.address_text.c_str() : "",
+               settings_->redis.address_text.c_str(),
                static_cast<long long>(store_.fleetSize()));
     }
     finish(tag);
