@@ -643,6 +643,7 @@ def test_concurrency_limit_exact_and_released(gateway, upstream):
     g.assert_healthy()
 
 
+@pytest.mark.slow  # it waits out an upstream timeout; release build only
 @pytest.mark.xfail(strict=True, reason="known limit: an HTTP/1.1 client's FIN is taken as a "
                    "half-close (test_basic_proxy answers those), so a client that leaves keeps its "
                    "slot until the upstream answers or times out; HTTP/2 resets free it at once")

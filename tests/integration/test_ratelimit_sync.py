@@ -240,6 +240,7 @@ def test_sync_single_gateway_exact_limit_and_headers(redis, gateway, upstream):
 # =================================================================================================
 # 2. Traffic moves from one gateway to another
 # =================================================================================================
+@pytest.mark.slow  # timing-heavy: release build only (make test deselects slow under ASan)
 def test_sync_skewed_traffic_moves_between_gateways(redis, gateway, upstream):
     LIMIT, WINDOW, FIRST = 120, 6, 40
     r = redis()
@@ -303,6 +304,7 @@ def test_sync_skewed_traffic_moves_between_gateways(redis, gateway, upstream):
 # =================================================================================================
 # 3. sliding_window across two gateways
 # =================================================================================================
+@pytest.mark.slow  # timing-heavy: release build only (make test deselects slow under ASan)
 def test_sync_sliding_window_two_gateways(redis, gateway, upstream):
     LIMIT, WINDOW, EARLY = 60, 4, 1.0
     r = redis()
@@ -507,6 +509,7 @@ def test_sync_redis_killed_and_restarted(redis, gateway, upstream):
         g.assert_healthy()
 
 
+@pytest.mark.slow  # timing-heavy: release build only (make test deselects slow under ASan)
 def test_sync_no_overshoot_when_redis_answers_again(redis, gateway, upstream):
     """Traffic on every gateway all through an outage and the recovery: the window's total stays
     within the limit plus the documented bound."""
