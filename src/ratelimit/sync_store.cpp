@@ -39,7 +39,8 @@ int64_t SyncStore::trustShare(const Entry& e) const {
 }
 
 // What an idle key keeps reserved: enough for a client's next few requests, little enough that
-// idle gateways hold at most a tenth of the limit between them.
+// idle gateways hold about a tenth of the limit between them (more only where the trust share
+// is larger).
 int64_t SyncStore::standbyShare(const Entry& e) const {
   return std::max(trustShare(e), ceilDiv(e.params.limit, 10 * fleetSize()));
 }
