@@ -19,4 +19,12 @@ inline uint64_t monotonicUs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 
+// Nanoseconds since the Unix epoch: rate-limit windows are aligned to the wall clock, the same
+// on every gateway and in Redis.
+inline int64_t unixNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 }  // namespace portico

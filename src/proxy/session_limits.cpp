@@ -3,12 +3,12 @@
 // ones in one script call whose answer comes back through onRedisReply — and, in mode delay,
 // the wait.
 #include <hiredis/hiredis.h>
-#include <time.h>
 
 #include <algorithm>
 #include <charconv>
 
 #include "auth/authenticator.hpp"
+#include "core/clock.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 #include "ratelimit/limiter.hpp"
@@ -18,12 +18,6 @@
 
 namespace portico::proxy {
 namespace {
-
-int64_t unixNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 void appendNumber(std::string& out, int64_t v) {
   char digits[24];

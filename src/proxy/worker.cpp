@@ -163,25 +163,22 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
 
 // Only for limits decided in Redis per request: batched ones have the sync thread's connection.
 void Worker::installRedis(const Snapshot& snap) {
-  const auto& redis = snap.limiter->asksRedis() ? snap.config.redis : std::nullopt;
-  std::string identity;
-  if (redis) {
-    identity = redis->address + '\n' + redis->password + '\n' + std::to_string(redis->timeout.count());
+  const auto& redis = snap.config.redis;
+  if (!redis || !snap.limiter->asksRedis()) {
+    if (redis_) redis_->shutdown();
+    return;
   }
-  if (identity == redis_identity_) return;
-  if (redis_) {
-    redis_->shutdown();
-    old_redis_.push_back(std::move(redis_));
-  }
-  redis_identity_ = identity;
-  if (!redis) return;
   ratelimit::RedisSettings settings;
   settings.address = snap.redis_address;
   settings.address_text = redis->address;
   settings.password = redis->password;
   settings.timeout_ms = static_cast<uint64_t>(redis->timeout.count());
-  redis_ = std::make_unique<ratelimit::RedisClient>(loop_, std::move(settings),
-                                                    std::string(ratelimit::kRedisScript));
+  if (redis_) {
+    redis_->configure(std::move(settings));
+  } else {
+    redis_ = std::make_unique<ratelimit::RedisClient>(loop_, std::move(settings),
+                                                      std::string(ratelimit::kRedisScript));
+  }
 }
 
 WorkerSnapshot* Worker::acquireSnapshot() {

@@ -129,7 +129,8 @@ class Worker final : public upstream::Connection::Host,
   void setLocalStore(ratelimit::LocalStore* store) { local_store_ = store; }
   ratelimit::SyncStore* syncStore() { return sync_store_; }
   void setSyncStore(ratelimit::SyncStore* store) { sync_store_ = store; }
-  // This worker's Redis connection for the current config's `redis`, or null without one.
+  // This worker's Redis connection for the limits decided in Redis per request: null before
+  // any config asked for one, shut down (it refuses commands) while none does.
   ratelimit::RedisClient* redis() { return redis_.get(); }
 
   // An idle pooled connection, or a new one being connected (Connection::connecting), or null
@@ -193,10 +194,9 @@ class Worker final : public upstream::Connection::Host,
   auth::VerifyPool* call_pool_ = nullptr;
   ratelimit::LocalStore* local_store_ = nullptr;
   ratelimit::SyncStore* sync_store_ = nullptr;
+  // Made with the first config that asks Redis, then reconfigured or shut down, never
+  // destroyed before the worker: the loop's timer heap may name it.
   std::unique_ptr<ratelimit::RedisClient> redis_;
-  std::string redis_identity_;  // address and password redis_ was made for
-  // Replaced clients: kept (closed) for the worker's life, since their timer entries may fire.
-  std::vector<std::unique_ptr<ratelimit::RedisClient>> old_redis_;
   RetireFn retire_;
   UnknownKidFn unknown_kid_;
   std::unordered_map<std::string, uint64_t> unknown_kid_sent_ms_;  // per URL

@@ -31,17 +31,8 @@ Decision decideGcra(CounterState& s, const Params& p, int64_t now) {
   return d;
 }
 
-// Moves the window on to the one holding `now`.
-void roll(CounterState& s, const Params& p, int64_t now, const Window* window) {
-  const int64_t start = window != nullptr ? window->start_ns : now - now % p.window_ns;
-  if (s.a == start) return;
-  s.c = s.a == start - p.window_ns ? s.b : 0;
-  s.b = 0;
-  s.a = start;
-}
-
 Decision decideFixed(CounterState& s, const Params& p, int64_t now, const Window* window) {
-  roll(s, p, now, window);
+  rollWindow(s, p, now, window);
   Decision d;
   const int64_t limit = static_cast<int64_t>(p.limit);
   d.reset_ns = (window != nullptr ? window->end_ns : s.a + p.window_ns) - now;
@@ -56,7 +47,7 @@ Decision decideFixed(CounterState& s, const Params& p, int64_t now, const Window
 }
 
 Decision decideSliding(CounterState& s, const Params& p, int64_t now) {
-  roll(s, p, now, nullptr);
+  rollWindow(s, p, now);
   const __int128 w = p.window_ns;
   const __int128 left = w - (now - s.a);  // how much of the previous window still counts
   const __int128 limit = static_cast<__int128>(p.limit);
@@ -82,6 +73,15 @@ Decision decideSliding(CounterState& s, const Params& p, int64_t now) {
 }
 
 }  // namespace
+
+bool rollWindow(CounterState& s, const Params& p, int64_t now_ns, const Window* window) {
+  const int64_t start = window != nullptr ? window->start_ns : now_ns - now_ns % p.window_ns;
+  if (s.a == start) return false;
+  s.c = s.a == start - p.window_ns ? s.b : 0;
+  s.b = 0;
+  s.a = start;
+  return true;
+}
 
 Params Params::from(const config::RateLimit& limit) {
   Params p;

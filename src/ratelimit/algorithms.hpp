@@ -50,6 +50,10 @@ struct Window {
 // Decides one request at `now_ns` and, when it is allowed, counts it in `state`.
 Decision decide(CounterState& state, const Params& params, int64_t now_ns,
                 const Window* window = nullptr);
+// Window algorithms: moves `state` on to the window holding `now_ns` (the count of the one
+// before becomes the previous count when they follow each other). True if it moved.
+bool rollWindow(CounterState& state, const Params& params, int64_t now_ns,
+                const Window* window = nullptr);
 // Takes back one request counted by decide() (a later limit refused it).
 void giveBack(CounterState& state, const Params& params);
 // What `decision` reports once its request was given back: the limit as it stands.

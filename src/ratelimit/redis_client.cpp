@@ -108,9 +108,23 @@ void RedisClient::fail(const char* why) {
 }
 
 void RedisClient::shutdown() {
+  if (shut_down_) return;
   shut_down_ = true;
   fail("no longer in the config");
   loop_.clearTimeout(*this);
+}
+
+void RedisClient::configure(RedisSettings settings) {
+  const bool same = settings.address_text == settings_.address_text &&
+                    settings.password == settings_.password &&
+                    settings.timeout_ms == settings_.timeout_ms;
+  if (same && !shut_down_) return;
+  shutdown();
+  settings_ = std::move(settings);
+  shut_down_ = false;
+  backoff_ms_ = 0;
+  last_log_ms_ = 0;
+  connect();
 }
 
 void RedisClient::appendArrayHead(size_t count) {

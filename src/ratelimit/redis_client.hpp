@@ -55,8 +55,12 @@ class RedisClient final : public net::EventHandler, public net::Timed {
   // nothing) when the command cannot be sent now: the caller treats it as a Redis error.
   bool evalScript(std::span<const std::string_view> keys, std::span<const std::string_view> args,
                   RedisWaiter* waiter, uint32_t tag);
-  // Answers every caller with an error and closes for good (the config no longer names it).
+  // Answers every caller with an error and closes until configure() (the config no longer
+  // names it). The client stays: the loop's timer heap may still name it.
   void shutdown();
+  // Uses these settings from now on: with another server, password or timeout, the connection
+  // is closed (callers answered with an error) and made again; with the same ones, nothing.
+  void configure(RedisSettings settings);
   // Writes what was queued during this event batch (the worker calls it after each batch).
   void flush();
   bool needsFlush() const { return fd_ >= 0 && connected_ && !out_.empty(); }

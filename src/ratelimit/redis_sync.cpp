@@ -1,7 +1,6 @@
 #include "ratelimit/redis_sync.hpp"
 
 #include <hiredis/hiredis.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <random>
@@ -9,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "ratelimit/sync_script.hpp"
 #include "ratelimit/sync_store.hpp"
@@ -18,12 +18,6 @@ namespace {
 
 // Items per script call: a call runs alone in Redis, so a large batch goes as several.
 constexpr size_t kItemsPerCall = 256;
-
-int64_t unixNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string makeGatewayId() {
   char host[256] = {};
@@ -44,20 +38,14 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
   ~Runner() override = default;
 
   void configure(std::optional<SyncSettings> settings) {
-    std::string identity;
-    if (settings) {
-      const RedisSettings& r = settings->redis;
-      identity = r.address_text + '\n' + r.password + '\n' + std::to_string(r.timeout_ms);
-    }
-    if (identity != identity_) {
+    if (!settings) {
+      if (client_) client_->shutdown();
+    } else {
+      RedisSettings r = settings->redis;
+      r.while_down = "batched rate limits admit this gateway's share until it answers";
       if (client_) {
-        client_->shutdown();
-        retired_.push_back(std::move(client_));  // the loop's timer heap may still name it
-      }
-      identity_ = identity;
-      if (settings) {
-        RedisSettings r = settings->redis;
-        r.while_down = "batched rate limits admit this gateway's share until it answers";
+        client_->configure(std::move(r));
+      } else {
         client_ = std::make_unique<RedisClient>(loop_, std::move(r), std::string(kSyncScript));
       }
     }
@@ -201,9 +189,9 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
   SyncStore& store_;
   const std::string& id_;
   std::optional<SyncSettings> settings_;
-  std::string identity_;
+  // Made with the first batched config, then reconfigured or shut down; destroyed only after
+  // the loop stopped, since its timer heap may name it.
   std::unique_ptr<RedisClient> client_;
-  std::vector<std::unique_ptr<RedisClient>> retired_;  // closed; kept for the thread's life
   std::vector<SyncStore::Item> items_;
   std::vector<Call> calls_;
   size_t outstanding_ = 0;

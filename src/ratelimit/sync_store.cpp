@@ -11,18 +11,23 @@ int64_t ceilDiv(__int128 a, __int128 b) { return static_cast<int64_t>((a + b - 1
 
 bool sliding(const Params& p) { return p.algorithm == Algorithm::SlidingWindow; }
 
+// A window's entry matters until the next window ends (sliding), unless a sync is carrying it.
+bool over(const auto& kv, int64_t now_ns) {
+  const auto& e = kv.second;
+  return now_ns >= e.own.a + 2 * e.params.window_ns && e.batch == 0 && !e.queued;
+}
+
 }  // namespace
 
 SyncStore::SyncStore(size_t max_keys) : stripes_(max_keys) {}
 
-void SyncStore::rollTo(Entry& e, int64_t start) {
-  const bool next = e.own.a == start - e.params.window_ns;
+void SyncStore::roll(Entry& e, int64_t now_ns) {
+  const int64_t ended = e.own.a;
+  if (!rollWindow(e.own, e.params, now_ns)) return;
+  const bool next = ended == e.own.a - e.params.window_ns;
   // The window that ends: its count weighs on the next one (sliding), as last known.
   e.fleet_prev = next ? (e.known ? e.fleet : 0) + e.sending + e.unsynced : 0;
   e.prev_unsynced = next && sliding(e.params) ? e.unsynced : 0;
-  e.own.c = next ? e.own.b : 0;
-  e.own.b = 0;
-  e.own.a = start;
   e.fleet = e.room = e.lease = e.charged = 0;
   e.unsynced = e.sending = e.since_taken = 0;
   e.batch = 0;  // an answer still coming is for the old window
@@ -45,12 +50,10 @@ int64_t SyncStore::standbyShare(const Entry& e) const {
   return std::max(trustShare(e), ceilDiv(e.params.limit, 10 * fleetSize()));
 }
 
-Decision SyncStore::decideOwnShare(Entry& e, int64_t now_ns, int64_t gateways,
-                                   bool count) const {
+Params SyncStore::ownShare(const Entry& e, int64_t gateways) {
   Params share = e.params;
   share.limit = static_cast<uint64_t>(ceilDiv(e.params.limit, gateways));
-  CounterState copy = e.own;
-  return decide(count ? e.own : copy, share, now_ns);  // counts in own.b when allowed
+  return share;
 }
 
 // The limit as it would stand if this gateway knew the whole fleet's count: for the headers,
@@ -73,20 +76,20 @@ Decision SyncStore::take(std::string_view key, const Params& params, int64_t syn
   Entry& e = stripes_.findOrAdd(stripe, key, [&](Stripe& s) { makeRoom(s, now_ns); });
   e.params = params;
   e.sync_ns = sync_ns;
-  const int64_t start = now_ns - now_ns % params.window_ns;
-  if (e.own.a != start) rollTo(e, start);
+  roll(e, now_ns);
   const Decision fleet = fleetView(e, now_ns);
   Decision d;
   d.reset_ns = fleet.reset_ns;
   if (redisDown()) {
-    const Decision mine = decideOwnShare(e, now_ns, fleetSize(), true);
+    const Decision mine = decide(e.own, ownShare(e, fleetSize()), now_ns);  // counts in own
     d.allowed = mine.allowed;
     d.retry_after_ns = mine.retry_after_ns;
   } else {
     d.allowed = e.charged < (e.known ? e.lease : trustShare(e));
     if (d.allowed && now_ns < own_share_until_.load(std::memory_order_relaxed)) {
+      CounterState own = e.own;
       const int64_t gateways = outage_fleet_size_.load(std::memory_order_relaxed);
-      d.allowed = decideOwnShare(e, now_ns, gateways, false).allowed;
+      d.allowed = decide(own, ownShare(e, gateways), now_ns).allowed;
     }
     if (d.allowed) {
       ++e.own.b;
@@ -132,8 +135,8 @@ void SyncStore::takeBatch(int64_t now_ns, std::vector<Item>& out) {
       Entry& e = *found;
       e.queued = false;
       const Params& p = e.params;
-      const int64_t start = now_ns - now_ns % p.window_ns;
-      if (e.own.a != start) rollTo(e, start);
+      roll(e, now_ns);
+      const int64_t start = e.own.a;
       if (e.prev_unsynced != 0) {
         out.push_back({Item::Op::Add, key, start - p.window_ns, e.prev_unsynced, 0, 0, p, batch});
         e.prev_unsynced = 0;
@@ -210,12 +213,6 @@ void SyncStore::applyFailure(const Item& item) {
     e.active = e.active || item.op == Item::Op::Update;
   }
   enqueue(stripe, e, item.key);
-}
-
-// A window's entry matters until the next window ends (sliding), unless a sync is carrying it.
-static bool over(const auto& kv, int64_t now_ns) {
-  const auto& e = kv.second;
-  return now_ns >= e.own.a + 2 * e.params.window_ns && e.batch == 0 && !e.queued;
 }
 
 void SyncStore::makeRoom(Stripe& stripe, int64_t now_ns) {

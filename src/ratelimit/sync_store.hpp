@@ -113,12 +113,12 @@ class SyncStore {
   using Map = Stripes<Entry, SyncQueue>;
   using Stripe = Map::Stripe;
 
-  // Moves the entry on to the window starting at `start`.
-  static void rollTo(Entry& e, int64_t start);
+  // Moves the entry on to the window holding `now_ns`, leaving the lease of the old one.
+  static void roll(Entry& e, int64_t now_ns);
   int64_t trustShare(const Entry& e) const;
   int64_t standbyShare(const Entry& e) const;
-  // Decides against this gateway's outage share, ceil(limit / live gateways) per window.
-  Decision decideOwnShare(Entry& e, int64_t now_ns, int64_t gateways, bool count) const;
+  // This gateway's outage share: ceil(limit / gateways) per window.
+  static Params ownShare(const Entry& e, int64_t gateways);
   Decision fleetView(const Entry& e, int64_t now_ns) const;
   void enqueue(Stripe& stripe, Entry& e, std::string_view key);
   void makeRoom(Stripe& stripe, int64_t now_ns);

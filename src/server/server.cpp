@@ -100,9 +100,7 @@ class Server::Housekeeping final : public net::Timed {
   }
   void onTimer() override {
     server_.checkCertificates();
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    const int64_t now = unixNs();
     server_.local_limits_->sweep(now);
     server_.sync_limits_->sweep(now);
     server_.loop_.setTimeout(*this, kIntervalMs);
