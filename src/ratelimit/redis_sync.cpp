@@ -49,6 +49,13 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
         client_ = std::make_unique<RedisClient>(loop_, std::move(r), std::string(kSyncScript));
       }
     }
+    if (settings) {
+      // Leases and counts belong to the Redis and prefix they came from: with others, this
+      // gateway starts afresh, as a per-request limit does.
+      std::string home = settings->redis.address_text + '\n' + settings->key_prefix;
+      if (!home_.empty() && home != home_) store_.clear();
+      home_ = std::move(home);
+    }
     // The first sync at once: until it, this gateway counts itself as the whole fleet.
     const bool first = !settings_ && settings;
     settings_ = std::move(settings);
@@ -189,6 +196,7 @@ class RedisSync::Runner final : public net::Timed, public RedisWaiter {
   SyncStore& store_;
   const std::string& id_;
   std::optional<SyncSettings> settings_;
+  std::string home_;  // the Redis address and key prefix the store's leases came from
   // Made with the first batched config, then reconfigured or shut down; destroyed only after
   // the loop stopped, since its timer heap may name it.
   std::unique_ptr<RedisClient> client_;

@@ -233,6 +233,13 @@ void SyncStore::sweep(int64_t now_ns) {
   });
 }
 
+void SyncStore::clear() {
+  stripes_.forEachStripe([](Stripe& stripe) {
+    stripe.entries.clear();
+    stripe.queue.clear();
+  });
+}
+
 size_t SyncStore::size() const { return stripes_.size(); }
 
 }  // namespace portico::ratelimit

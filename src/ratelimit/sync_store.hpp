@@ -82,6 +82,8 @@ class SyncStore {
 
   // Forgets keys whose windows are over. Run from a control thread.
   void sweep(int64_t now_ns);
+  // Forgets every key (the counts now live in another Redis).
+  void clear();
   size_t size() const;
 
  private:

@@ -276,6 +276,17 @@ TEST(SyncStore, SweepForgetsEndedWindowsButNotKeysInFlight) {
   EXPECT_EQ(store.size(), 0u);
 }
 
+TEST(SyncStore, ClearingStartsEveryKeyAfresh) {
+  SyncStore store;
+  const Params p = windowParams(1000);
+  admitted(store, p, kStart, 1);
+  syncOnce(store, kStart + kSync, 0);  // no room left in the old Redis
+  store.clear();
+  EXPECT_EQ(store.size(), 0u);
+  EXPECT_TRUE(batch(store, kStart + 2 * kSync).empty());
+  EXPECT_EQ(admitted(store, p, kStart + 2 * kSync, 20), 10);  // the trust share again
+}
+
 TEST(SyncStore, ALeaseIsExactAcrossThreads) {
   SyncStore store;
   const Params p = windowParams(100'000);

@@ -630,6 +630,24 @@ def test_sync_reload_between_plain_and_batched(redis, gateway, upstream):
     g.assert_healthy()
 
 
+@pytest.mark.parametrize("sync", [None, "100ms"], ids=["per-request", "batched"])
+def test_sync_reload_to_another_redis(redis, gateway, upstream, sync):
+    """A reload that names another Redis moves the connection (per worker, or the sync
+    thread's) there: the old one gets nothing more, the new one counts from zero."""
+    r1, r2 = redis(), redis()
+    wait_window_room(60, 6.0)
+    g = gateway(reload_cfg(upstream, r1, "mv:", sync, 0))
+    use_up(g, upstream, "before", 5)
+    keys_before = r1.keys()
+    reload_and_wait(g, reload_cfg(upstream, r2, "mv:", sync, 1), 1)
+    use_up(g, upstream, "after", 5)
+    assert any("after" in k for k in r2.keys()), r2.keys()
+    assert not any("before" in k for k in r2.keys()), r2.keys()
+    assert not any("after" in k for k in r1.keys()), r1.keys()
+    assert [k for k in r1.keys() if "before" in k] == [k for k in keys_before if "before" in k]
+    g.assert_healthy()
+
+
 def test_sync_reload_changing_only_the_interval_keeps_counters(redis, gateway, upstream):
     """`sync` 100ms -> 50ms: the same limit (the doc's list of what makes a limit new does not
     name `sync`), so its counters go on."""
