@@ -21,40 +21,40 @@ void appendJsonString(Buffer& out, std::string_view s) {
 }  // namespace
 
 bool Session::pumpEcho() {
-  if (!req_body_done_) {
+  if (!rq_->req_body_done) {
     size_t before = in_.size();
     if (before == 0) return false;
     size_t take = 0;
-    if (req_framing_ == http::BodyFraming::Length) {
-      take = static_cast<size_t>(std::min<uint64_t>(before, req_remaining_));
-      size_t keep = std::min(take, kMaxEchoedBody - std::min(kMaxEchoedBody, echo_body_.size()));
-      echo_body_.append(in_.data(), keep);
-      req_remaining_ -= take;
-      echo_body_bytes_ += take;
-      req_body_done_ = req_remaining_ == 0;
+    if (rq_->req_framing == http::BodyFraming::Length) {
+      take = static_cast<size_t>(std::min<uint64_t>(before, rq_->req_remaining));
+      size_t keep = std::min(take, kMaxEchoedBody - std::min(kMaxEchoedBody, rq_->echo_body.size()));
+      rq_->echo_body.append(in_.data(), keep);
+      rq_->req_remaining -= take;
+      rq_->echo_body_bytes += take;
+      rq_->req_body_done = rq_->req_remaining == 0;
     } else {
       std::string decoded;
-      auto r = req_chunked_.feed(in_.data(), before, &decoded);
+      auto r = rq_->req_chunked.feed(in_.data(), before, &decoded);
       if (r.error) {
         replyError(http::ErrorCode::BadRequest, "malformed chunked request body", true);
         return true;
       }
       take = r.consumed;
-      echo_body_bytes_ += decoded.size();
+      rq_->echo_body_bytes += decoded.size();
       size_t keep = std::min(decoded.size(),
-                             kMaxEchoedBody - std::min(kMaxEchoedBody, echo_body_.size()));
-      echo_body_.append(decoded, 0, keep);
-      req_body_done_ = r.done;
-      if (echo_body_bytes_ > max_body_) {
+                             kMaxEchoedBody - std::min(kMaxEchoedBody, rq_->echo_body.size()));
+      rq_->echo_body.append(decoded, 0, keep);
+      rq_->req_body_done = r.done;
+      if (rq_->echo_body_bytes > rq_->max_body) {
         replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
         return true;
       }
     }
     in_.consume(take);
-    bytes_in_ += take;
-    if (!req_body_done_) return take > 0;
+    rq_->bytes_in += take;
+    if (!rq_->req_body_done) return take > 0;
   }
-  if (resp_head_done_) return false;
+  if (rq_->resp_head_done) return false;
 
   // The request as an upstream would have read it.
   http::RequestHead seen;
@@ -65,7 +65,7 @@ bool Session::pumpEcho() {
     replyError(http::ErrorCode::Internal, "echo could not read the forwarded request", true);
     return true;
   }
-  Buffer body(1024 + echo_body_.size());
+  Buffer body(1024 + rq_->echo_body.size());
   body.append("{\"method\":");
   appendJsonString(body, seen.method);
   body.append(",\"path\":");
@@ -73,7 +73,7 @@ bool Session::pumpEcho() {
   body.append(",\"query\":");
   appendJsonString(body, seen.query);
   body.append(",\"route\":");
-  appendJsonString(body, route_->config->name);
+  appendJsonString(body, rq_->route->config->name);
   body.append(",\"headers\":{");
   bool first = true;
   for (const auto& h : seen.headers) {
@@ -86,9 +86,9 @@ bool Session::pumpEcho() {
     appendJsonString(body, h.value);
   }
   body.append("},\"body_bytes\":");
-  body.appendDecimal(echo_body_bytes_);
+  body.appendDecimal(rq_->echo_body_bytes);
   body.append(",\"body\":");
-  appendJsonString(body, echo_body_);
+  appendJsonString(body, rq_->echo_body);
   body.append("}\n");
 
   Buffer raw(256);
@@ -96,17 +96,17 @@ bool Session::pumpEcho() {
   raw.appendDecimal(body.size());
   raw.append("\r\n\r\n");
   http::ResponseHead head;
-  if (http::parseResponseHead(raw.data(), raw.size(), method_, head, error) !=
+  if (http::parseResponseHead(raw.data(), raw.size(), rq_->method, head, error) !=
       http::ParseStatus::Complete) {
     replyError(http::ErrorCode::Internal, "echo could not build its response", true);
     return true;
   }
-  status_ = 200;
+  rq_->status = 200;
   if (worker_.draining()) close_after_response_ = true;
   buildClientResponseHead(head);
-  if (method_ != "HEAD") out_.append(body.view());
-  resp_head_done_ = true;
-  resp_framing_ = http::BodyFraming::None;
+  if (rq_->method != "HEAD") out_.append(body.view());
+  rq_->resp_head_done = true;
+  rq_->resp_framing = http::BodyFraming::None;
   return true;
 }
 
@@ -120,14 +120,19 @@ void Session::writeAccessLog() {
   uint64_t end_us = monotonicUs();
   char time[64];
   observability::formatUtcNow(time);
-  std::string_view route = route_ != nullptr ? std::string_view(route_->config->name) : "";
-  std::string endpoint;
-  if (route_ != nullptr && !echo_ && upstream_start_us_ != 0) {
-    endpoint = snap_->shared->upstreams[upstream_index_].endpoint_keys[endpoint_index_];
+  const RequestState& rq = *rq_;
+  std::string_view route = rq.route != nullptr ? std::string_view(rq.route->config->name) : "";
+  // Only what this request reached is named: a request refused before dispatch has no upstream.
+  const UpstreamRuntime* upstream =
+      rq.upstream_chosen ? &rq.snap->shared->upstreams[rq.upstream_index] : nullptr;
+  std::string_view upstream_name = upstream != nullptr ? upstream->config->name : "";
+  std::string_view endpoint;
+  if (upstream != nullptr && !rq.echo && rq.upstream_start_us != 0) {
+    endpoint = upstream->endpoint_keys[rq.endpoint_index];
   }
-  double total_ms = static_cast<double>(end_us - start_us_) / 1000.0;
-  double upstream_ms = upstream_head_us_ > upstream_start_us_ && upstream_start_us_ != 0
-                           ? static_cast<double>(upstream_head_us_ - upstream_start_us_) / 1000.0
+  double total_ms = static_cast<double>(end_us - rq_->start_us) / 1000.0;
+  double upstream_ms = rq_->upstream_head_us > rq_->upstream_start_us && rq_->upstream_start_us != 0
+                           ? static_cast<double>(rq_->upstream_head_us - rq_->upstream_start_us) / 1000.0
                            : 0.0;
   Buffer line(512);
   char num[64];
@@ -135,28 +140,25 @@ void Session::writeAccessLog() {
     line.append("{\"time\":\"");
     line.append(time);
     line.append("\",\"request_id\":\"");
-    line.append(std::string_view(request_id_, request_id_len_));
+    line.append(std::string_view(rq_->request_id, rq_->request_id_len));
     line.append("\",\"client\":\"");
     line.append(std::string_view(peer_text_, peer_len_));
     line.append("\",\"method\":");
-    appendJsonString(line, method_);
+    appendJsonString(line, rq_->method);
     line.append(",\"path\":");
-    appendJsonString(line, path_);
+    appendJsonString(line, rq_->path);
     line.append(",\"route\":");
     appendJsonString(line, route);
     line.append(",\"upstream\":");
-    appendJsonString(line, route_ != nullptr
-                               ? std::string_view(
-                                     snap_->shared->upstreams[upstream_index_].config->name)
-                               : std::string_view());
+    appendJsonString(line, upstream_name);
     line.append(",\"endpoint\":");
     appendJsonString(line, endpoint);
     line.append(",\"status\":");
-    line.appendDecimal(static_cast<uint64_t>(status_));
+    line.appendDecimal(static_cast<uint64_t>(rq_->status));
     line.append(",\"bytes_in\":");
-    line.appendDecimal(bytes_in_);
+    line.appendDecimal(rq_->bytes_in);
     line.append(",\"bytes_out\":");
-    line.appendDecimal(bytes_out_);
+    line.appendDecimal(rq_->bytes_out);
     int n = std::snprintf(num, sizeof num, ",\"duration_ms\":%.3f,\"upstream_ms\":%.3f}\n",
                           total_ms, upstream_ms);
     line.append(std::string_view(num, static_cast<size_t>(n)));
@@ -165,18 +167,18 @@ void Session::writeAccessLog() {
     line.append(' ');
     line.append(std::string_view(peer_text_, peer_len_));
     line.append(" \"");
-    line.append(method_);
+    line.append(rq_->method);
     line.append(' ');
-    line.append(path_);
+    line.append(rq_->path);
     line.append("\" ");
-    line.appendDecimal(static_cast<uint64_t>(status_));
+    line.appendDecimal(static_cast<uint64_t>(rq_->status));
     line.append(' ');
-    line.appendDecimal(bytes_out_);
+    line.appendDecimal(rq_->bytes_out);
     int n = std::snprintf(num, sizeof num, " %.3fms ", total_ms);
     line.append(std::string_view(num, static_cast<size_t>(n)));
     line.append(route.empty() ? std::string_view("-") : route);
     line.append(' ');
-    line.append(std::string_view(request_id_, request_id_len_));
+    line.append(std::string_view(rq_->request_id, rq_->request_id_len));
     line.append('\n');
   }
   worker_.accessLogBuffer().append(line.view());

@@ -81,7 +81,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   if (out.capacity() == 0) out.reserve(2048);
   out.append(req_.method);
   out.append(' ');
-  out.append(forward_target_);
+  out.append(rq_->forward_target);
   out.append(" HTTP/1.1\r\n");
 
   const config::Route& rc = *route.config;
@@ -91,7 +91,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   }
   if (!host_set) {
     std::string_view host = req_.host;
-    if (host.empty()) host = snap_->shared->upstreams[upstream_index_].config->name;
+    if (host.empty()) host = rq_->snap->shared->upstreams[rq_->upstream_index].config->name;
     appendField(out, "Host", host);
   }
 
@@ -113,14 +113,14 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
-    if (inDropList(snap_->shared->auth->identityHeaders(), h.name)) continue;
+    if (inDropList(rq_->snap->shared->auth->identityHeaders(), h.name)) continue;
     appendField(out, h.name, h.value);
   }
-  if (upgrade_) {
+  if (rq_->upgrade) {
     out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
   }
-  if (authenticated_) appendIdentityHeaders(out);
-  appendField(out, "X-Request-Id", std::string_view(request_id_, request_id_len_));
+  if (rq_->authenticated) appendIdentityHeaders(out);
+  appendField(out, "X-Request-Id", std::string_view(rq_->request_id, rq_->request_id_len));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
   if (trusted && client_sent_xff) {
@@ -153,7 +153,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
 }
 
 void Session::appendIdentityHeaders(Buffer& out) {
-  const auth::Identity& id = *identity_;
+  const auth::Identity& id = *rq_->identity;
   if (id.consumer != nullptr) {
     appendField(out, "X-Consumer-Name", id.consumer->name);
     if (!id.consumer->groups.empty()) {
@@ -179,11 +179,11 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
   out_.append(' ');
   out_.append(head.reason.empty() ? http::reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
-  const RouteRuntime* route = route_;
+  const RouteRuntime* route = rq_->route;
   for (const auto& h : head.headers) {
     if (http::isHopByHop(h.name)) continue;
     if (h.name.size() == 12 && http::equalsIgnoreCase(h.name, "x-request-id")) continue;
-    if (resp_dechunk_ && h.name.size() == 14 && http::equalsIgnoreCase(h.name, "content-length")) {
+    if (rq_->resp_dechunk && h.name.size() == 14 && http::equalsIgnoreCase(h.name, "content-length")) {
       continue;
     }
     if (head.connection_lists_headers && http::connectionListsField(head.headers, h.name)) {
@@ -195,8 +195,8 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
     }
     appendField(out_, h.name, h.value);
   }
-  appendField(out_, "X-Request-Id", std::string_view(request_id_, request_id_len_));
-  if (head.framing == http::BodyFraming::Chunked && !resp_dechunk_) {
+  appendField(out_, "X-Request-Id", std::string_view(rq_->request_id, rq_->request_id_len));
+  if (head.framing == http::BodyFraming::Chunked && !rq_->resp_dechunk) {
     out_.append("Transfer-Encoding: chunked\r\n");
   }
   if (route != nullptr) {
@@ -204,17 +204,17 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
       appendField(out_, name, value);
     }
   }
-  if (touch_count_ > 0) {
-    extra_headers_.clear();
-    appendLimitHeaders(extra_headers_);
-    out_.append(extra_headers_);
-    extra_headers_.clear();
+  if (rq_->touch_count > 0) {
+    rq_->extra_headers.clear();
+    appendLimitHeaders(rq_->extra_headers);
+    out_.append(rq_->extra_headers);
+    rq_->extra_headers.clear();
   }
   if (head.status == 101) {
     out_.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
   } else if (close_after_response_) {
     out_.append("Connection: close\r\n");
-  } else if (keep_alive_1_0_) {
+  } else if (rq_->keep_alive_1_0) {
     out_.append("Connection: keep-alive\r\n");
   }
   out_.append("\r\n");

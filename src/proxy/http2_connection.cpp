@@ -29,6 +29,9 @@ struct Http2Connection::Callbacks {
                             void* user_data) {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     Http2Connection& c = self(user_data);
+    // One header block at a time (RFC 9113 §6.10): it gets the header timeout, not the idle one.
+    c.header_block_stream_ = frame->hd.stream_id;
+    c.header_block_started_ms_ = c.worker_.loop().nowMs();
     if (c.streams_.size() >= c.limits_.http2_max_concurrent_streams) {
       // RFC 9113 §5.1.2: a stream over the advertised limit is a stream error, not the end of
       // the connection. (nghttp2 itself would end the connection, so the limit is ours.)
@@ -95,6 +98,7 @@ struct Http2Connection::Callbacks {
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS) c.endHeaderBlock(frame->hd.stream_id);
     Http2Stream* stream = c.find(frame->hd.stream_id);
     if (stream == nullptr) return 0;
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -133,13 +137,30 @@ struct Http2Connection::Callbacks {
     return 0;
   }
 
+  // RFC 9113 §8.1: a response complete before its request is may end the request with
+  // RST_STREAM(NO_ERROR). Without it, a client that never ends its side would keep the stream,
+  // and its buffers, for as long as the connection lives.
+  static int onFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0 ||
+        (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)) {
+      return 0;
+    }
+    Http2Stream* stream = self(user_data).find(frame->hd.stream_id);
+    if (stream != nullptr && !stream->request_ended) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                NGHTTP2_NO_ERROR);
+    }
+    return 0;
+  }
+
   static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t, void* user_data) {
     Http2Connection& c = self(user_data);
+    c.endHeaderBlock(stream_id);  // reset in the middle of its header block
     Http2Stream* stream = c.find(stream_id);
     if (stream == nullptr) return 0;
     stream->closed = true;
     if (Session* session = stream->session) {
-      stream->session = nullptr;  // it must not call back into a stream being erased
+      c.detachSession(*stream);  // it must not call back into a stream being erased
       session->abortStream();
     }
     c.erase(stream_id);
@@ -179,6 +200,7 @@ bool Http2Connection::start(std::string_view upgrade_settings, std::string_view 
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, Callbacks::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, Callbacks::onStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, Callbacks::onFrameSend);
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
   // Request DATA is acknowledged as the stream session takes it, not as it arrives.
@@ -267,7 +289,20 @@ void Http2Connection::buildRequest(Http2Stream& stream) {
 
 void Http2Connection::startStreamSession(Http2Stream& stream) {
   stream.session = owner_.startStreamSession(stream);
+  ++active_sessions_;
   markReady(stream);
+}
+
+void Http2Connection::endHeaderBlock(int32_t stream_id) {
+  if (stream_id != header_block_stream_) return;
+  header_block_stream_ = 0;
+  header_block_started_ms_ = 0;
+}
+
+void Http2Connection::detachSession(Http2Stream& stream) {
+  if (stream.session == nullptr) return;
+  stream.session = nullptr;
+  --active_sessions_;
 }
 
 void Http2Connection::markReady(Http2Stream& stream) {
@@ -358,7 +393,7 @@ void Http2Connection::shutdown() {
 void Http2Connection::abortAll() {
   for (auto& [id, stream] : streams_) {
     if (Session* session = stream->session) {
-      stream->session = nullptr;
+      detachSession(*stream);
       session->abortStream();
     }
   }
@@ -515,7 +550,7 @@ void Http2Connection::reset(Http2Stream& stream, uint32_t error_code) {
 }
 
 void Http2Connection::streamSessionClosed(Http2Stream& stream) {
-  stream.session = nullptr;
+  detachSession(stream);
   if (!stream.closed) {
     if (!stream.head_submitted) {
       reset(stream, NGHTTP2_INTERNAL_ERROR);  // it gave up without an answer
@@ -535,8 +570,11 @@ void Http2Connection::streamSessionClosed(Http2Stream& stream) {
       nghttp2_session_consume(session_, stream.id, stream.unacknowledged);
       stream.unacknowledged = 0;
     }
-    stream.request.clear();
   }
+  // What is left to send is in `body`; the rest of the stream's memory goes now.
+  stream.request = Buffer();
+  stream.head = Buffer();
+  std::string().swap(stream.decoded);
   wakeOwner();
 }
 

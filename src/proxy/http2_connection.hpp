@@ -85,6 +85,10 @@ class Http2Connection {
   // Neither side has anything more to say: the connection can close.
   bool finished() const;
   size_t openStreams() const { return streams_.size(); }
+  // Streams served by a stream session now: while there are, their timers keep watch.
+  size_t activeStreamSessions() const { return active_sessions_; }
+  // When the header block being received began (0: none is): it must end by the header timeout.
+  uint64_t headerBlockStartedMs() const { return header_block_started_ms_; }
   // Stops taking new streams (GOAWAY); those in flight finish.
   void shutdown();
   // Cuts every stream session (the connection is closing).
@@ -102,6 +106,8 @@ class Http2Connection {
   Http2Stream* find(int32_t id);
   Http2Stream& open(int32_t id);
   void startStreamSession(Http2Stream& stream);
+  void detachSession(Http2Stream& stream);
+  void endHeaderBlock(int32_t stream_id);
   void buildRequest(Http2Stream& stream);
   size_t takeResponse(Http2Stream& stream, const char* data, size_t size);
   bool submitHead(Http2Stream& stream, size_t head_end);
@@ -123,6 +129,9 @@ class Http2Connection {
   std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
   std::vector<int32_t> ready_;  // streams whose stream session should run
   size_t discarded_ = 0;
+  size_t active_sessions_ = 0;
+  int32_t header_block_stream_ = 0;
+  uint64_t header_block_started_ms_ = 0;
   bool preface_sent_ = false;
   static constexpr uint32_t kControlBurst = 1000;  // SETTINGS and PING frames
   static constexpr uint32_t kControlRate = 100;    // per second

@@ -39,7 +39,7 @@ Session::Session(Worker& worker) : worker_(worker) {}
 Session::~Session() = default;
 
 const config::Listener& Session::listener() const {
-  const WorkerSnapshot* snap = snap_ != nullptr ? snap_ : worker_.current_.get();
+  const WorkerSnapshot* snap = rq_ && rq_->snap != nullptr ? rq_->snap : worker_.current_.get();
   return snap->shared->config.listeners[listener_index_];
 }
 
@@ -104,10 +104,10 @@ void Session::onEvents(uint32_t events) {
 void Session::onUpstreamEvents(upstream::Connection&, uint32_t) { drive(); }
 
 void Session::onUpstreamTimeout(upstream::Connection& conn) {
-  if (&conn != up_) return;
+  if (!rq_ || &conn != rq_->up) return;
   if (conn.connecting) {
     upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream connect timed out");
-  } else if (!resp_head_done_) {
+  } else if (!rq_->resp_head_done) {
     upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream did not answer in time");
   } else {
     close();  // the response body stalled: the client can only learn it from a cut connection
@@ -138,7 +138,7 @@ void Session::onTimer() {
       drive();
       break;
     case State::LimitWait:
-      if (delay_until_ms_ != 0) {
+      if (rq_->delay_until_ms != 0) {
         endLimitWait();
       } else {
         replyError(http::ErrorCode::Unavailable, "rate limit store unavailable", true);
@@ -161,8 +161,8 @@ void Session::armClientTimer() {
       loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       break;
     case State::LimitWait:
-      if (delay_until_ms_ != 0) {
-        loop.setDeadline(*this, delay_until_ms_);
+      if (rq_->delay_until_ms != 0) {
+        loop.setDeadline(*this, rq_->delay_until_ms);
       } else {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       }
@@ -181,9 +181,9 @@ void Session::armClientTimer() {
     case State::Proxy:
       // Waiting on the client (its body, or for it to take our response) is bounded by the idle
       // timeout; waiting on the upstream is the upstream's timers' business.
-      if ((!req_body_done_ && in_.empty()) || !out_.empty() ||
-          req_framing_ == http::BodyFraming::UntilClose ||
-          (!writable_ && up_ != nullptr && responseBodyReady() > 0)) {
+      if ((!rq_->req_body_done && in_.empty()) || !out_.empty() ||
+          rq_->req_framing == http::BodyFraming::UntilClose ||
+          (!writable_ && rq_->up != nullptr && responseBodyReady() > 0)) {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       } else {
         loop.clearTimeout(*this);
@@ -197,7 +197,9 @@ void Session::armClientTimer() {
     case State::Http2:
       // Streams have timers of their own; the connection's covers idleness and a client that
       // does not read what it is sent.
-      if (h2_->openStreams() == 0 || !out_.empty()) {
+      if (uint64_t started = h2_->headerBlockStartedMs(); started != 0) {
+        loop.setDeadline(*this, started + static_cast<uint64_t>(limits.header_timeout.count()));
+      } else if (h2_->activeStreamSessions() == 0 || !out_.empty()) {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       } else {
         loop.clearTimeout(*this);
@@ -233,16 +235,16 @@ void Session::drive() {
         progress |= tryStartRequest();
       }
       if (state_ == State::Proxy) {
-        if (echo_) {
+        if (rq_->echo) {
           progress |= pumpEcho();
         } else {
           progress |= scanRequestBody();
-          if (state_ == State::Proxy && up_ != nullptr) progress |= sendRequestBody();
-          if (state_ == State::Proxy && up_ != nullptr) progress |= readUpstream();
-          if (state_ == State::Proxy && up_ != nullptr) progress |= scanResponseBody();
+          if (state_ == State::Proxy && rq_->up != nullptr) progress |= sendRequestBody();
+          if (state_ == State::Proxy && rq_->up != nullptr) progress |= readUpstream();
+          if (state_ == State::Proxy && rq_->up != nullptr) progress |= scanResponseBody();
         }
       }
-      if (state_ == State::Proxy && peer_eof_ && !req_body_done_ && requestBodyReady() == 0) {
+      if (state_ == State::Proxy && peer_eof_ && !rq_->req_body_done && requestBodyReady() == 0) {
         close();  // the client went away in the middle of its body: nothing more will come
         break;
       }
@@ -284,11 +286,11 @@ bool Session::tryStartRequest() {
         break;
     }
   }
+  if (!rq_) beginRequest();
   size_t head_end = 0;
   http::ParseError error = http::ParseError::None;
   auto status = http::findHeadEnd(in_.data(), in_.size(), head_scanned_, head_end, error);
   if (status == http::ParseStatus::Error) {
-    start_us_ = monotonicUs();
     replyError(http::ErrorCode::BadRequest, http::describe(error), true);
     return true;
   }
@@ -296,12 +298,10 @@ bool Session::tryStartRequest() {
     const auto& limits = listener().limits;
     // RFC 9112 §3: 414 when the request line alone is over the limit, else 431 for the head.
     if (head_scanned_ == 0 && in_.size() > limits.max_uri_bytes + 64) {
-      start_us_ = monotonicUs();
       replyError(http::ErrorCode::UriTooLong, "request target too long", true);
       return true;
     }
     if (in_.size() > limits.max_header_bytes) {
-      start_us_ = monotonicUs();
       replyError(http::ErrorCode::HeadersTooLarge, "request header section too large", true);
       return true;
     }
@@ -313,11 +313,9 @@ bool Session::tryStartRequest() {
 }
 
 void Session::startRequest(size_t head_end) {
-  start_us_ = monotonicUs();
   head_scanned_ = 0;
   head_started_ms_ = 0;
-  bytes_in_ = head_end;
-  bytes_out_ = 0;
+  rq_->bytes_in = head_end;
   const auto& limits = listener().limits;
   http::RequestLimits request_limits{limits.max_header_bytes, limits.max_uri_bytes, 256};
   http::ParseError error = http::ParseError::None;
@@ -336,42 +334,40 @@ void Session::startRequest(size_t head_end) {
   // req_ stay valid: consume() only moves the cursor, and nothing reads into in_ before the
   // request has been dispatched.
   in_.consume(head_end);
-  method_.assign(req_.method);
-  version_1_0_ = req_.version_minor == 0;
-  keep_alive_1_0_ = version_1_0_ && req_.keep_alive;
+  rq_->method.assign(req_.method);
+  rq_->version_1_0 = req_.version_minor == 0;
+  rq_->keep_alive_1_0 = rq_->version_1_0 && req_.keep_alive;
   // A stream session serves one request: its stream ends with the response.
   close_after_response_ = !req_.keep_alive || worker_.draining() || parent_ != nullptr;
 
   const http::HeaderField* id = http::findHeader(req_.headers, "x-request-id");
   if (id != nullptr && isValidRequestId(id->value)) {
-    std::memcpy(request_id_, id->value.data(), id->value.size());
-    request_id_len_ = id->value.size();
+    std::memcpy(rq_->request_id, id->value.data(), id->value.size());
+    rq_->request_id_len = id->value.size();
   } else {
-    worker_.newRequestId(request_id_);
-    request_id_len_ = 32;
+    worker_.newRequestId(rq_->request_id);
+    rq_->request_id_len = 32;
   }
 
   if (req_.target == "*" ||
-      http::normalizePath(req_.path, path_) != http::PathError::None) {
-    path_.assign(req_.target.substr(0, std::min<size_t>(req_.target.size(), 256)));
+      http::normalizePath(req_.path, rq_->path) != http::PathError::None) {
+    rq_->path.assign(req_.target.substr(0, std::min<size_t>(req_.target.size(), 256)));
     replyError(http::ErrorCode::BadRequest, "invalid request path", true);
     return;
   }
-  host_.clear();
   std::string_view host = req_.host;
   size_t host_end = host.starts_with('[') ? host.find(']') + 1 : host.rfind(':');
   host = host.substr(0, host_end == std::string_view::npos ? host.size() : host_end);
-  for (char c : host) host_.push_back(http::asciiLower(c));
+  for (char c : host) rq_->host.push_back(http::asciiLower(c));
 
-  snap_ = worker_.acquireSnapshot();
-  const Snapshot& snap = *snap_->shared;
-  router::RequestView view{req_.method, host_, path_, req_.query, req_.headers};
+  rq_->snap = worker_.acquireSnapshot();
+  const Snapshot& snap = *rq_->snap->shared;
+  router::RequestView view{req_.method, rq_->host, rq_->path, req_.query, req_.headers};
   router::MatchResult match = snap.router->match(view);
   bool has_body = req_.framing != http::BodyFraming::None;
-  upgrade_ = false;
-  if (req_.upgrade && !has_body && !version_1_0_) {
+  if (req_.upgrade && !has_body && !rq_->version_1_0) {
     const http::HeaderField* upgrade = http::findHeader(req_.headers, "upgrade");
-    upgrade_ = upgrade != nullptr && http::equalsIgnoreCase(upgrade->value, "websocket");
+    rq_->upgrade = upgrade != nullptr && http::equalsIgnoreCase(upgrade->value, "websocket");
   }
   if (match.status == router::MatchStatus::NotFound) {
     replyError(http::ErrorCode::NoRoute, "no route matches the request", has_body);
@@ -383,13 +379,13 @@ void Session::startRequest(size_t head_end) {
     return;
   }
   const RouteRuntime& route = snap.routes[match.route_index];
-  route_ = &route;
+  rq_->route = &route;
   if (!route.auth_providers.empty()) {
     switch (checkAuth(route, has_body)) {
       case AuthStep::Refused:
         return;
       case AuthStep::Pending:
-        pending_match_ = match;  // admitted when the check comes back
+        rq_->pending_match = match;  // admitted when the check comes back
         return;
       case AuthStep::Passed:
         break;
@@ -399,8 +395,8 @@ void Session::startRequest(size_t head_end) {
 }
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
-  max_body_ = route.config->max_body_bytes.value_or(listener().limits.max_body_bytes);
-  if (req_.framing == http::BodyFraming::Length && req_.content_length > max_body_) {
+  rq_->max_body = route.config->max_body_bytes.value_or(listener().limits.max_body_bytes);
+  if (req_.framing == http::BodyFraming::Length && req_.content_length > rq_->max_body) {
     replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
     return;
   }
@@ -413,56 +409,48 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
     uint32_t r = static_cast<uint32_t>(worker_.random() % route.cumulative_weight.back());
     while (route.cumulative_weight[pick] <= r) ++pick;
   }
-  upstream_index_ = route.upstreams[pick];
-  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
+  rq_->upstream_index = route.upstreams[pick];
+  rq_->upstream_chosen = true;
+  const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
 
-  forward_target_.clear();
+  rq_->forward_target.clear();
   if (route.rewrites) {
-    snap_->shared->router->rewrite(match, path_, forward_target_);
+    rq_->snap->shared->router->rewrite(match, rq_->path, rq_->forward_target);
   } else {
-    forward_target_.append(path_);
+    rq_->forward_target.append(rq_->path);
   }
   if (!req_.query.empty()) {
-    forward_target_.push_back('?');
-    forward_target_.append(req_.query);
+    rq_->forward_target.push_back('?');
+    rq_->forward_target.append(req_.query);
   }
   buildUpstreamHead(route, match);
 
-  req_framing_ = req_.framing;
-  req_remaining_ = req_.content_length;
-  req_chunked_.reset();
-  req_validated_ = 0;
-  req_body_done_ = req_framing_ == http::BodyFraming::None;
-  const bool expect_continue = req_.expect_continue && !req_body_done_;
+  rq_->req_framing = req_.framing;
+  rq_->req_remaining = req_.content_length;
+  rq_->req_body_done = rq_->req_framing == http::BodyFraming::None;
+  const bool expect_continue = req_.expect_continue && !rq_->req_body_done;
   state_ = State::Proxy;
-  resp_head_done_ = false;
-  resp_dechunk_ = false;
-  resp_scanned_ = 0;
-  retried_ = false;
   // RFC 9110 §10.1.1: we answer 100 ourselves once the request passed our checks; the
   // upstream gets the body without having to ask for it.
   if (expect_continue) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
 
   if (upstream.config->builtin == config::Upstream::Builtin::Echo) {
-    echo_ = true;
-    echo_body_.clear();
-    echo_body_bytes_ = 0;
+    rq_->echo = true;
     return;
   }
-  echo_ = false;
   connectUpstream();
 }
 
 bool Session::scanRequestBody() {
-  if (req_body_done_ || req_framing_ != http::BodyFraming::Chunked) return false;
-  if (req_validated_ >= in_.size()) return false;
-  auto r = req_chunked_.feed(in_.data() + req_validated_, in_.size() - req_validated_);
-  req_validated_ += r.consumed;
+  if (rq_->req_body_done || rq_->req_framing != http::BodyFraming::Chunked) return false;
+  if (rq_->req_validated >= in_.size()) return false;
+  auto r = rq_->req_chunked.feed(in_.data() + rq_->req_validated, in_.size() - rq_->req_validated);
+  rq_->req_validated += r.consumed;
   if (r.error) {
     upstreamFailed(http::ErrorCode::BadRequest, "malformed chunked request body");
     return true;
   }
-  if (req_chunked_.dataBytes() > max_body_) {
+  if (rq_->req_chunked.dataBytes() > rq_->max_body) {
     upstreamFailed(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit");
     return true;
   }
@@ -470,48 +458,44 @@ bool Session::scanRequestBody() {
 }
 
 size_t Session::requestBodyReady() {
-  if (req_body_done_) return 0;
-  if (req_framing_ == http::BodyFraming::Length) {
-    return static_cast<size_t>(std::min<uint64_t>(in_.size(), req_remaining_));
+  if (rq_->req_body_done) return 0;
+  if (rq_->req_framing == http::BodyFraming::Length) {
+    return static_cast<size_t>(std::min<uint64_t>(in_.size(), rq_->req_remaining));
   }
-  if (req_framing_ == http::BodyFraming::UntilClose) return in_.size();  // a tunnel
-  return req_validated_;
+  if (rq_->req_framing == http::BodyFraming::UntilClose) return in_.size();  // a tunnel
+  return rq_->req_validated;
 }
 
 bool Session::responseFinished() const {
-  if (!resp_head_done_ || !out_.empty()) return false;
-  if (echo_ || up_ == nullptr) return true;  // local replies live entirely in out_
-  switch (resp_framing_) {
+  if (!rq_->resp_head_done || !out_.empty()) return false;
+  if (rq_->echo || rq_->up == nullptr) return true;  // local replies live entirely in out_
+  switch (rq_->resp_framing) {
     case http::BodyFraming::None: return true;
-    case http::BodyFraming::Length: return resp_remaining_ == 0;
-    case http::BodyFraming::Chunked: return resp_chunked_.done() && resp_validated_ == 0;
-    case http::BodyFraming::UntilClose: return up_->eof && up_->in.empty();
+    case http::BodyFraming::Length: return rq_->resp_remaining == 0;
+    case http::BodyFraming::Chunked: return rq_->resp_chunked.done() && rq_->resp_validated == 0;
+    case http::BodyFraming::UntilClose: return rq_->up->eof && rq_->up->in.empty();
   }
   return false;
 }
 
+void Session::beginRequest() { rq_.emplace(monotonicUs()); }
+
+void Session::endRequest(bool upstream_reusable) {
+  if (!rq_) return;
+  if (rq_->up != nullptr) detachUpstream(upstream_reusable);
+  if (rq_->snap != nullptr) worker_.releaseSnapshot(rq_->snap);
+  rq_.reset();
+}
+
 void Session::finishRequest() {
-  if (up_ != nullptr) {
-    bool reusable = upstream_reusable_ && req_body_done_ && !up_->eof && up_->in.empty() &&
-                    resp_framing_ != http::BodyFraming::UntilClose;
-    detachUpstream(reusable);
+  bool reusable = false;
+  if (rq_->up != nullptr) {
+    reusable = rq_->upstream_reusable && rq_->req_body_done && !rq_->up->eof &&
+               rq_->up->in.empty() && rq_->resp_framing != http::BodyFraming::UntilClose;
   }
-  if (!req_body_done_) close_after_response_ = true;  // the rest of its body is still coming
+  if (!rq_->req_body_done) close_after_response_ = true;  // the rest of its body is still coming
   writeAccessLog();
-  releaseInFlight();
-  touch_count_ = 0;
-  if (snap_ != nullptr) {
-    worker_.releaseSnapshot(snap_);
-    snap_ = nullptr;
-  }
-  route_ = nullptr;
-  echo_ = false;
-  authenticated_ = false;
-  request_id_len_ = 0;
-  method_.clear();
-  path_.clear();
-  status_ = 0;
-  upstream_head_us_ = upstream_start_us_ = 0;
+  endRequest(reusable);
   if (close_after_response_ || worker_.draining()) {
     if (out_.empty()) {
       close();
@@ -521,59 +505,52 @@ void Session::finishRequest() {
     return;
   }
   state_ = State::ReadHead;
-  req_body_done_ = true;
 }
 
 void Session::upstreamFailed(http::ErrorCode code, const char* message) {
-  if (up_ != nullptr) detachUpstream(false);
-  if (resp_head_done_) {
+  if (rq_->up != nullptr) detachUpstream(false);
+  if (rq_->resp_head_done) {
     close();
     return;
   }
-  replyError(code, message, !req_body_done_ || close_after_response_);
+  replyError(code, message, !rq_->req_body_done || close_after_response_);
 }
 
 void Session::replyError(http::ErrorCode code, std::string_view message, bool close,
                          std::string_view allow, std::string_view www_authenticate) {
-  if (request_id_len_ == 0) {  // failed before the request's own id was known
-    worker_.newRequestId(request_id_);
-    request_id_len_ = 32;
+  if (!rq_) beginRequest();  // an error before any byte of a request (a timer)
+  if (rq_->request_id_len == 0) {  // failed before the request's own id was known
+    worker_.newRequestId(rq_->request_id);
+    rq_->request_id_len = 32;
   }
   if (state_ == State::AuthPending) ++auth_generation_;  // a late answer finds nobody waiting
   if (state_ == State::LimitWait) {
     ++limit_generation_;
-    delay_until_ms_ = 0;
+    rq_->delay_until_ms = 0;
   }
   if (close) {
     close_after_response_ = true;
     // The client may still be sending what we will not read (a body over the limit, ...).
-    if (!req_body_done_ || !in_.empty()) linger_ = true;
+    if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
-  status_ = http::statusOf(code);
-  http::writeLocalReply({code, message, std::string_view(request_id_, request_id_len_), allow,
-                         www_authenticate, extra_headers_, close_after_response_,
-                         keep_alive_1_0_},
+  rq_->status = http::statusOf(code);
+  http::writeLocalReply({code, message, std::string_view(rq_->request_id, rq_->request_id_len), allow,
+                         www_authenticate, rq_->extra_headers, close_after_response_,
+                         rq_->keep_alive_1_0},
                         out_);
-  extra_headers_.clear();
+  rq_->extra_headers.clear();
   state_ = State::Proxy;
-  echo_ = false;
-  resp_head_done_ = true;
-  resp_framing_ = http::BodyFraming::None;
-  if (close) req_body_done_ = true;  // we will not read it
+  rq_->echo = false;
+  rq_->resp_head_done = true;
+  rq_->resp_framing = http::BodyFraming::None;
+  if (close) rq_->req_body_done = true;  // we will not read it
 }
 
 void Session::close() {
   if (state_ == State::Closed) return;
-  if (up_ != nullptr) detachUpstream(false);
-  releaseInFlight();
-  touch_count_ = 0;
-  if (snap_ != nullptr) {
-    worker_.releaseSnapshot(snap_);
-    snap_ = nullptr;
-  }
+  endRequest(false);
   ++auth_generation_;
   ++limit_generation_;
-  delay_until_ms_ = 0;
   if (parent_ != nullptr) {
     if (Http2Stream* stream = stream_) {
       stream_ = nullptr;

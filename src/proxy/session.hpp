@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/buffer.hpp"
@@ -14,6 +15,7 @@
 #include "http/local_reply.hpp"
 #include "net/event_loop.hpp"
 #include "net/socket.hpp"
+#include "proxy/request_state.hpp"
 #include "proxy/snapshot.hpp"
 #include "ratelimit/limiter.hpp"
 #include "ratelimit/redis_client.hpp"
@@ -131,6 +133,9 @@ class Session final : public net::EventHandler,
   void startTunnel(size_t head_end);
   bool responseFinished() const;
   bool upstreamTruncated() const;
+  // The request's state is made (start time: now) and destroyed, with what it holds given back.
+  void beginRequest();
+  void endRequest(bool upstream_reusable);
   void finishRequest();
   void upstreamFailed(http::ErrorCode code, const char* message);
   void replyError(http::ErrorCode code, std::string_view message, bool close,
@@ -150,7 +155,6 @@ class Session final : public net::EventHandler,
   void replyLimited(const ratelimit::Touch& refused);
   // RateLimit-Policy and RateLimit lines for the limits decided for this request.
   void appendLimitHeaders(std::string& out) const;
-  void releaseInFlight();
   // The request passed auth and limits: the body limit, then the upstream.
   void admit(const RouteRuntime& route, const router::MatchResult& match);
   void appendIdentityHeaders(Buffer& out);
@@ -202,71 +206,16 @@ class Session final : public net::EventHandler,
   Buffer out_;
   http::RequestHead req_;
 
-  // --- the current request ---
-  WorkerSnapshot* snap_ = nullptr;
-  const RouteRuntime* route_ = nullptr;
-  uint32_t upstream_index_ = 0;
-  uint32_t endpoint_index_ = 0;
-  std::string method_;
-  std::string host_;        // lowercased, without port
-  std::string path_;        // normalized
-  std::string forward_target_;  // rewritten path + "?" + query
-  char request_id_[129] = {};
-  size_t request_id_len_ = 0;
+  // --- the current request: exists from its first byte to the end of its exchange ---
+  std::optional<RequestState> rq_;
+  uint32_t auth_generation_ = 0;   // bumped when a pending check stops being awaited
+  uint32_t limit_generation_ = 0;  // likewise for a Redis answer or a delay
+  // Scratch reused across requests for its capacity; what is valid in it belongs to rq_.
   Buffer upstream_head_;    // the request head as sent upstream (kept for the stale retry)
-  upstream::Connection* up_ = nullptr;
-  bool up_reused_ = false;
-  bool echo_ = false;
-  bool authenticated_ = false;
-  std::unique_ptr<auth::Identity> identity_;  // allocated on the first authenticated request
-  std::string echo_body_;
-  uint64_t echo_body_bytes_ = 0;
-  size_t resp_scanned_ = 0;
-  bool retried_ = false;
-  // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel:
-  // bytes flow both ways (request and response framed "until close") until either side ends.
-  bool upgrade_ = false;
-  uint32_t auth_generation_ = 0;      // bumped when a pending check stops being awaited
-  bool pending_has_body_ = false;
-  router::MatchResult pending_match_;  // the route match while auth or limits wait
-  // --- limits of the current request ---
-  std::vector<ratelimit::Touch> touches_;  // reused: capacity and key strings stay
-  size_t touch_count_ = 0;
-  std::atomic<int64_t>* in_flight_ = nullptr;  // the concurrency slot held, if any
-  uint32_t limit_generation_ = 0;
-  bool redis_retried_ = false;  // sent again once after NOSCRIPT
-  uint64_t delay_until_ms_ = 0;
-  // The Redis script call: keys (prefixed), quota period ends, and views of both with the
-  // limits' own arguments. Strings are reused across requests.
-  size_t redis_count_ = 0;
-  std::vector<std::string> redis_keys_;
-  std::vector<std::string> redis_period_ends_;
-  std::vector<std::string_view> redis_views_;
-  std::string extra_headers_;  // for the next local reply / response head
-  bool version_1_0_ = false;
-  bool keep_alive_1_0_ = false;
-
-  http::BodyFraming req_framing_ = http::BodyFraming::None;
-  uint64_t req_remaining_ = 0;     // Length: body bytes not yet sent
-  http::ChunkedDecoder req_chunked_;
-  size_t req_validated_ = 0;       // Chunked: bytes at the front of in_ checked and ready
-  bool req_body_done_ = true;
-  uint64_t max_body_ = 0;
-
-  bool resp_head_done_ = false;
-  bool resp_dechunk_ = false;      // HTTP/1.0 client, chunked upstream: decode into out_
-  http::BodyFraming resp_framing_ = http::BodyFraming::None;
-  uint64_t resp_remaining_ = 0;
-  http::ChunkedDecoder resp_chunked_;
-  size_t resp_validated_ = 0;
-  bool upstream_reusable_ = false;
-  int status_ = 0;
-
-  uint64_t start_us_ = 0;
-  uint64_t upstream_start_us_ = 0;
-  uint64_t upstream_head_us_ = 0;
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
+  std::vector<ratelimit::Touch> touches_;  // rq_->touch_count of them are this request's
+  std::vector<std::string> redis_keys_;    // the Redis script call: keys (prefixed), quota
+  std::vector<std::string> redis_period_ends_;  // period ends, and views of both with the
+  std::vector<std::string_view> redis_views_;   // limits' own arguments
 };
 
 }  // namespace portico::proxy

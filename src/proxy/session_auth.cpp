@@ -10,16 +10,16 @@
 namespace portico::proxy {
 
 Session::AuthStep Session::checkAuth(const RouteRuntime& route, bool has_body) {
-  const auth::Authenticator& authenticator = *snap_->shared->auth;
-  if (!identity_) identity_ = std::make_unique<auth::Identity>();
-  if (!snap_->token_cache) snap_->token_cache = authenticator.makeCache();
+  const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
+  if (!rq_->identity) rq_->identity = std::make_unique<auth::Identity>();
+  if (!rq_->snap->token_cache) rq_->snap->token_cache = authenticator.makeCache();
   const tls::PeerCertificate* client_cert =
       authenticator.needsClientCertificate(route.auth_providers) ? clientCertificate() : nullptr;
   auth::AuthResult result = authenticator.authenticate(
       route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
-      snap_->token_cache.get(), *identity_, client_cert, &snap_->jwks);
+      rq_->snap->token_cache.get(), *rq_->identity, client_cert, &rq_->snap->jwks);
   if (result.unknown_kid_provider >= 0) {
-    worker_.unknownKid(snap_->shared->jwks_urls[result.unknown_kid_provider]);
+    worker_.unknownKid(rq_->snap->shared->jwks_urls[result.unknown_kid_provider]);
   }
   if (result.outcome == auth::AuthOutcome::Pending) {
     startSlowCheck(std::move(result), has_body);
@@ -29,9 +29,9 @@ Session::AuthStep Session::checkAuth(const RouteRuntime& route, bool has_body) {
 }
 
 bool Session::finishAuth(const RouteRuntime& route, bool has_body, auth::AuthResult result) {
-  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
   if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
-    result = authenticator.authorize(*route.config->authorize, *identity_);
+    result = authenticator.authorize(*route.config->authorize, *rq_->identity);
   }
   if (result.outcome == auth::AuthOutcome::Unavailable) {
     replyError(http::ErrorCode::Unavailable, result.message, has_body);
@@ -46,23 +46,23 @@ bool Session::finishAuth(const RouteRuntime& route, bool has_body, auth::AuthRes
     replyError(http::ErrorCode::Forbidden, result.message, has_body);
     return false;
   }
-  authenticated_ = true;
+  rq_->authenticated = true;
   return true;
 }
 
 void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
   state_ = State::AuthPending;
-  pending_has_body_ = has_body;
+  rq_->pending_has_body = has_body;
   const uint32_t generation = ++auth_generation_;
   const uint32_t provider = static_cast<uint32_t>(pending.pending_provider);
-  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
   auth::VerifyPool* pool = authenticator.provider(provider).type == config::AuthProvider::Type::Basic
                                ? worker_.hashPool()
                                : worker_.callPool();
   net::EventLoop* loop = &worker_.loop();
   // The job holds the snapshot: its authenticator lives as long as the check runs.
   bool queued = pool != nullptr &&
-                pool->submit([snapshot = snap_->shared, provider, loop, self = this, generation,
+                pool->submit([snapshot = rq_->snap->shared, provider, loop, self = this, generation,
                               credential = std::move(pending.pending_credential)]() mutable {
                   auth::SlowCheckResult check = snapshot->auth->checkSlowly(
                       provider, credential, static_cast<int64_t>(time(nullptr)));
@@ -81,10 +81,10 @@ void Session::resumeAuth(uint32_t generation, uint32_t provider, const std::stri
                          const auth::SlowCheckResult& check) {
   if (generation != auth_generation_ || state_ != State::AuthPending) return;
   state_ = State::ReadHead;  // until admit() or a reply moves it on
-  const auth::Authenticator& authenticator = *snap_->shared->auth;
+  const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
   auth::AuthResult result = authenticator.completeSlowCheck(provider, credential, check,
-                                                           snap_->token_cache.get(), *identity_);
-  if (finishAuth(*route_, pending_has_body_, std::move(result))) checkLimits(*route_, pending_match_);
+                                                           rq_->snap->token_cache.get(), *rq_->identity);
+  if (finishAuth(*rq_->route, rq_->pending_has_body, std::move(result))) checkLimits(*rq_->route, rq_->pending_match);
   drive();
 }
 

@@ -44,6 +44,7 @@ bool Session::tryH2cUpgrade(size_t head_end) {
   std::string head(in_.data(), head_end);
   std::string method(req_.method);
   in_.consume(head_end);
+  rq_.reset();  // the request goes on as stream 1, in a stream session of its own
   out_.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
   startHttp2(payload, head, method);
   return true;

@@ -123,8 +123,8 @@ bool Session::writeClient() {
   iovec iov[2];
   int count = 0;
   if (!out_.empty()) iov[count++] = {out_.data(), out_.size()};
-  size_t body = (state_ == State::Proxy && up_ != nullptr) ? responseBodyReady() : 0;
-  if (body > 0) iov[count++] = {up_->in.data(), body};
+  size_t body = (state_ == State::Proxy && rq_->up != nullptr) ? responseBodyReady() : 0;
+  if (body > 0) iov[count++] = {rq_->up->in.data(), body};
   if (count == 0) {
     if (state_ == State::Flush) finishFlush();
     return false;
@@ -141,7 +141,7 @@ bool Session::writeClient() {
     return false;
   }
   size_t written = static_cast<size_t>(n);
-  bytes_out_ += written;
+  if (rq_) rq_->bytes_out += written;
   size_t from_out = std::min(written, out_.size());
   out_.consume(from_out);
   if (written > from_out) consumeResponseBody(written - from_out);

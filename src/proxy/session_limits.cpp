@@ -62,9 +62,9 @@ std::string_view Session::clientAddressForLimits(std::string& scratch) const {
 // Concurrency first (it costs no counter), then the rate limits; admit() when all of them let
 // the request through now, else a reply or a wait (Redis, or a delay).
 void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& match) {
-  const size_t route_index = static_cast<size_t>(&route - snap_->shared->routes.data());
+  const size_t route_index = static_cast<size_t>(&route - rq_->snap->shared->routes.data());
   if (route.config->concurrency_limit > 0) {
-    std::atomic<int64_t>*& counter = snap_->concurrency[route_index];
+    std::atomic<int64_t>*& counter = rq_->snap->concurrency[route_index];
     if (counter == nullptr) counter = worker_.localStore()->concurrencyCounter(route.config->name);
     if (counter->fetch_add(1, std::memory_order_relaxed) >= route.config->concurrency_limit) {
       counter->fetch_sub(1, std::memory_order_relaxed);
@@ -74,10 +74,10 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
                  req_.framing != http::BodyFraming::None);
       return;
     }
-    in_flight_ = counter;
+    rq_->in_flight.hold(counter);
   }
-  const ratelimit::Limiter& limiter = *snap_->shared->limiter;
-  touch_count_ = 0;
+  const ratelimit::Limiter& limiter = *rq_->snap->shared->limiter;
+  rq_->touch_count = 0;
   if (!limiter.hasLimits(static_cast<uint32_t>(route_index))) {
     admit(route, match);
     return;
@@ -86,15 +86,15 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
   ratelimit::RequestFacts facts;
   facts.client_ip = clientAddressForLimits(ip_scratch);
   facts.headers = req_.headers;
-  if (authenticated_ && identity_) {
-    facts.consumer = identity_->consumer;
-    facts.claims = identity_->claims.get();
+  if (rq_->authenticated && rq_->identity) {
+    facts.consumer = rq_->identity->consumer;
+    facts.claims = rq_->identity->claims.get();
   }
   const int64_t now = unixNs();
-  limiter.collect(static_cast<uint32_t>(route_index), facts, now, touches_, touch_count_);
+  limiter.collect(static_cast<uint32_t>(route_index), facts, now, touches_, rq_->touch_count);
   ratelimit::LocalStore& store = *worker_.localStore();
   bool any_redis = false;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     ratelimit::Touch& t = touches_[i];
     if (t.limit->redis) {
       any_redis = true;
@@ -112,9 +112,9 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
       return;
     }
   }
-  pending_match_ = match;
+  rq_->pending_match = match;
   if (any_redis) {
-    redis_retried_ = false;
+    rq_->redis_retried = false;
     sendToRedis();
     return;
   }
@@ -139,26 +139,26 @@ void Session::giveBackLocal(size_t before) {
 
 void Session::sendToRedis() {
   ratelimit::RedisClient* redis = worker_.redis();
-  const std::string& prefix = snap_->shared->config.redis->key_prefix;
+  const std::string& prefix = rq_->snap->shared->config.redis->key_prefix;
   // Keys first, then five arguments per key; the strings keep their capacity across requests
   // and the arguments are the limits' own, formatted at load, but for a quota's period end.
   // The strings are all written before any view of them is taken (a vector may move them).
-  redis_count_ = 0;
+  rq_->redis_count = 0;
   size_t quotas = 0;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     const ratelimit::Touch& t = touches_[i];
     if (!t.limit->redis) continue;
-    if (redis_count_ == redis_keys_.size()) redis_keys_.emplace_back();
-    redis_keys_[redis_count_++].assign(prefix).append(t.key);
+    if (rq_->redis_count == redis_keys_.size()) redis_keys_.emplace_back();
+    redis_keys_[rq_->redis_count++].assign(prefix).append(t.key);
     if (!isQuota(t)) continue;
     if (quotas == redis_period_ends_.size()) redis_period_ends_.emplace_back();
     std::string& end = redis_period_ends_[quotas++];
     end.clear();
     appendNumber(end, t.period.end_ns / 1000);
   }
-  redis_views_.assign(redis_keys_.begin(), redis_keys_.begin() + static_cast<ptrdiff_t>(redis_count_));
+  redis_views_.assign(redis_keys_.begin(), redis_keys_.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
   quotas = 0;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     const ratelimit::Touch& t = touches_[i];
     if (!t.limit->redis) continue;
     const auto& args = t.limit->redis_args;
@@ -168,25 +168,25 @@ void Session::sendToRedis() {
   }
   std::span<const std::string_view> all(redis_views_);
   state_ = State::LimitWait;
-  delay_until_ms_ = 0;
+  rq_->delay_until_ms = 0;
   const uint32_t tag = ++limit_generation_;
   if (redis == nullptr ||
-      !redis->evalScript(all.first(redis_count_), all.subspan(redis_count_), this, tag)) {
+      !redis->evalScript(all.first(rq_->redis_count), all.subspan(rq_->redis_count), this, tag)) {
     redisFailed();
   }
 }
 
 void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
-  if (tag != limit_generation_ || state_ != State::LimitWait || delay_until_ms_ != 0) return;
-  if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && !redis_retried_ &&
+  if (tag != limit_generation_ || state_ != State::LimitWait || rq_->delay_until_ms != 0) return;
+  if (reply != nullptr && reply->type == REDIS_REPLY_ERROR && !rq_->redis_retried &&
       std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
-    redis_retried_ = true;
+    rq_->redis_retried = true;
     sendToRedis();
     return;
   }
   state_ = State::ReadHead;  // until admit() or a reply moves it on
   if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY ||
-      reply->elements != 1 + 5 * redis_count_) {
+      reply->elements != 1 + 5 * rq_->redis_count) {
     redisFailed();
     drive();
     return;
@@ -198,7 +198,7 @@ void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
   const bool all = number(0) == 1;
   size_t r = 0;
   ratelimit::Touch* refused = nullptr;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     ratelimit::Touch& t = touches_[i];
     if (!t.limit->redis) continue;
     const size_t base = 1 + 5 * r++;
@@ -211,7 +211,7 @@ void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
     if (!t.decision.allowed && refused == nullptr) refused = &t;
   }
   if (!all) {
-    giveBackLocal(touch_count_);
+    giveBackLocal(rq_->touch_count);
     if (refused != nullptr) {
       replyLimited(*refused);
     } else {
@@ -225,11 +225,11 @@ void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
 
 void Session::redisFailed() {
   state_ = State::ReadHead;
-  if (snap_->shared->config.redis->on_error_allow) {
+  if (rq_->snap->shared->config.redis->on_error_allow) {
     finishLimits();  // the Redis limits stay undecided: no headers for them
     return;
   }
-  giveBackLocal(touch_count_);
+  giveBackLocal(rq_->touch_count);
   replyError(http::ErrorCode::Unavailable, "rate limit store unavailable",
              req_.framing != http::BodyFraming::None);
 }
@@ -237,37 +237,37 @@ void Session::redisFailed() {
 // Every limit admitted the request: wait out the longest delay, if any, then go on.
 void Session::finishLimits() {
   int64_t delay_ns = 0;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     if (touches_[i].decided) delay_ns = std::max(delay_ns, touches_[i].decision.delay_ns);
   }
   if (delay_ns <= 0) {
-    admit(*route_, pending_match_);
+    admit(*rq_->route, rq_->pending_match);
     return;
   }
   state_ = State::LimitWait;
-  delay_until_ms_ = worker_.loop().nowMs() + static_cast<uint64_t>((delay_ns + 999'999) / 1'000'000);
+  rq_->delay_until_ms = worker_.loop().nowMs() + static_cast<uint64_t>((delay_ns + 999'999) / 1'000'000);
 }
 
 void Session::endLimitWait() {
-  delay_until_ms_ = 0;
+  rq_->delay_until_ms = 0;
   state_ = State::ReadHead;
-  admit(*route_, pending_match_);
+  admit(*rq_->route, rq_->pending_match);
   drive();
 }
 
 void Session::replyLimited(const ratelimit::Touch& refused) {
   const bool quota = isQuota(refused);
-  extra_headers_.assign("Retry-After: ");
-  appendNumber(extra_headers_, ratelimit::ceilSeconds(refused.decision.retry_after_ns, 1));
-  extra_headers_.append("\r\n");
-  appendLimitHeaders(extra_headers_);
+  rq_->extra_headers.assign("Retry-After: ");
+  appendNumber(rq_->extra_headers, ratelimit::ceilSeconds(refused.decision.retry_after_ns, 1));
+  rq_->extra_headers.append("\r\n");
+  appendLimitHeaders(rq_->extra_headers);
   replyError(quota ? http::ErrorCode::QuotaExceeded : http::ErrorCode::RateLimited,
              refused.limit->message, req_.framing != http::BodyFraming::None);
 }
 
 void Session::appendLimitHeaders(std::string& out) const {
   bool first = true;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     if (!touches_[i].decided) continue;
     out.append(first ? "RateLimit-Policy: " : ", ");
     out.append(touches_[i].limit->policy);
@@ -276,7 +276,7 @@ void Session::appendLimitHeaders(std::string& out) const {
   if (first) return;
   out.append("\r\nRateLimit: ");
   first = true;
-  for (size_t i = 0; i < touch_count_; ++i) {
+  for (size_t i = 0; i < rq_->touch_count; ++i) {
     const ratelimit::Touch& t = touches_[i];
     if (!t.decided) continue;
     if (!first) out.append(", ");
@@ -288,13 +288,6 @@ void Session::appendLimitHeaders(std::string& out) const {
     appendNumber(out, ratelimit::ceilSeconds(t.decision.reset_ns));
   }
   out.append("\r\n");
-}
-
-void Session::releaseInFlight() {
-  if (in_flight_ != nullptr) {
-    in_flight_->fetch_sub(1, std::memory_order_relaxed);
-    in_flight_ = nullptr;
-  }
 }
 
 }  // namespace portico::proxy

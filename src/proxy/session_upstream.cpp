@@ -20,16 +20,16 @@ constexpr size_t kMaxUpstreamHead = 64 * 1024;
 }  // namespace
 
 uint64_t Session::requestTimeoutMs() const {
-  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
-  auto timeout = route_->config->timeout.value_or(upstream.config->timeouts.request);
+  const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
+  auto timeout = rq_->route->config->timeout.value_or(upstream.config->timeouts.request);
   return static_cast<uint64_t>(timeout.count());
 }
 
 void Session::connectUpstream() {
-  const UpstreamRuntime& upstream = snap_->shared->upstreams[upstream_index_];
-  const auto& pools = snap_->pools[upstream_index_];
+  const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
+  const auto& pools = rq_->snap->pools[rq_->upstream_index];
   size_t n = pools.size();
-  size_t index = snap_->round_robin[upstream_index_]++ % n;
+  size_t index = rq_->snap->round_robin[rq_->upstream_index]++ % n;
   if (upstream.config->balancing == config::Upstream::Balancing::LeastRequest && n > 1) {
     size_t best = index;
     for (size_t i = 1; i < n; ++i) {
@@ -38,10 +38,10 @@ void Session::connectUpstream() {
     }
     index = best;
   }
-  endpoint_index_ = static_cast<uint32_t>(index);
+  rq_->endpoint_index = static_cast<uint32_t>(index);
   upstream::EndpointPool& pool = *pools[index];
-  up_ = worker_.acquireUpstream(pool, this, up_reused_, upstream.config->max_connections);
-  if (up_ == nullptr) {
+  rq_->up = worker_.acquireUpstream(pool, this, rq_->up_reused, upstream.config->max_connections);
+  if (rq_->up == nullptr) {
     if (errno == EMFILE || errno == ENFILE || errno == EBUSY) {
       upstreamFailed(http::ErrorCode::Unavailable, "upstream connection limit reached");
     } else {
@@ -50,32 +50,32 @@ void Session::connectUpstream() {
     return;
   }
   ++pool.active_requests;
-  up_->out.clear();
-  up_->out.append(upstream_head_.view());
-  upstream_start_us_ = monotonicUs();
+  rq_->up->out.clear();
+  rq_->up->out.append(upstream_head_.view());
+  rq_->upstream_start_us = monotonicUs();
   auto& loop = worker_.loop();
-  if (up_->connecting) {
-    loop.setTimeout(*up_, static_cast<uint64_t>(upstream.config->timeouts.connect.count()));
+  if (rq_->up->connecting) {
+    loop.setTimeout(*rq_->up, static_cast<uint64_t>(upstream.config->timeouts.connect.count()));
   } else {
-    loop.setTimeout(*up_, requestTimeoutMs());
+    loop.setTimeout(*rq_->up, requestTimeoutMs());
   }
 }
 
 bool Session::tryStaleRetry() {
   // A pooled connection the upstream closed while it sat idle fails on first use. Nothing was
   // received and a request without a body can be sent again as it was, once.
-  if (!up_reused_ || retried_ || resp_head_done_ || !up_->in.empty() ||
-      req_framing_ != http::BodyFraming::None) {
+  if (!rq_->up_reused || rq_->retried || rq_->resp_head_done || !rq_->up->in.empty() ||
+      rq_->req_framing != http::BodyFraming::None) {
     return false;
   }
-  retried_ = true;
+  rq_->retried = true;
   detachUpstream(false);
   connectUpstream();
   return true;
 }
 
 bool Session::sendRequestBody() {
-  upstream::Connection& up = *up_;
+  upstream::Connection& up = *rq_->up;
   if (up.connecting) {
     if (!up.writable && !up.readable) return false;
     // A refused connect shows as an error event (readable/hangup), a finished one as writable.
@@ -97,7 +97,7 @@ bool Session::sendRequestBody() {
       up.handshaking = true;
     }
   }
-  if (up.handshaking && !continueUpstreamHandshake()) return state_ != State::Proxy || up_ == nullptr;
+  if (up.handshaking && !continueUpstreamHandshake()) return state_ != State::Proxy || rq_->up == nullptr;
   if (!up.writable) return false;
   iovec iov[2];
   int count = 0;
@@ -126,13 +126,13 @@ bool Session::sendRequestBody() {
   size_t body_sent = written - from_head;
   if (body_sent > 0) {
     in_.consume(body_sent);
-    bytes_in_ += body_sent;
-    if (req_framing_ == http::BodyFraming::Length) {
-      req_remaining_ -= body_sent;
-      req_body_done_ = req_remaining_ == 0;
-    } else if (req_framing_ == http::BodyFraming::Chunked) {
-      req_validated_ -= body_sent;
-      req_body_done_ = req_chunked_.done() && req_validated_ == 0;
+    rq_->bytes_in += body_sent;
+    if (rq_->req_framing == http::BodyFraming::Length) {
+      rq_->req_remaining -= body_sent;
+      rq_->req_body_done = rq_->req_remaining == 0;
+    } else if (rq_->req_framing == http::BodyFraming::Chunked) {
+      rq_->req_validated -= body_sent;
+      rq_->req_body_done = rq_->req_chunked.done() && rq_->req_validated == 0;
     }
   }
   if (written < total) up.writable = false;
@@ -141,7 +141,7 @@ bool Session::sendRequestBody() {
 
 // True when the handshake is done; false while it waits or after it failed (answered 502).
 bool Session::continueUpstreamHandshake() {
-  upstream::Connection& up = *up_;
+  upstream::Connection& up = *rq_->up;
   if (!up.readable && !up.writable) return false;
   switch (up.tls.handshake()) {
     case tls::Stream::Handshake::Done:
@@ -156,23 +156,23 @@ bool Session::continueUpstreamHandshake() {
       break;
   }
   LOG_WARN("upstream \"%s\" endpoint %s: TLS handshake failed: %s",
-           snap_->shared->upstreams[upstream_index_].config->name.c_str(), up.pool->key.c_str(),
+           rq_->snap->shared->upstreams[rq_->upstream_index].config->name.c_str(), up.pool->key.c_str(),
            up.tls.failure().c_str());
   upstreamFailed(http::ErrorCode::BadUpstream, "TLS handshake with the upstream failed");
   return false;
 }
 
 bool Session::readUpstream() {
-  upstream::Connection& up = *up_;
+  upstream::Connection& up = *rq_->up;
   if (up.connecting || up.handshaking || !up.readable || up.eof) return false;
   Buffer& in = up.in;
   if (in.writable() < 4096) in.compact();
-  if (in.writable() == 0 && !resp_head_done_ && in.capacity() < kMaxUpstreamHead) {
+  if (in.writable() == 0 && !rq_->resp_head_done && in.capacity() < kMaxUpstreamHead) {
     in.reserve(in.capacity() * 2);
   }
   size_t want = in.writable();
   if (want == 0) {
-    if (!resp_head_done_) {
+    if (!rq_->resp_head_done) {
       upstreamFailed(http::ErrorCode::BadUpstream, "upstream response head too large");
       return true;
     }
@@ -184,9 +184,9 @@ bool Session::readUpstream() {
   if (n > 0) {
     in.commit(static_cast<size_t>(n));
     if (static_cast<size_t>(n) < want && !up.rdhup && !up.tls.active()) up.readable = false;
-    if (resp_head_done_ && req_framing_ != http::BodyFraming::UntilClose) {
+    if (rq_->resp_head_done && rq_->req_framing != http::BodyFraming::UntilClose) {
       worker_.loop().setTimeout(up, static_cast<uint64_t>(
-                                        snap_->shared->upstreams[upstream_index_]
+                                        rq_->snap->shared->upstreams[rq_->upstream_index]
                                             .config->timeouts.idle.count()));
     }
   } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -196,7 +196,7 @@ bool Session::readUpstream() {
     if (errno != EINTR) up.readable = false;
     return errno == EINTR;
   }
-  if (!resp_head_done_) {
+  if (!rq_->resp_head_done) {
     processResponseHead();
     return true;
   }
@@ -207,20 +207,20 @@ bool Session::upstreamTruncated() const {
   // The upstream closed before the end of a length-delimited or chunked body, and everything it
   // did send has been passed on: the client must not take the short body for a whole one, so
   // the only honest signal left is closing its connection.
-  if (up_ == nullptr || !up_->eof || !resp_head_done_ || resp_dechunk_) return false;
-  if (resp_framing_ == http::BodyFraming::Length) return resp_remaining_ > up_->in.size();
-  if (resp_framing_ == http::BodyFraming::Chunked) {
-    return !resp_chunked_.done() && resp_validated_ == up_->in.size();
+  if (rq_->up == nullptr || !rq_->up->eof || !rq_->resp_head_done || rq_->resp_dechunk) return false;
+  if (rq_->resp_framing == http::BodyFraming::Length) return rq_->resp_remaining > rq_->up->in.size();
+  if (rq_->resp_framing == http::BodyFraming::Chunked) {
+    return !rq_->resp_chunked.done() && rq_->resp_validated == rq_->up->in.size();
   }
   return false;
 }
 
 bool Session::processResponseHead() {
-  upstream::Connection& up = *up_;
+  upstream::Connection& up = *rq_->up;
   for (;;) {
     size_t head_end = 0;
     http::ParseError error = http::ParseError::None;
-    auto status = http::findHeadEnd(up.in.data(), up.in.size(), resp_scanned_, head_end, error);
+    auto status = http::findHeadEnd(up.in.data(), up.in.size(), rq_->resp_scanned, head_end, error);
     if (status == http::ParseStatus::Incomplete) {
       if (up.eof) {
         if (up.in.empty() && tryStaleRetry()) return true;
@@ -232,13 +232,13 @@ bool Session::processResponseHead() {
       return false;
     }
     if (status == http::ParseStatus::Error ||
-        http::parseResponseHead(up.in.data(), head_end, method_, up.head, error) !=
+        http::parseResponseHead(up.in.data(), head_end, rq_->method, up.head, error) !=
             http::ParseStatus::Complete) {
       upstreamFailed(http::ErrorCode::BadUpstream, "upstream sent an invalid response");
       return true;
     }
-    resp_scanned_ = 0;
-    if (up.head.status == 101 && upgrade_) {
+    rq_->resp_scanned = 0;
+    if (up.head.status == 101 && rq_->upgrade) {
       startTunnel(head_end);
       return true;
     }
@@ -250,56 +250,56 @@ bool Session::processResponseHead() {
       up.in.consume(head_end);  // 100 Continue was answered by us; 103 hints are dropped
       continue;
     }
-    upstream_head_us_ = monotonicUs();
-    const auto& timeouts = snap_->shared->upstreams[upstream_index_].config->timeouts;
+    rq_->upstream_head_us = monotonicUs();
+    const auto& timeouts = rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts;
     worker_.loop().setTimeout(up, static_cast<uint64_t>(timeouts.idle.count()));
-    status_ = up.head.status;
-    resp_framing_ = up.head.framing;
-    resp_remaining_ = up.head.content_length;
-    resp_chunked_.reset();
-    resp_validated_ = 0;
-    upstream_reusable_ = up.head.keep_alive;
-    if (resp_framing_ == http::BodyFraming::UntilClose) close_after_response_ = true;
+    rq_->status = up.head.status;
+    rq_->resp_framing = up.head.framing;
+    rq_->resp_remaining = up.head.content_length;
+    rq_->resp_chunked.reset();
+    rq_->resp_validated = 0;
+    rq_->upstream_reusable = up.head.keep_alive;
+    if (rq_->resp_framing == http::BodyFraming::UntilClose) close_after_response_ = true;
     // Answered before the request body was all sent: the rest of it is still on its way from
     // the client, so this connection cannot carry another request.
-    if (!req_body_done_) close_after_response_ = true;
-    if (version_1_0_ && resp_framing_ == http::BodyFraming::Chunked) {
-      resp_dechunk_ = true;  // HTTP/1.0 has no chunked coding: decode, end with the connection
+    if (!rq_->req_body_done) close_after_response_ = true;
+    if (rq_->version_1_0 && rq_->resp_framing == http::BodyFraming::Chunked) {
+      rq_->resp_dechunk = true;  // HTTP/1.0 has no chunked coding: decode, end with the connection
       close_after_response_ = true;
     }
     if (worker_.draining()) close_after_response_ = true;
     buildClientResponseHead(up.head);
     up.in.consume(head_end);
-    resp_head_done_ = true;
+    rq_->resp_head_done = true;
     return true;
   }
 }
 
 void Session::startTunnel(size_t head_end) {
-  upstream::Connection& up = *up_;
-  upstream_head_us_ = monotonicUs();
+  upstream::Connection& up = *rq_->up;
+  rq_->upstream_head_us = monotonicUs();
   // A tunnel in use is bounded by the listener's idle timeout, kept by traffic either way (the
   // client timer); the upstream's pool timeouts are for requests, not for it.
   worker_.loop().clearTimeout(up);
-  status_ = 101;
-  upstream_reusable_ = false;
+  rq_->status = 101;
+  rq_->upstream_reusable = false;
   close_after_response_ = true;  // when the tunnel ends, so does the connection
   buildClientResponseHead(up.head);
   up.in.consume(head_end);
-  resp_head_done_ = true;
+  rq_->resp_head_done = true;
   // From here on, whatever either side sends is relayed as it comes.
-  resp_framing_ = http::BodyFraming::UntilClose;
-  req_framing_ = http::BodyFraming::UntilClose;
-  req_body_done_ = false;
+  rq_->resp_framing = http::BodyFraming::UntilClose;
+  rq_->req_framing = http::BodyFraming::UntilClose;
+  rq_->req_body_done = false;
 }
 
 bool Session::scanResponseBody() {
-  if (!resp_head_done_ || resp_framing_ != http::BodyFraming::Chunked) return false;
-  Buffer& in = up_->in;
-  if (resp_dechunk_) {
+  if (!rq_->resp_head_done || rq_->resp_framing != http::BodyFraming::Chunked) return false;
+  Buffer& in = rq_->up->in;
+  if (rq_->resp_dechunk) {
     if (in.empty()) return false;
     std::string decoded;
-    auto r = resp_chunked_.feed(in.data(), in.size(), &decoded);
+    auto r = rq_->resp_chunked.feed(in.data(), in.size(), &decoded);
     if (r.error) {
       close();
       return false;
@@ -308,9 +308,9 @@ bool Session::scanResponseBody() {
     in.consume(r.consumed);
     return r.consumed > 0;
   }
-  if (resp_validated_ >= in.size() || resp_chunked_.done()) return false;
-  auto r = resp_chunked_.feed(in.data() + resp_validated_, in.size() - resp_validated_);
-  resp_validated_ += r.consumed;
+  if (rq_->resp_validated >= in.size() || rq_->resp_chunked.done()) return false;
+  auto r = rq_->resp_chunked.feed(in.data() + rq_->resp_validated, in.size() - rq_->resp_validated);
+  rq_->resp_validated += r.consumed;
   if (r.error) {
     close();  // the response has begun: cutting the connection is the only honest signal
     return false;
@@ -319,29 +319,29 @@ bool Session::scanResponseBody() {
 }
 
 size_t Session::responseBodyReady() {
-  if (!resp_head_done_ || resp_dechunk_) return 0;
-  switch (resp_framing_) {
+  if (!rq_->resp_head_done || rq_->resp_dechunk) return 0;
+  switch (rq_->resp_framing) {
     case http::BodyFraming::None: return 0;
     case http::BodyFraming::Length:
-      return static_cast<size_t>(std::min<uint64_t>(up_->in.size(), resp_remaining_));
-    case http::BodyFraming::Chunked: return resp_validated_;
-    case http::BodyFraming::UntilClose: return up_->in.size();
+      return static_cast<size_t>(std::min<uint64_t>(rq_->up->in.size(), rq_->resp_remaining));
+    case http::BodyFraming::Chunked: return rq_->resp_validated;
+    case http::BodyFraming::UntilClose: return rq_->up->in.size();
   }
   return 0;
 }
 
 void Session::consumeResponseBody(size_t n) {
-  up_->in.consume(n);
-  if (resp_framing_ == http::BodyFraming::Length) resp_remaining_ -= n;
-  else if (resp_framing_ == http::BodyFraming::Chunked) resp_validated_ -= n;
+  rq_->up->in.consume(n);
+  if (rq_->resp_framing == http::BodyFraming::Length) rq_->resp_remaining -= n;
+  else if (rq_->resp_framing == http::BodyFraming::Chunked) rq_->resp_validated -= n;
 }
 
 void Session::detachUpstream(bool reusable) {
-  if (up_ == nullptr) return;
-  const auto& upstream = snap_->shared->upstreams[upstream_index_];
-  --up_->pool->active_requests;
-  worker_.releaseUpstream(up_, reusable, upstream.config->max_idle);
-  up_ = nullptr;
+  if (rq_->up == nullptr) return;
+  const auto& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
+  --rq_->up->pool->active_requests;
+  worker_.releaseUpstream(rq_->up, reusable, upstream.config->max_idle);
+  rq_->up = nullptr;
 }
 
 }  // namespace portico::proxy

@@ -1,0 +1,113 @@
+#pragma once
+// What one request on a session owns. A session makes one when the first byte of a request is
+// taken up and destroys it when the exchange ends, however it ends: answered, refused, or cut by
+// either side. So no exit path can leave a field behind for the next request that the same
+// (pooled) session object serves: not a route, not an identity, not a request id (review C1).
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/http1_parser.hpp"
+#include "router/router.hpp"
+
+namespace portico::auth {
+struct Identity;
+}
+namespace portico::upstream {
+struct Connection;
+}
+
+namespace portico::proxy {
+
+struct WorkerSnapshot;
+struct RouteRuntime;
+
+// A slot of a route's concurrency limit, given back when the request ends.
+class InFlightSlot {
+ public:
+  InFlightSlot() = default;
+  InFlightSlot(const InFlightSlot&) = delete;
+  InFlightSlot& operator=(const InFlightSlot&) = delete;
+  ~InFlightSlot() { release(); }
+
+  void hold(std::atomic<int64_t>* counter) { counter_ = counter; }
+  void release() {
+    if (counter_ != nullptr) counter_->fetch_sub(1, std::memory_order_relaxed);
+    counter_ = nullptr;
+  }
+
+ private:
+  std::atomic<int64_t>* counter_ = nullptr;
+};
+
+struct RequestState {
+  explicit RequestState(uint64_t now_us);
+  ~RequestState();
+  RequestState(const RequestState&) = delete;
+  RequestState& operator=(const RequestState&) = delete;
+
+  // The snapshot (refcounted) and the upstream connection are the worker's: the session gives
+  // them back before it destroys the state (Session::endRequest).
+  WorkerSnapshot* snap = nullptr;
+  const RouteRuntime* route = nullptr;
+  bool upstream_chosen = false;  // dispatched: upstream_index names where it goes
+  uint32_t upstream_index = 0;
+  uint32_t endpoint_index = 0;
+  upstream::Connection* up = nullptr;
+  bool up_reused = false;
+  bool retried = false;  // the stale-connection retry was used
+
+  std::string method;
+  std::string host;            // lowercased, without port
+  std::string path;            // normalized (what the access log shows)
+  std::string forward_target;  // rewritten path + "?" + query
+  char request_id[129] = {};
+  size_t request_id_len = 0;
+  bool version_1_0 = false;
+  bool keep_alive_1_0 = false;
+  // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
+  bool upgrade = false;
+
+  bool authenticated = false;
+  std::unique_ptr<auth::Identity> identity;  // made by the first auth check
+  bool pending_has_body = false;
+  router::MatchResult pending_match;  // the route match while auth or limits wait
+
+  size_t touch_count = 0;  // limits decided, in the session's touches_
+  InFlightSlot in_flight;
+  bool redis_retried = false;  // sent again once after NOSCRIPT
+  size_t redis_count = 0;
+  uint64_t delay_until_ms = 0;
+  std::string extra_headers;  // for the local reply or response head
+
+  bool echo = false;
+  std::string echo_body;
+  uint64_t echo_body_bytes = 0;
+
+  http::BodyFraming req_framing = http::BodyFraming::None;
+  uint64_t req_remaining = 0;  // Length: body bytes not yet sent
+  http::ChunkedDecoder req_chunked;
+  size_t req_validated = 0;    // Chunked: bytes at the front of in_ checked and ready
+  bool req_body_done = true;
+  uint64_t max_body = 0;
+
+  bool resp_head_done = false;
+  bool resp_dechunk = false;   // HTTP/1.0 client, chunked upstream: decode into out_
+  http::BodyFraming resp_framing = http::BodyFraming::None;
+  uint64_t resp_remaining = 0;
+  http::ChunkedDecoder resp_chunked;
+  size_t resp_validated = 0;
+  size_t resp_scanned = 0;
+  bool upstream_reusable = false;
+  int status = 0;
+
+  uint64_t start_us = 0;
+  uint64_t upstream_start_us = 0;
+  uint64_t upstream_head_us = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+}  // namespace portico::proxy
