@@ -24,8 +24,11 @@ constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listene
                                          "access_log", "upstreams",     "consumers", "auth_providers",
                                          "routes",     "redis",         "plans"};
 constexpr std::string_view kTopUnsupported[] = {"tracing", "grpc_services"};
-constexpr std::string_view kListenerKeys[] = {"name", "address", "http2", "tls", "limits",
-                                              "trusted_proxies"};
+constexpr std::string_view kListenerKeys[] = {
+    "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",
+    "path_parameters", "lowercase_paths"};
+constexpr std::string_view kUnderscoreActions[] = {"drop", "reject", "allow"};
+constexpr std::string_view kPathParameterActions[] = {"strip", "reject"};
 constexpr std::string_view kLimitsKeys[] = {
     "max_header_bytes", "max_uri_bytes",   "max_body_bytes",
     "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams"};
@@ -158,6 +161,19 @@ void parseListeners(Context& ctx, const Item& item, std::vector<Listener>& out,
     }
     if (const Field* f = map.find("trusted_proxies")) {
       parseTrustedProxies(ctx, f->item(), listener.trusted_proxies);
+    }
+    if (const Field* f = map.find("headers_with_underscores")) {
+      if (auto index = ctx.choice(f->item(), kUnderscoreActions)) {
+        listener.headers_with_underscores = static_cast<Listener::Underscores>(*index);
+      }
+    }
+    if (const Field* f = map.find("path_parameters")) {
+      if (auto index = ctx.choice(f->item(), kPathParameterActions)) {
+        listener.path_parameters = static_cast<Listener::PathParameters>(*index);
+      }
+    }
+    if (const Field* f = map.find("lowercase_paths")) {
+      listener.lowercase_paths = ctx.boolean(f->item()).value_or(false);
     }
     out.push_back(std::move(listener));
   }

@@ -63,6 +63,19 @@ struct Listener {
   std::optional<ListenerTls> tls;
   Limits limits;
   std::vector<Cidr> trusted_proxies;
+  // Header names with '_': CGI-style servers read X_Consumer_Name as X-Consumer-Name, so a
+  // client could choose an identity the gateway never checked (review H4). Envoy's and NGINX's
+  // default is to drop them too.
+  enum class Underscores : uint8_t { Drop, Reject, Allow };
+  Underscores headers_with_underscores = Underscores::Drop;
+  // `;` path parameters: servlet containers drop them before resolving dot segments, so
+  // "/admin;x/users" is "/admin/users" to them (review H3). Strip: removed before routing and
+  // forwarding (what the router saw is what the upstream gets); Reject: 400.
+  enum class PathParameters : uint8_t { Strip, Reject };
+  PathParameters path_parameters = PathParameters::Strip;
+  // For upstreams that ignore case in paths (IIS, ASP.NET): paths are lowercased before routing
+  // and forwarding, so "/ADMIN" meets the routes of "/admin".
+  bool lowercase_paths = false;
 };
 
 struct Admin {

@@ -44,6 +44,12 @@ class Buffer {
     if (begin_ == end_) begin_ = end_ = 0;
   }
   void clear() { begin_ = end_ = 0; }
+  // Removes `n` readable bytes starting `offset` bytes into the data.
+  void erase(size_t offset, size_t n) {
+    char* at = data() + offset;
+    std::memmove(at, at + n, size() - offset - n);
+    end_ -= n;
+  }
   // Moves the unread bytes to the front.
   void compact() {
     if (begin_ == 0) return;

@@ -2,28 +2,10 @@
 
 #include <cstring>
 
+#include "http/chars.hpp"
+
 namespace portico::http {
 namespace {
-
-// RFC 9110 §5.6.2 tchar, as a table built at compile time.
-struct TcharTable {
-  bool allowed[256] = {};
-  constexpr TcharTable() {
-    for (int c = '0'; c <= '9'; ++c) allowed[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) allowed[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) allowed[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) allowed[static_cast<unsigned char>(c)] = true;
-  }
-};
-constexpr TcharTable kTchar;
-
-inline bool isTchar(char c) { return kTchar.allowed[static_cast<unsigned char>(c)]; }
-// field-vchar / SP / HTAB / obs-text: everything but controls other than HTAB, and DEL.
-inline bool isFieldValueChar(char c) {
-  auto u = static_cast<unsigned char>(c);
-  return u == '\t' || (u >= 0x20 && u != 0x7f);
-}
-inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
 
 std::string_view trimOws(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -74,6 +56,7 @@ bool isValidHost(std::string_view host) {
 ParseStatus parseFields(const char* data, size_t head_end, size_t pos, size_t max_headers,
                         MessageHead& out, ParseError& error) {
   out.headers.clear();
+  out.underscore_names = false;
   const size_t end = head_end - 2;  // the blank line's CRLF
   while (pos < end) {
     const char* line = data + pos;
@@ -103,6 +86,7 @@ ParseStatus parseFields(const char* data, size_t head_end, size_t pos, size_t ma
       error = ParseError::TooManyHeaders;
       return ParseStatus::Error;
     }
+    if (std::memchr(line, '_', colon) != nullptr) out.underscore_names = true;
     out.headers.push_back({std::string_view(line, colon), trimOws(value)});
     pos += line_len + 2;
   }
@@ -218,6 +202,14 @@ ParseStatus findHeadEnd(const char* data, size_t len, size_t& scanned, size_t& h
     }
   }
   return ParseStatus::Incomplete;
+}
+
+bool hasHttpVersion(std::string_view line) {
+  constexpr size_t kVersion = 9;  // " HTTP/1.1"
+  if (line.size() < kVersion) return false;
+  std::string_view version = line.substr(line.size() - kVersion);
+  return version.substr(0, 6) == " HTTP/" && isDigit(version[6]) && version[7] == '.' &&
+         isDigit(version[8]);
 }
 
 ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLimits& limits,
@@ -423,124 +415,6 @@ bool connectionListsField(HeaderList headers, std::string_view name) {
     }
   }
   return found;
-}
-
-ChunkedDecoder::Result ChunkedDecoder::feed(const char* data, size_t len, std::string* data_out) {
-  static constexpr uint32_t kMaxLine = 4096;
-  static constexpr uint32_t kMaxTrailers = 16 * 1024;
-  Result r;
-  size_t i = 0;
-  auto fail = [&] {
-    r.error = true;
-    r.consumed = i;
-    return r;
-  };
-  while (i < len && state_ != State::Done) {
-    char c = data[i];
-    switch (state_) {
-      case State::SizeStart:
-      case State::Size: {
-        int digit = (c >= '0' && c <= '9')   ? c - '0'
-                    : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                    : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                             : -1;
-        if (digit >= 0) {
-          if (++size_digits_ > 15) return fail();  // bounded well below 2^64
-          remaining_ = remaining_ * 16 + static_cast<uint64_t>(digit);
-          state_ = State::Size;
-        } else if (state_ == State::Size && c == ';') {
-          state_ = State::Ext;
-          line_bytes_ = 0;
-        } else if (state_ == State::Size && c == '\r') {
-          state_ = State::SizeLf;
-        } else {
-          return fail();
-        }
-        ++i;
-        break;
-      }
-      case State::Ext:
-        // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ): tokens, quoted
-        // strings and separators; controls (and so bare LF) are refused.
-        if (c == '\r') {
-          state_ = State::SizeLf;
-        } else if (!(isTchar(c) || c == ';' || c == '=' || c == '"' || c == ' ' || c == '\t' ||
-                     c == '\\' || c == '/' || c == ',' || c == ':' || c == '(' || c == ')' ||
-                     c == '<' || c == '>' || c == '?' || c == '@' || c == '[' || c == ']' ||
-                     c == '{' || c == '}') ||
-                   ++line_bytes_ > kMaxLine) {
-          return fail();
-        }
-        ++i;
-        break;
-      case State::SizeLf:
-        if (c != '\n') return fail();
-        ++i;
-        size_digits_ = 0;
-        if (remaining_ == 0) {
-          state_ = State::TrailerStart;
-        } else {
-          state_ = State::Data;
-        }
-        break;
-      case State::Data: {
-        size_t n = len - i;
-        if (n > remaining_) n = static_cast<size_t>(remaining_);
-        if (data_out) data_out->append(data + i, n);
-        remaining_ -= n;
-        data_bytes_ += n;
-        i += n;
-        if (remaining_ == 0) state_ = State::DataCr;
-        break;
-      }
-      case State::DataCr:
-        if (c != '\r') return fail();
-        state_ = State::DataLf;
-        ++i;
-        break;
-      case State::DataLf:
-        if (c != '\n') return fail();
-        state_ = State::SizeStart;
-        ++i;
-        break;
-      case State::TrailerStart:
-        if (c == '\r') {
-          state_ = State::FinalLf;
-        } else if (c == ' ' || c == '\t' || !isFieldValueChar(c)) {
-          return fail();  // obs-fold or a control character
-        } else {
-          state_ = State::TrailerLine;
-          line_bytes_ = 1;
-        }
-        if (++trailer_bytes_ > kMaxTrailers) return fail();
-        ++i;
-        break;
-      case State::TrailerLine:
-        if (c == '\r') {
-          state_ = State::TrailerLf;
-        } else if (!isFieldValueChar(c) || ++line_bytes_ > kMaxLine) {
-          return fail();
-        }
-        if (++trailer_bytes_ > kMaxTrailers) return fail();
-        ++i;
-        break;
-      case State::TrailerLf:
-        if (c != '\n') return fail();
-        state_ = State::TrailerStart;
-        ++i;
-        break;
-      case State::FinalLf:
-        if (c != '\n') return fail();
-        state_ = State::Done;
-        ++i;
-        break;
-      case State::Done:
-        break;
-    }
-  }
-  r.consumed = i;
-  r.done = state_ == State::Done;
-  return r;
 }
 
 }  // namespace portico::http

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/chunked.hpp"
 #include "http/header.hpp"
 
 namespace portico::http {
@@ -55,6 +56,7 @@ struct MessageHead {
   bool keep_alive = true;
   bool connection_lists_headers = false;  // Connection names fields other than close/keep-alive
   bool upgrade = false;                   // Connection: upgrade
+  bool underscore_names = false;          // some field name holds an underscore
   size_t head_size = 0;                   // bytes up to and including the blank line
 };
 
@@ -84,6 +86,10 @@ struct RequestLimits {
 ParseStatus findHeadEnd(const char* data, size_t len, size_t& scanned, size_t& head_end,
                         ParseError& error);
 
+// Whether a request line ends in " HTTP/d.d". A line without one (HTTP/0.9) is answered at once,
+// not left waiting for a header section that will never come.
+bool hasHttpVersion(std::string_view request_line);
+
 // Parses a complete request head (data[0, head_end) as found by findHeadEnd).
 ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLimits& limits,
                              RequestHead& out, ParseError& error);
@@ -96,34 +102,5 @@ ParseStatus parseResponseHead(const char* data, size_t head_end, std::string_vie
 bool isHopByHop(std::string_view name);
 // True when one of the Connection fields of `headers` lists `name`.
 bool connectionListsField(HeaderList headers, std::string_view name);
-
-// Incremental validator for a chunked body. It does not copy: feed() reports how many input
-// bytes belong to the body (chunk framing included), so a proxy can pass them on verbatim, and
-// optionally appends the decoded data to `data_out` (for consumers that need the payload).
-class ChunkedDecoder {
- public:
-  struct Result {
-    size_t consumed = 0;  // bytes of input that belong to the chunked body
-    bool done = false;    // the last chunk and trailers were seen
-    bool error = false;
-  };
-
-  void reset() { *this = ChunkedDecoder{}; }
-  Result feed(const char* data, size_t len, std::string* data_out = nullptr);
-  uint64_t dataBytes() const { return data_bytes_; }
-  bool done() const { return state_ == State::Done; }
-
- private:
-  enum class State : uint8_t {
-    SizeStart, Size, Ext, SizeLf, Data, DataCr, DataLf,
-    TrailerStart, TrailerLine, TrailerLf, FinalLf, Done
-  };
-  State state_ = State::SizeStart;
-  uint64_t remaining_ = 0;
-  uint64_t data_bytes_ = 0;
-  uint32_t line_bytes_ = 0;   // length of the current size/ext or trailer line
-  uint32_t trailer_bytes_ = 0;
-  uint8_t size_digits_ = 0;
-};
 
 }  // namespace portico::http

@@ -220,38 +220,13 @@ TEST(Http1, HopByHop) {
   EXPECT_FALSE(isHopByHop("X-Foo"));
 }
 
-TEST(ChunkedDecoder, DecodesAcrossArbitrarySplits) {
-  const std::string body = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n";
-  for (size_t split = 1; split < body.size(); ++split) {
-    ChunkedDecoder d;
-    std::string out;
-    auto a = d.feed(body.data(), split, &out);
-    ASSERT_FALSE(a.error) << split;
-    auto b = d.feed(body.data() + a.consumed, body.size() - a.consumed, &out);
-    ASSERT_FALSE(b.error) << split;
-    EXPECT_TRUE(b.done) << split;
-    EXPECT_EQ(a.consumed + b.consumed, body.size());
-    EXPECT_EQ(out, "hello world");
-    EXPECT_EQ(d.dataBytes(), 11u);
-  }
-}
-
-TEST(ChunkedDecoder, StopsAtEndOfBody) {
-  const std::string wire = "1\r\na\r\n0\r\n\r\nGET /next";
-  ChunkedDecoder d;
-  auto r = d.feed(wire.data(), wire.size());
-  EXPECT_TRUE(r.done);
-  EXPECT_EQ(r.consumed, wire.size() - 9);
-}
-
-TEST(ChunkedDecoder, RefusesMalformedFraming) {
-  for (const std::string bad : {"zz\r\n", " 5\r\n", "5 \r\n", "ffffffffffffffffff\r\n",
-                                "5\nhello\r\n", "5\r\nhelloX\r\n", "0\r\n folded\r\n\r\n",
-                                "\r\n", "5;\x01\r\n", "0\r\nX: a\nY"}) {
-    ChunkedDecoder d;
-    auto r = d.feed(bad.data(), bad.size());
-    EXPECT_TRUE(r.error) << bad;
-  }
+TEST(RequestLine, HasHttpVersion) {
+  EXPECT_TRUE(hasHttpVersion("GET / HTTP/1.1"));
+  EXPECT_TRUE(hasHttpVersion("GET / HTTP/1.0"));
+  EXPECT_FALSE(hasHttpVersion("GET /"));  // HTTP/0.9
+  EXPECT_FALSE(hasHttpVersion("GET /HTTP/1.1"));
+  EXPECT_FALSE(hasHttpVersion("GET / HTTP/1.x"));
+  EXPECT_FALSE(hasHttpVersion(""));
 }
 
 }  // namespace

@@ -37,8 +37,19 @@ int hexValue(char c) {
 
 constexpr char kHexUpper[] = "0123456789ABCDEF";
 
+char caseOf(uint8_t c, const PathOptions& options) {
+  return options.lowercase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32)
+                                                   : static_cast<char>(c);
+}
+
 // Appends one raw segment (no '/') to `out`, decoded as path.hpp describes.
-PathError appendSegment(std::string_view segment, std::string& out) {
+PathError appendSegment(std::string_view segment, std::string& out, const PathOptions& options) {
+  if (options.parameters != PathOptions::Parameters::Keep) {
+    if (size_t semicolon = segment.find(';'); semicolon != std::string_view::npos) {
+      if (options.parameters == PathOptions::Parameters::Reject) return PathError::Parameter;
+      segment = segment.substr(0, semicolon);
+    }
+  }
   for (size_t i = 0; i < segment.size(); ++i) {
     const auto c = static_cast<uint8_t>(segment[i]);
     if (c == '%') {
@@ -50,7 +61,7 @@ PathError appendSegment(std::string_view segment, std::string& out) {
       if (value == 0) return PathError::EncodedNul;
       if (value == '/' || value == '\\') return PathError::EncodedSlash;
       if (kClass[value] & kUnreserved) {
-        out.push_back(static_cast<char>(value));
+        out.push_back(caseOf(value, options));
       } else {
         out.push_back('%');
         out.push_back(kHexUpper[value >> 4]);
@@ -58,7 +69,7 @@ PathError appendSegment(std::string_view segment, std::string& out) {
       }
       i += 2;
     } else if (kClass[c] & kPchar) {
-      out.push_back(static_cast<char>(c));
+      out.push_back(caseOf(c, options));
     } else {
       return PathError::InvalidCharacter;
     }
@@ -72,7 +83,7 @@ PathError appendSegment(std::string_view segment, std::string& out) {
 // segment preceded by its '/'; a dot segment is recognised after decoding ("%2e%2E" is ".."), so
 // "/a/%2e%2e/b" cannot smuggle a climb past the router. `out` never grows beyond raw.size(): every
 // byte written stands for at least one byte consumed, so a reserved buffer is never reallocated.
-PathError normalizePath(std::string_view raw, std::string& out) {
+PathError normalizePath(std::string_view raw, std::string& out, const PathOptions& options) {
   out.clear();
   if (raw.empty() || raw.front() != '/') return PathError::NotOriginForm;
 
@@ -90,12 +101,15 @@ PathError normalizePath(std::string_view raw, std::string& out) {
     } else {
       const size_t start = out.size();
       out.push_back('/');
-      if (const PathError error = appendSegment(segment, out); error != PathError::None) {
+      if (const PathError error = appendSegment(segment, out, options); error != PathError::None) {
         out.clear();
         return error;
       }
       const std::string_view decoded = std::string_view(out).substr(start + 1);
-      if (decoded == ".") {
+      if (decoded.empty()) {
+        out.resize(start);  // nothing but parameters: like an empty segment, it collapses
+        trailing_slash = true;
+      } else if (decoded == ".") {
         out.resize(start);
         trailing_slash = true;
       } else if (decoded == "..") {

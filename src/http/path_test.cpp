@@ -8,9 +8,9 @@ namespace portico::http {
 namespace {
 
 // The normalized path, or a marker naming the error, so each test is one EXPECT_EQ.
-std::string normalized(std::string_view raw) {
+std::string normalized(std::string_view raw, const PathOptions& options = {}) {
   std::string out;
-  switch (normalizePath(raw, out)) {
+  switch (normalizePath(raw, out, options)) {
     case PathError::None:
       return out;
     case PathError::NotOriginForm:
@@ -23,6 +23,8 @@ std::string normalized(std::string_view raw) {
       return "<EncodedNul>";
     case PathError::InvalidCharacter:
       return "<InvalidCharacter>";
+    case PathError::Parameter:
+      return "<Parameter>";
   }
   return "<?>";
 }
@@ -33,6 +35,33 @@ TEST(NormalizePath, KeepsAlreadyNormalPath) {
 }
 
 TEST(NormalizePath, KeepsCase) { EXPECT_EQ("/ADMIN", normalized("/ADMIN")); }
+
+// Review H3: what a servlet container makes of ';' parameters is what the router sees.
+TEST(NormalizePath, StripsSegmentParametersBeforeDotSegments) {
+  EXPECT_EQ("/admin/users", normalized("/admin;x/users"));
+  EXPECT_EQ("/admin/users", normalized("/public/..;/admin/users"));
+  EXPECT_EQ("/admin/users", normalized("/public/..;jsessionid=1/admin/users"));
+  EXPECT_EQ("/a/b", normalized("/a/.;x/b"));
+  EXPECT_EQ("/a/b", normalized("/a/;x/b"));
+  EXPECT_EQ("/files", normalized("/files;v=2"));
+  EXPECT_EQ("/a%3Bb", normalized("/a%3bb"));  // an escaped ';' is data, not a parameter
+}
+
+TEST(NormalizePath, KeepsOrRefusesParametersWhenAsked) {
+  PathOptions keep{PathOptions::Parameters::Keep};
+  EXPECT_EQ("/admin;x/users", normalized("/admin;x/users", keep));
+  PathOptions reject{PathOptions::Parameters::Reject};
+  EXPECT_EQ("<Parameter>", normalized("/admin;x/users", reject));
+  EXPECT_EQ("<Parameter>", normalized("/p/..;/admin", reject));
+  EXPECT_EQ("/a%3Bb", normalized("/a%3Bb", reject));
+}
+
+TEST(NormalizePath, LowercasesLettersButNotEscapes) {
+  PathOptions lower;
+  lower.lowercase = true;
+  EXPECT_EQ("/admin/users", normalized("/ADMIN/Users", lower));
+  EXPECT_EQ("/a%3Bb/x", normalized("/A%3bB/%58", lower));
+}
 
 TEST(NormalizePath, RemovesDotDotSegment) { EXPECT_EQ("/b", normalized("/a/../b")); }
 
@@ -99,7 +128,8 @@ TEST(NormalizePath, KeepsOtherEscapesWithUpperCaseHex) {
 TEST(NormalizePath, EscapedPercentIsNotDecodedTwice) { EXPECT_EQ("/%252e", normalized("/%252e")); }
 
 TEST(NormalizePath, AcceptsSubDelimsColonAndAt) {
-  EXPECT_EQ("/a:b@c!$&'()*+,;=", normalized("/a:b@c!$&'()*+,;="));
+  EXPECT_EQ("/a:b@c!$&'()*+,=", normalized("/a:b@c!$&'()*+,="));
+  EXPECT_EQ("/a:b@c!$&'()*+,;=", normalized("/a:b@c!$&'()*+,;=", {PathOptions::Parameters::Keep}));
 }
 
 TEST(NormalizePath, RejectsEncodedSlash) {

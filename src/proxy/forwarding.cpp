@@ -96,6 +96,8 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   }
 
   const bool trusted = inCidrs(listener().trusted_proxies, peer_);
+  const bool drop_underscores =
+      listener().headers_with_underscores != config::Listener::Underscores::Allow;
   std::string_view xfproto, xfhost;
   bool client_sent_xff = false;
   bool client_sent_length = false;
@@ -112,6 +114,10 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
       continue;
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
+    // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
+    if (req_.underscore_names && drop_underscores && h.name.find('_') != std::string_view::npos) {
+      continue;
+    }
     // Identity headers are the gateway's to set: a client's are dropped on every route.
     if (inDropList(rq_->snap->shared->auth->identityHeaders(), h.name)) continue;
     appendField(out, h.name, h.value);

@@ -90,6 +90,8 @@ struct RequestState {
   uint64_t req_remaining = 0;  // Length: body bytes not yet sent
   http::ChunkedDecoder req_chunked;
   size_t req_validated = 0;    // Chunked: bytes at the front of in_ checked and ready
+  size_t req_scanned = 0;      // Chunked: bytes at the front of in_ the decoder has seen
+  size_t req_trailer_bytes = 0;  // Chunked: trailer fields seen, held back to be dropped
   bool req_body_done = true;
   uint64_t max_body = 0;
 

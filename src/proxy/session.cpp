@@ -295,6 +295,13 @@ bool Session::tryStartRequest() {
     return true;
   }
   if (status == http::ParseStatus::Incomplete) {
+    if (head_scanned_ > 0) {
+      std::string_view seen(in_.data(), head_scanned_);
+      if (!http::hasHttpVersion(seen.substr(0, seen.find('\r')))) {
+        replyError(http::ErrorCode::BadRequest, "invalid request line", true);
+        return true;
+      }
+    }
     const auto& limits = listener().limits;
     // RFC 9112 §3: 414 when the request line alone is over the limit, else 431 for the head.
     if (head_scanned_ == 0 && in_.size() > limits.max_uri_bytes + 64) {
@@ -349,15 +356,35 @@ void Session::startRequest(size_t head_end) {
     rq_->request_id_len = 32;
   }
 
+  const config::Listener& listen = listener();
+  const http::PathOptions path_options{
+      listen.path_parameters == config::Listener::PathParameters::Reject
+          ? http::PathOptions::Parameters::Reject
+          : http::PathOptions::Parameters::Strip,
+      listen.lowercase_paths};
   if (req_.target == "*" ||
-      http::normalizePath(req_.path, rq_->path) != http::PathError::None) {
-    rq_->path.assign(req_.target.substr(0, std::min<size_t>(req_.target.size(), 256)));
+      http::normalizePath(req_.path, rq_->path, path_options) != http::PathError::None) {
+    // Logged without the query, which may hold a credential.
+    rq_->path.assign(req_.path.substr(0, std::min<size_t>(req_.path.size(), 256)));
     replyError(http::ErrorCode::BadRequest, "invalid request path", true);
+    return;
+  }
+  if (req_.underscore_names &&
+      listen.headers_with_underscores == config::Listener::Underscores::Reject) {
+    replyError(http::ErrorCode::BadRequest, "header names with underscores are not accepted",
+               true);
+    return;
+  }
+  // CONNECT would make us a tunnel to anywhere, TRACE would echo credentials back (review L8).
+  if (req_.method == "CONNECT" || req_.method == "TRACE") {
+    replyError(http::ErrorCode::MethodNotAllowed, "method not allowed", true);
     return;
   }
   std::string_view host = req_.host;
   size_t host_end = host.starts_with('[') ? host.find(']') + 1 : host.rfind(':');
   host = host.substr(0, host_end == std::string_view::npos ? host.size() : host_end);
+  // A fully qualified name's trailing dot names the same host (review L9).
+  if (host.size() > 1 && host.back() == '.') host.remove_suffix(1);
   for (char c : host) rq_->host.push_back(http::asciiLower(c));
 
   rq_->snap = worker_.acquireSnapshot();
@@ -442,18 +469,30 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
 }
 
 bool Session::scanRequestBody() {
-  if (rq_->req_body_done || rq_->req_framing != http::BodyFraming::Chunked) return false;
-  if (rq_->req_validated >= in_.size()) return false;
-  auto r = rq_->req_chunked.feed(in_.data() + rq_->req_validated, in_.size() - rq_->req_validated);
-  rq_->req_validated += r.consumed;
+  RequestState& rq = *rq_;
+  if (rq.req_body_done || rq.req_framing != http::BodyFraming::Chunked) return false;
+  if (rq.req_scanned >= in_.size()) return false;
+  auto r = rq.req_chunked.feed(in_.data() + rq.req_scanned, in_.size() - rq.req_scanned);
   if (r.error) {
     upstreamFailed(http::ErrorCode::BadRequest, "malformed chunked request body");
     return true;
   }
-  if (rq_->req_chunked.dataBytes() > rq_->max_body) {
+  // Checked on what a size line announces, before it goes on (review M1): an upstream that reads
+  // sizes in 32 bits would otherwise find a request inside what we took for one large chunk.
+  if (rq.req_chunked.announcedBytes() > rq.max_body) {
     upstreamFailed(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit");
     return true;
   }
+  rq.req_scanned += r.consumed;
+  rq.req_trailer_bytes += r.trailer_bytes;
+  if (r.done && rq.req_trailer_bytes > 0) {
+    // Request trailers are not passed on (RFC 9110 §6.5.1 lets a proxy drop them; some servers
+    // merge them into the header section): the body ends with the last chunk and the CRLF.
+    in_.erase(rq.req_scanned - 2 - rq.req_trailer_bytes, rq.req_trailer_bytes);
+    rq.req_scanned -= rq.req_trailer_bytes;
+    rq.req_trailer_bytes = 0;
+  }
+  rq.req_validated = rq.req_scanned - rq.req_trailer_bytes;
   return r.consumed > 0;
 }
 

@@ -101,6 +101,7 @@ class Session final : public net::EventHandler,
     Handshake, ReadHead, AuthPending, LimitWait, Proxy, Flush, Http2, Closed
   };
   enum class AuthStep : uint8_t { Passed, Refused, Pending };
+  static constexpr size_t kMaxBodyBuffer = 64 * 1024;  // per direction, while streaming bodies
 
   // The main loop: makes all the progress the sockets allow, then returns.
   void drive();

@@ -15,7 +15,6 @@
 namespace portico::proxy {
 namespace {
 
-constexpr size_t kMaxBodyBuffer = 64 * 1024;  // per direction, while streaming bodies
 constexpr size_t kLingerBytes = 1024 * 1024;  // what a lingering close reads at most
 
 }  // namespace

@@ -132,6 +132,7 @@ bool Session::sendRequestBody() {
       rq_->req_body_done = rq_->req_remaining == 0;
     } else if (rq_->req_framing == http::BodyFraming::Chunked) {
       rq_->req_validated -= body_sent;
+      rq_->req_scanned -= body_sent;
       rq_->req_body_done = rq_->req_chunked.done() && rq_->req_validated == 0;
     }
   }
@@ -165,6 +166,9 @@ bool Session::continueUpstreamHandshake() {
 bool Session::readUpstream() {
   upstream::Connection& up = *rq_->up;
   if (up.connecting || up.handshaking || !up.readable || up.eof) return false;
+  // De-chunking copies into out_: reading waits while the client has not taken what is there
+  // (review H2), as it does for bodies relayed from up.in.
+  if (rq_->resp_dechunk && out_.size() >= kMaxBodyBuffer) return false;
   Buffer& in = up.in;
   if (in.writable() < 4096) in.compact();
   if (in.writable() == 0 && !rq_->resp_head_done && in.capacity() < kMaxUpstreamHead) {
@@ -297,7 +301,7 @@ bool Session::scanResponseBody() {
   if (!rq_->resp_head_done || rq_->resp_framing != http::BodyFraming::Chunked) return false;
   Buffer& in = rq_->up->in;
   if (rq_->resp_dechunk) {
-    if (in.empty()) return false;
+    if (in.empty() || out_.size() >= kMaxBodyBuffer) return false;
     std::string decoded;
     auto r = rq_->resp_chunked.feed(in.data(), in.size(), &decoded);
     if (r.error) {

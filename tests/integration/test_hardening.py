@@ -1,0 +1,291 @@
+"""Findings of the December 2026 review (../shared/REVIEW-2026-12.md), one test or more each, over
+HTTP/1.1 and HTTP/2 where both apply: what reaches the upstream on the wire (chunk extensions,
+trailers, oversized chunks, underscore headers, path parameters), early answers to what cannot
+be a request, and the deadlines and memory bounds of streams nobody finishes."""
+import socket
+import time
+
+import pytest
+
+from support import gateway as gw
+from support import h2client
+from support import rawhttp
+from support.h2client import H2Client
+from support.raw_upstream import RawUpstream
+from support.rawhttp import RawConn, request_bytes
+
+ALICE_KEY = "alice-key-0123456789"
+
+
+@pytest.fixture
+def raw_upstream():
+    u = RawUpstream()
+    yield u
+    u.stop()
+
+
+def raw_gateway(gateway, upstream, **listener):
+    return gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)},
+                             listener=listener or None))
+
+
+def chunked_post(path, body):
+    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            + body)
+
+
+# ----- request smuggling: chunk extensions, trailers, HTTP/0.9 (issue #11) ---------------------
+@pytest.mark.parametrize("ext", [b";", b"; ", b";=x", b";a=", b";a b", b';a="open'])
+def test_chunk_extension_outside_the_grammar_is_refused(gateway, raw_upstream, ext):
+    g = raw_gateway(gateway, raw_upstream)
+    data = chunked_post("/ext", b"5" + ext + b"\r\nhello\r\n0\r\n\r\n")
+    responses, raw, closed = rawhttp.send_and_read_all(g.port, data)
+    assert closed and len(responses) == 1 and responses[0].status == 400, raw
+    time.sleep(0.2)
+    assert b"hello" not in raw_upstream.all_bytes()
+
+
+def test_trailer_fields_never_reach_the_upstream(gateway, raw_upstream):
+    g = raw_gateway(gateway, raw_upstream)
+    body = (b"5\r\nhello\r\n0\r\nContent-Length: 5\r\nX-Consumer-Name: admin\r\n"
+            b"Transfer-Encoding: identity\r\n\r\n")
+    responses, raw, _ = rawhttp.send_and_read_all(g.port, chunked_post("/trailers", body))
+    assert len(responses) == 1 and responses[0].status == 200, raw
+    wire = raw_upstream.all_bytes()
+    head, _, sent_body = wire.partition(b"\r\n\r\n")
+    assert sent_body == b"5\r\nhello\r\n0\r\n\r\n", wire
+    assert b"X-Consumer-Name" not in wire and b"identity" not in wire
+
+
+def test_trailers_split_across_reads_are_dropped_and_the_body_ends(gateway, raw_upstream):
+    g = raw_gateway(gateway, raw_upstream)
+    with RawConn(g.port) as c:
+        c.send(chunked_post("/split", b"3\r\nabc\r\n0\r\nX-A: 1"))
+        time.sleep(0.2)
+        c.send(b"\r\nX-B: 2\r\n")
+        time.sleep(0.2)
+        c.send(b"\r\n")
+        assert c.read_response().status == 200
+    assert raw_upstream.all_bytes().endswith(b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize("trailer", [b"no colon here", b": x", b"X Y: z", b" folded: x"])
+def test_trailer_outside_the_field_grammar_is_refused(gateway, raw_upstream, trailer):
+    g = raw_gateway(gateway, raw_upstream)
+    data = chunked_post("/bad-trailer", b"5\r\nhello\r\n0\r\n" + trailer + b"\r\n\r\n")
+    responses, raw, closed = rawhttp.send_and_read_all(g.port, data)
+    assert closed and responses and responses[0].status in (400, 502), raw
+    assert trailer not in raw_upstream.all_bytes()
+
+
+def test_valid_chunk_extension_passes(gateway, raw_upstream):
+    g = raw_gateway(gateway, raw_upstream)
+    data = chunked_post("/ok-ext", b'5;name="q;v"\r\nhello\r\n0\r\n\r\n')
+    responses, raw, _ = rawhttp.send_and_read_all(g.port, data)
+    assert responses and responses[0].status == 200, raw
+
+
+def test_http09_request_line_is_answered_at_once(gateway, upstream):
+    g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)},
+                          limits={"header_timeout": "20s"}))
+    start = time.monotonic()
+    with RawConn(g.port) as c:
+        c.send(b"GET /\r\n")
+        r = c.read_response(timeout=3)
+        assert r.status == 400
+        assert c.wait_closed(3)
+    assert time.monotonic() - start < 2.5
+    assert upstream.count() == 0
+
+
+def test_oversized_chunk_is_refused_before_it_is_forwarded(gateway, raw_upstream):
+    """M1: a chunk size over the body limit gets 413; the upstream never sees a smuggled request
+    that a 32-bit chunk-size parser would find."""
+    g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u", max_body_bytes="1MiB")],
+                          {"u": gw.up(raw_upstream)}))
+    smuggled = b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"100000010\r\n" + b"A" * 16 + b"\r\n0\r\n\r\n" + smuggled
+    responses, raw, closed = rawhttp.send_and_read_all(g.port, chunked_post("/upload", body))
+    assert closed and responses and responses[0].status == 413, raw
+    time.sleep(0.2)
+    assert b"/admin" not in raw_upstream.all_bytes()
+    assert b"100000010" not in raw_upstream.all_bytes()
+
+
+# ----- H3: path parameters and case ---------------------------------------------------------
+def shared_upstream_config(upstream, **listener):
+    """`/` public and `/admin` behind API keys, both to the same upstream (review H3)."""
+    routes = [gw.route("public", {"path_prefix": "/"}, "app"),
+              gw.route("admin", {"path_prefix": "/admin"}, "app", auth=["keys"])]
+    return gw.config(routes, {"app": gw.up(upstream)}, listener=listener or None,
+                     auth_providers={"keys": {"type": "api_key", "from": ["header:X-API-Key"]}},
+                     consumers=[{"name": "alice", "api_keys": [ALICE_KEY]}])
+
+
+@pytest.mark.parametrize("target", ["/admin;x/users", "/public/..;/admin/users",
+                                    "/public/..;jsessionid=1/admin/users", "/x/.;y/../admin/users",
+                                    "/admin;/users"])
+def test_path_parameters_cannot_skip_a_protected_route(gateway, upstream, target):
+    g = gateway(shared_upstream_config(upstream, http2=True))
+    r = rawhttp.exchange(g.port, request_bytes("GET", target))
+    assert r.status == 401, r
+    with H2Client(g.port) as c:
+        assert c.response(c.request("GET", target)).status == 401
+    assert upstream.count() == 0
+    # With the key, the upstream gets the path the router saw.
+    r = rawhttp.exchange(g.port, request_bytes("GET", target, headers=[("X-API-Key", ALICE_KEY)]))
+    assert r.status == 200 and upstream.last().path == "/admin/users"
+
+
+def test_path_parameters_can_be_refused(gateway, upstream):
+    g = gateway(shared_upstream_config(upstream, path_parameters="reject"))
+    assert rawhttp.exchange(g.port, request_bytes("GET", "/files;v=2")).status == 400
+    assert rawhttp.exchange(g.port, request_bytes("GET", "/files%3Bv=2")).status == 200
+    assert [r.path for r in upstream.snapshot()] == ["/files%3Bv=2"]
+
+
+def test_lowercase_paths_for_case_insensitive_upstreams(gateway, upstream):
+    g = gateway(shared_upstream_config(upstream, lowercase_paths=True))
+    assert rawhttp.exchange(g.port, request_bytes("GET", "/ADMIN/users")).status == 401
+    r = rawhttp.exchange(g.port, request_bytes("GET", "/Admin/Users",
+                                               headers=[("X-API-Key", ALICE_KEY)]))
+    assert r.status == 200 and upstream.last().path == "/admin/users"
+
+
+# ----- H4: underscores in header names ------------------------------------------------------
+def underscore_config(upstream, action=None):
+    listener = {"http2": True}
+    if action:
+        listener["headers_with_underscores"] = action
+    return gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)},
+                     listener=listener)
+
+
+def test_underscore_header_names_are_dropped_by_default(gateway, upstream):
+    g = gateway(underscore_config(upstream))
+    headers = {"X_Consumer_Name": "admin", "X_User_Id": "1", "X-Kept": "yes"}
+    assert rawhttp.exchange(g.port, request_bytes("GET", "/h1", headers=list(headers.items()))).status == 200
+    with H2Client(g.port) as c:
+        sid = c.request("GET", "/h2", headers=[(k.lower(), v) for k, v in headers.items()])
+        assert c.response(sid).status == 200
+    for rec in upstream.snapshot():
+        names = rec.header_names()
+        assert "x_consumer_name" not in names and "x_user_id" not in names, rec
+        assert rec.header("x-kept") == "yes"
+
+
+def test_underscore_header_names_can_be_refused_or_allowed(gateway, upstreams):
+    refusing = upstreams("refusing")
+    g = gateway(underscore_config(refusing, "reject"))
+    r = rawhttp.exchange(g.port, request_bytes("GET", "/", headers=[("X_A", "1")]))
+    assert r.status == 400 and refusing.count() == 0
+    allowing = upstreams("allowing")
+    g2 = gateway(underscore_config(allowing, "allow"))
+    assert rawhttp.exchange(g2.port, request_bytes("GET", "/", headers=[("X_A", "1")])).status == 200
+    assert allowing.last().header("x_a") == "1"
+
+
+def test_bad_underscore_option_is_a_config_error(gateway, upstream, tmp_path, portico_bin):
+    import subprocess
+    cfg = underscore_config(upstream, "sometimes")
+    path = tmp_path / "bad.yaml"
+    path.write_text(gw.to_yaml(cfg).replace("@PORT@", "1").replace("@ADMIN@", "2"))
+    out = subprocess.run([portico_bin, "validate", "-c", str(path)], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0 and "headers_with_underscores" in (out.stdout + out.stderr)
+
+
+# ----- L8, L9, L6 -----------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_trace_and_connect_are_refused(gateway, upstream, method):
+    g = gateway(underscore_config(upstream))
+    r = rawhttp.exchange(g.port, f"{method} /x HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    assert r.status == 405
+    with H2Client(g.port) as c:
+        assert c.response(c.request("TRACE", "/x")).status == 405
+    assert upstream.count() == 0
+
+
+def test_trailing_dot_in_host_matches_the_host_route(gateway, upstreams):
+    a, b = upstreams("host-bound"), upstreams("fallback")
+    routes = [gw.route("api", {"hosts": ["api.example.com"], "path_prefix": "/"}, "a"),
+              gw.route("rest", {"path_prefix": "/"}, "b")]
+    g = gateway(gw.config(routes, {"a": gw.up(a), "b": gw.up(b)}))
+    r = rawhttp.exchange(g.port, request_bytes("GET", "/x", host="api.example.com."))
+    assert r.status == 200 and a.count() == 1 and b.count() == 0
+
+
+def test_query_of_an_invalid_path_is_not_logged(gateway, upstream):
+    g = gateway(underscore_config(upstream))
+    r = rawhttp.exchange(g.port, request_bytes("GET", "/%zz?apikey=SECRET-KEY-123"))
+    assert r.status == 400
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not g.access_log_lines():
+        time.sleep(0.05)
+    lines = g.access_log_lines()
+    assert lines and all("SECRET-KEY-123" not in ln for ln in lines), lines
+
+
+# ----- H2: HTTP/1.0 client, chunked upstream, nothing read ----------------------------------
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_dechunking_for_http10_client_keeps_backpressure(gateway, upstream):
+    g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)}))
+    before = rss_kib(g.pid)
+    s = socket.create_connection(("127.0.0.1", g.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        s.sendall(b"GET /bytes/536870912?chunked=1 HTTP/1.0\r\nHost: t\r\n\r\n")
+        time.sleep(2.0)  # the upstream would send hundreds of MiB in this time
+        grown = rss_kib(g.pid) - before
+        assert grown < 32 * 1024, f"gateway RSS grew by {grown} KiB while the client read nothing"
+        s.settimeout(5)
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()
+    assert rawhttp.exchange(g.port, request_bytes("GET", "/after")).status == 200
+
+
+# ----- H1: HTTP/2 streams nobody finishes ---------------------------------------------------
+def h2_config(upstream, **limits):
+    return gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)},
+                     listener={"http2": True}, limits=limits or None)
+
+
+def test_response_before_request_end_resets_the_stream_and_the_connection_idles_out(
+        gateway, upstream):
+    g = gateway(h2_config(upstream, idle_timeout="1s"))
+    with H2Client(g.port, timeout=6) as c:
+        sid = c.new_sid()
+        c.send_headers(sid, c.request_headers("POST", "/early"), end_stream=False)
+        deadline = time.monotonic() + 3
+        st = c.streams[sid]
+        while time.monotonic() < deadline and st.reset is None:
+            c.read_some(0.2)
+        assert st.status == 200 and st.ended
+        assert st.reset == h2client.NO_ERROR  # RFC 9113 §8.1
+        start = time.monotonic()
+        while time.monotonic() - start < 5 and not c.closed:
+            c.read_some(0.2)
+        assert c.closed, "the connection outlived its idle timeout"
+        assert time.monotonic() - start < 4
+
+
+def test_unfinished_header_block_gets_the_header_timeout(gateway, upstream):
+    g = gateway(h2_config(upstream, idle_timeout="30s", header_timeout="1s"))
+    with H2Client(g.port, timeout=6) as c:
+        block = c.encode(c.request_headers("GET", "/never-finished"))
+        c.send(h2client.headers_frame(1, block, end_stream=True, end_headers=False))
+        start = time.monotonic()
+        while time.monotonic() - start < 5 and not c.closed:
+            c.read_some(0.2)
+        assert c.closed and time.monotonic() - start < 3
+    assert upstream.count() == 0
+    with H2Client(g.port) as c:
+        assert c.response(c.request("GET", "/after")).status == 200
