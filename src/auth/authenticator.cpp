@@ -68,6 +68,22 @@ bool isSafeHeaderValue(std::string_view v) {
 // How long a verified token without `exp` (require_exp: false) stays cached.
 constexpr int64_t kNoExpCacheSeconds = 60;
 
+bool repeatsCredential(const config::AuthProvider& provider, http::HeaderList headers,
+                       std::string_view query) {
+  using Type = config::AuthProvider::Type;
+  static const std::vector<config::CredentialSource> kAuthorization{
+      {config::CredentialSource::Kind::Header, "authorization", ""}};
+  switch (provider.type) {
+    case Type::Jwt: return credentialRepeated(provider.jwt.token_from, headers, query);
+    case Type::ApiKey: return credentialRepeated(provider.api_key.from, headers, query);
+    case Type::Introspection:
+      return credentialRepeated(provider.introspection.token_from, headers, query);
+    case Type::Basic: return credentialRepeated(kAuthorization, headers, query);
+    case Type::Mtls: return false;
+  }
+  return false;
+}
+
 }  // namespace
 
 const jwt::Json& Identity::claimsOrNull() const {
@@ -295,6 +311,12 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
   const char* jwt_problem = nullptr;
   for (uint32_t index : providers) {
     const Provider& p = providers_[index];
+    if (repeatsCredential(*p.config, headers, query)) {
+      AuthResult result;
+      result.outcome = AuthOutcome::Ambiguous;
+      result.message = "a credential is given more than once";
+      return result;
+    }
     Attempt attempt;
     if (p.config->type == config::AuthProvider::Type::Jwt) {
       any_jwt = true;

@@ -20,6 +20,11 @@ std::string_view viewOf(const Digest& d);
 std::string_view firstCredential(const std::vector<config::CredentialSource>& sources,
                                  http::HeaderList headers, std::string_view query,
                                  std::string& scratch);
+// Whether one of `sources` occurs more than once in the request (two Authorization fields, a
+// cookie or query parameter given twice). The gateway and the upstream could then each take a
+// different one: the request is refused instead (review M3).
+bool credentialRepeated(const std::vector<config::CredentialSource>& sources,
+                        http::HeaderList headers, std::string_view query);
 // RFC 6750 §3: the challenge a client gets for a missing or bad bearer token.
 std::string bearerChallenge(bool token_present, const char* description);
 // RFC 7617 §2.

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "http/chars.hpp"
+
 namespace portico::http {
 namespace {
 
@@ -218,6 +220,19 @@ TEST(Http1, HopByHop) {
   EXPECT_TRUE(isHopByHop("Proxy-Connection"));
   EXPECT_FALSE(isHopByHop("Content-Length"));
   EXPECT_FALSE(isHopByHop("X-Foo"));
+}
+
+TEST(Http2Field, RefusesWhatHttp1RenderingWouldSplit) {
+  EXPECT_TRUE(isValidHttp2Field("x-a", "b c"));
+  EXPECT_TRUE(isValidHttp2Field(":path", "/x"));
+  EXPECT_TRUE(isValidHttp2Field("x-empty", ""));
+  EXPECT_FALSE(isValidHttp2Field("x-a", "b\r\nX-Injected: 1"));
+  EXPECT_FALSE(isValidHttp2Field("x-a", "b\nc"));
+  EXPECT_FALSE(isValidHttp2Field("x-a", std::string_view("b\0c", 3)));
+  EXPECT_FALSE(isValidHttp2Field("X-Upper", "v"));
+  EXPECT_FALSE(isValidHttp2Field("x a", "v"));
+  EXPECT_FALSE(isValidHttp2Field("", "v"));
+  EXPECT_FALSE(isValidHttp2Field("x-a", " padded"));
 }
 
 TEST(RequestLine, HasHttpVersion) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "http/chars.hpp"
 #include "http/header.hpp"
 #include "http/nghttp2_glue.hpp"
 #include "http/local_reply.hpp"
@@ -61,6 +62,7 @@ struct Http2Connection::Callbacks {
     }
     std::string_view name(reinterpret_cast<const char*>(name_data), name_len);
     std::string_view value(reinterpret_cast<const char*>(value_data), value_len);
+    if (!http::isValidHttp2Field(name, value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (name.starts_with(':')) {
       if (name == ":method") stream->method.assign(value);
       else if (name == ":scheme") stream->scheme.assign(value);

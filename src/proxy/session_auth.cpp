@@ -33,6 +33,10 @@ bool Session::finishAuth(const RouteRuntime& route, bool has_body, auth::AuthRes
   if (result.outcome == auth::AuthOutcome::Ok && route.config->authorize) {
     result = authenticator.authorize(*route.config->authorize, *rq_->identity);
   }
+  if (result.outcome == auth::AuthOutcome::Ambiguous) {
+    replyError(http::ErrorCode::BadRequest, result.message, true);
+    return false;
+  }
   if (result.outcome == auth::AuthOutcome::Unavailable) {
     replyError(http::ErrorCode::Unavailable, result.message, has_body);
     return false;

@@ -17,6 +17,11 @@ namespace {
 
 constexpr size_t kMaxUpstreamHead = 64 * 1024;
 
+bool isIdempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
+         method == "DELETE";
+}
+
 }  // namespace
 
 uint64_t Session::requestTimeoutMs() const {
@@ -227,7 +232,9 @@ bool Session::processResponseHead() {
     auto status = http::findHeadEnd(up.in.data(), up.in.size(), rq_->resp_scanned, head_end, error);
     if (status == http::ParseStatus::Incomplete) {
       if (up.eof) {
-        if (up.in.empty() && tryStaleRetry()) return true;
+        // The request may have been processed before the close: sent again only if that is
+        // harmless (RFC 9112 §9.3.1; review L1).
+        if (up.in.empty() && isIdempotent(rq_->method) && tryStaleRetry()) return true;
         upstreamFailed(http::ErrorCode::BadUpstream,
                        up.in.empty() ? "upstream closed the connection without answering"
                                      : "upstream sent an incomplete response");

@@ -297,6 +297,7 @@ bool Http2ClientConnection::submit(Http2ClientStream& stream, size_t head_end) {
     fields.push_back(http::nghttp2Field(h.name, h.value));
   }
   stream.framing = head.framing;
+  stream.head_request = head.method == "HEAD";
   stream.remaining = head.content_length;
   stream.request_ended = head.framing == http::BodyFraming::None ||
                          (head.framing == http::BodyFraming::Length && head.content_length == 0);
@@ -370,8 +371,10 @@ void Http2ClientConnection::buildResponseHead(Http2ClientStream& stream, bool en
   out.append(http::reasonPhrase(status));
   out.append("\r\n");
   out.append(stream.fields);
-  const bool bodiless_status = status == 204 || status == 304;
-  if (!stream.has_length && !bodiless_status) {
+  // A HEAD response passes on the length it was given, or none: "0" would be a false claim
+  // about the resource (review L7).
+  const bool bodiless = status == 204 || status == 304 || stream.head_request;
+  if (!stream.has_length && !bodiless) {
     if (end_stream) {
       out.append("Content-Length: 0\r\n");
     } else {

@@ -41,6 +41,7 @@ struct Http2ClientStream {
   std::string decoded;
   Buffer body;                 // request body waiting for DATA frames
   bool request_ended = false;
+  bool head_request = false;   // HEAD: the response's length describes no body here
   bool deferred = false;
   bool session_blocked = false;
   // --- the response, as HTTP/1.1 bytes ---

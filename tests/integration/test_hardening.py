@@ -289,3 +289,42 @@ def test_unfinished_header_block_gets_the_header_timeout(gateway, upstream):
     assert upstream.count() == 0
     with H2Client(g.port) as c:
         assert c.response(c.request("GET", "/after")).status == 200
+
+
+# ----- M3: a credential given twice ---------------------------------------------------------
+def credential_config(upstream):
+    providers = {"keys": {"type": "api_key", "from": ["header:X-API-Key", "query:apikey",
+                                                        "cookie:key"]}}
+    routes = [gw.route("keyed", {"path_prefix": "/"}, "u", auth=["keys"])]
+    return gw.config(routes, {"u": gw.up(upstream)}, auth_providers=providers,
+                     consumers=[{"name": "alice", "api_keys": [ALICE_KEY]}])
+
+
+@pytest.mark.parametrize("target,headers", [
+    ("/", [("X-API-Key", ALICE_KEY), ("X-API-Key", "forged")]),
+    ("/", [("X-API-Key", "forged"), ("x-api-key", ALICE_KEY)]),
+    (f"/?apikey={ALICE_KEY}&apikey=forged", []),
+    ("/", [("Cookie", f"key={ALICE_KEY}; key=forged")]),
+    ("/", [("Cookie", f"key={ALICE_KEY}"), ("Cookie", "key=forged")]),
+])
+def test_repeated_credential_is_refused(gateway, upstream, target, headers):
+    g = gateway(credential_config(upstream))
+    r = rawhttp.exchange(g.port, request_bytes("GET", target, headers=headers))
+    assert r.status == 400, r
+    assert upstream.count() == 0
+    ok = rawhttp.exchange(g.port, request_bytes("GET", "/", headers=[("X-API-Key", ALICE_KEY)]))
+    assert ok.status == 200 and upstream.last().header("x-consumer-name") == "alice"
+
+
+# ----- L1: no retry of a request the upstream may have processed ----------------------------
+@pytest.mark.parametrize("method,expected_attempts", [("POST", 1), ("GET", 2)])
+def test_stale_retry_only_for_idempotent_methods(gateway, upstream, method, expected_attempts):
+    g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)}))
+    with RawConn(g.port) as c:
+        c.send(request_bytes("GET", "/warm"))  # leaves a pooled upstream connection behind
+        assert c.read_response().status == 200
+        extra = [("Content-Length", "0")] if method == "POST" else []
+        c.send(request_bytes(method, "/close", headers=extra))
+        assert c.read_response().status == 502
+    attempts = [r for r in upstream.snapshot() if r.path == "/close"]
+    assert len(attempts) == expected_attempts, attempts
