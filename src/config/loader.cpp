@@ -26,7 +26,7 @@ constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listene
 constexpr std::string_view kTopUnsupported[] = {"tracing", "grpc_services"};
 constexpr std::string_view kListenerKeys[] = {
     "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",
-    "path_parameters", "lowercase_paths"};
+    "path_parameters", "lowercase_paths", "limit_ipv6_prefix"};
 constexpr std::string_view kUnderscoreActions[] = {"drop", "reject", "allow"};
 constexpr std::string_view kPathParameterActions[] = {"strip", "reject"};
 constexpr std::string_view kLimitsKeys[] = {
@@ -174,6 +174,11 @@ void parseListeners(Context& ctx, const Item& item, std::vector<Listener>& out,
     }
     if (const Field* f = map.find("lowercase_paths")) {
       listener.lowercase_paths = ctx.boolean(f->item()).value_or(false);
+    }
+    if (const Field* f = map.find("limit_ipv6_prefix")) {
+      if (auto bits = ctx.integer(f->item(), 32, 128)) {
+        listener.limit_ipv6_prefix = static_cast<uint8_t>(*bits);
+      }
     }
     out.push_back(std::move(listener));
   }

@@ -76,6 +76,8 @@ struct Listener {
   // For upstreams that ignore case in paths (IIS, ASP.NET): paths are lowercased before routing
   // and forwarding, so "/ADMIN" meets the routes of "/admin".
   bool lowercase_paths = false;
+  // `key: ip` limits count IPv6 clients per prefix of this length (review M6).
+  uint8_t limit_ipv6_prefix = 64;
 };
 
 struct Admin {

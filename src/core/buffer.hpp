@@ -1,12 +1,13 @@
 #pragma once
-// A byte buffer with a read cursor and a write cursor, allocated once per connection object and
-// reused for every request that connection carries (connection objects are pooled too), so the
-// steady state allocates nothing.
+// A byte buffer with a read cursor and a write cursor. Connections take theirs from a per-thread
+// pool while they have bytes to hold and give them back when idle (core/buffer_pool.hpp), so the
+// steady state allocates nothing and an idle connection holds no buffer.
 
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 namespace portico {
 
@@ -14,6 +15,15 @@ class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(size_t capacity) { reserve(capacity); }
+  // A moved-from buffer is empty and owns nothing.
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept {
+    data_ = std::move(other.data_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    begin_ = std::exchange(other.begin_, 0);
+    end_ = std::exchange(other.end_, 0);
+    return *this;
+  }
 
   // Grows the allocation to at least `capacity`, keeping the readable bytes.
   void reserve(size_t capacity) {

@@ -59,8 +59,8 @@ bool Session::pumpEcho() {
   // The request as an upstream would have read it.
   http::RequestHead seen;
   http::ParseError error = http::ParseError::None;
-  http::RequestLimits limits{upstream_head_.size() + 1, upstream_head_.size() + 1, 1024};
-  if (http::parseRequestHead(upstream_head_.data(), upstream_head_.size(), limits, seen, error) !=
+  http::RequestLimits limits{rq_->upstream_head.size() + 1, rq_->upstream_head.size() + 1, 1024};
+  if (http::parseRequestHead(rq_->upstream_head.data(), rq_->upstream_head.size(), limits, seen, error) !=
       http::ParseStatus::Complete) {
     replyError(http::ErrorCode::Internal, "echo could not read the forwarded request", true);
     return true;

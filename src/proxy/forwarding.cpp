@@ -76,10 +76,10 @@ bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& p
 }
 
 void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchResult&) {
-  Buffer& out = upstream_head_;
+  Buffer& out = rq_->upstream_head;
   out.clear();
   if (out.capacity() == 0) out.reserve(2048);
-  out.append(req_.method);
+  out.append(rq_->head.method);
   out.append(' ');
   out.append(rq_->forward_target);
   out.append(" HTTP/1.1\r\n");
@@ -90,7 +90,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     if (http::equalsIgnoreCase(name, "host")) host_set = true;
   }
   if (!host_set) {
-    std::string_view host = req_.host;
+    std::string_view host = rq_->head.host;
     if (host.empty()) host = rq_->snap->shared->upstreams[rq_->upstream_index].config->name;
     appendField(out, "Host", host);
   }
@@ -101,7 +101,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   std::string_view xfproto, xfhost;
   bool client_sent_xff = false;
   bool client_sent_length = false;
-  for (const auto& h : req_.headers) {
+  for (const auto& h : rq_->head.headers) {
     switch (classifyRequestField(h.name)) {
       case RequestField::Drop: continue;
       case RequestField::ContentLength: client_sent_length = true; continue;
@@ -110,12 +110,12 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
       case RequestField::Forward: break;
     }
-    if (req_.connection_lists_headers && http::connectionListsField(req_.headers, h.name)) {
+    if (rq_->head.connection_lists_headers && http::connectionListsField(rq_->head.headers, h.name)) {
       continue;
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
     // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
-    if (req_.underscore_names && drop_underscores && h.name.find('_') != std::string_view::npos) {
+    if (rq_->head.underscore_names && drop_underscores && h.name.find('_') != std::string_view::npos) {
       continue;
     }
     // Identity headers are the gateway's to set: a client's are dropped on every route.
@@ -131,7 +131,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   out.append("X-Forwarded-For: ");
   if (trusted && client_sent_xff) {
     // Several X-Forwarded-For lines are one list (RFC 9110 §5.3), in order.
-    for (const auto& h : req_.headers) {
+    for (const auto& h : rq_->head.headers) {
       if (h.name.size() == 15 && http::equalsIgnoreCase(h.name, "x-forwarded-for") &&
           !h.value.empty()) {
         out.append(h.value);
@@ -143,13 +143,13 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   out.append("\r\n");
   appendField(out, "X-Forwarded-Proto",
               trusted && !xfproto.empty() ? xfproto : secure_ ? "https" : "http");
-  std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : req_.host;
+  std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : rq_->head.host;
   if (!forwarded_host.empty()) appendField(out, "X-Forwarded-Host", forwarded_host);
-  if (req_.framing == http::BodyFraming::Length) {
+  if (rq_->head.framing == http::BodyFraming::Length) {
     out.append("Content-Length: ");
-    out.appendDecimal(req_.content_length);
+    out.appendDecimal(rq_->head.content_length);
     out.append("\r\n");
-  } else if (req_.framing == http::BodyFraming::Chunked) {
+  } else if (rq_->head.framing == http::BodyFraming::Chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (client_sent_length) {
     out.append("Content-Length: 0\r\n");

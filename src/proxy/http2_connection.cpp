@@ -291,6 +291,10 @@ void Http2Connection::buildRequest(Http2Stream& stream) {
 
 void Http2Connection::startStreamSession(Http2Stream& stream) {
   stream.session = owner_.startStreamSession(stream);
+  if (stream.session == nullptr) {
+    reset(stream, NGHTTP2_REFUSED_STREAM);  // the worker is at its stream budget: retry later
+    return;
+  }
   ++active_sessions_;
   markReady(stream);
 }

@@ -9,7 +9,9 @@
 #include <memory>
 #include <string>
 
+#include "core/buffer.hpp"
 #include "http/http1_parser.hpp"
+#include "ratelimit/limiter.hpp"
 #include "router/router.hpp"
 
 namespace portico::auth {
@@ -42,11 +44,34 @@ class InFlightSlot {
   std::atomic<int64_t>* counter_ = nullptr;
 };
 
+// Containers that a request fills and the next one overwrites from the start: lent to one
+// request at a time from a per-thread pool, for their capacity (the parse of a head, the head
+// sent upstream, the limits' keys), so that a request allocates nothing for them and an idle
+// connection holds none of them.
+struct RequestScratch {
+  http::RequestHead head;  // views into the session's in_
+  Buffer upstream_head;    // the request head as sent upstream (kept for the stale retry)
+  std::vector<ratelimit::Touch> touches;  // RequestState::touch_count of them are valid
+  // The Redis script call: keys (prefixed), quota period ends, and views of both with the
+  // limits' own arguments.
+  std::vector<std::string> redis_keys;
+  std::vector<std::string> redis_period_ends;
+  std::vector<std::string_view> redis_views;
+};
+
 struct RequestState {
   explicit RequestState(uint64_t now_us);
   ~RequestState();
   RequestState(const RequestState&) = delete;
   RequestState& operator=(const RequestState&) = delete;
+  // Made and destroyed once per request: the storage comes from a per-thread free list.
+  static void* operator new(size_t size);
+  static void operator delete(void* p, size_t size);
+
+  std::unique_ptr<RequestScratch> scratch;
+  http::RequestHead& head;
+  Buffer& upstream_head;
+  std::vector<ratelimit::Touch>& touches;
 
   // The snapshot (refcounted) and the upstream connection are the worker's: the session gives
   // them back before it destroys the state (Session::endRequest).

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "auth/authenticator.hpp"
+#include "core/buffer_pool.hpp"
 #include "core/clock.hpp"
 #include "http/path.hpp"
 #include "proxy/http2_connection.hpp"
@@ -20,7 +21,6 @@ namespace {
 
 constexpr uint64_t kLingerMs = 1000;  // how long a closing connection reads what still comes
 
-constexpr size_t kInitialInBuffer = 16 * 1024;
 
 bool isValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
@@ -65,10 +65,6 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
   close_after_response_ = false;
   head_scanned_ = 0;
   head_started_ms_ = 0;
-  in_.clear();
-  out_.clear();
-  if (in_.capacity() == 0) in_.reserve(kInitialInBuffer);
-  if (out_.capacity() == 0) out_.reserve(4096);
   net::setNoDelay(fd);
   worker_.loop().add(fd, this);
   if (!tls_ok) {
@@ -261,7 +257,15 @@ void Session::drive() {
     }
   } while (drive_again_ && state_ != State::Closed);
   in_drive_ = false;
-  if (state_ != State::Closed) armClientTimer();
+  if (state_ == State::Closed) return;
+  releaseIdleBuffers();
+  armClientTimer();
+}
+
+void Session::releaseIdleBuffers() {
+  if (rq_ || (state_ != State::ReadHead && state_ != State::Http2)) return;
+  if (in_.empty() && in_.capacity() != 0) giveBuffer(in_);
+  if (out_.empty() && out_.capacity() != 0) giveBuffer(out_);
 }
 
 
@@ -326,7 +330,7 @@ void Session::startRequest(size_t head_end) {
   const auto& limits = listener().limits;
   http::RequestLimits request_limits{limits.max_header_bytes, limits.max_uri_bytes, 256};
   http::ParseError error = http::ParseError::None;
-  if (http::parseRequestHead(in_.data(), head_end, request_limits, req_, error) !=
+  if (http::parseRequestHead(in_.data(), head_end, request_limits, rq_->head, error) !=
       http::ParseStatus::Complete) {
     http::ErrorCode code = error == http::ParseError::UriTooLong ? http::ErrorCode::UriTooLong
                            : (error == http::ParseError::HeadersTooLarge ||
@@ -336,18 +340,18 @@ void Session::startRequest(size_t head_end) {
     replyError(code, http::describe(error), true);
     return;
   }
-  if (req_.upgrade && parent_ == nullptr && tryH2cUpgrade(head_end)) return;
+  if (rq_->head.upgrade && parent_ == nullptr && tryH2cUpgrade(head_end)) return;
   // Consumed now, so every path from here (local replies included) moves past it. The views in
-  // req_ stay valid: consume() only moves the cursor, and nothing reads into in_ before the
+  // the head stay valid: consume() only moves the cursor, and nothing reads into in_ before the
   // request has been dispatched.
   in_.consume(head_end);
-  rq_->method.assign(req_.method);
-  rq_->version_1_0 = req_.version_minor == 0;
-  rq_->keep_alive_1_0 = rq_->version_1_0 && req_.keep_alive;
+  rq_->method.assign(rq_->head.method);
+  rq_->version_1_0 = rq_->head.version_minor == 0;
+  rq_->keep_alive_1_0 = rq_->version_1_0 && rq_->head.keep_alive;
   // A stream session serves one request: its stream ends with the response.
-  close_after_response_ = !req_.keep_alive || worker_.draining() || parent_ != nullptr;
+  close_after_response_ = !rq_->head.keep_alive || worker_.draining() || parent_ != nullptr;
 
-  const http::HeaderField* id = http::findHeader(req_.headers, "x-request-id");
+  const http::HeaderField* id = http::findHeader(rq_->head.headers, "x-request-id");
   if (id != nullptr && isValidRequestId(id->value)) {
     std::memcpy(rq_->request_id, id->value.data(), id->value.size());
     rq_->request_id_len = id->value.size();
@@ -362,25 +366,25 @@ void Session::startRequest(size_t head_end) {
           ? http::PathOptions::Parameters::Reject
           : http::PathOptions::Parameters::Strip,
       listen.lowercase_paths};
-  if (req_.target == "*" ||
-      http::normalizePath(req_.path, rq_->path, path_options) != http::PathError::None) {
+  if (rq_->head.target == "*" ||
+      http::normalizePath(rq_->head.path, rq_->path, path_options) != http::PathError::None) {
     // Logged without the query, which may hold a credential.
-    rq_->path.assign(req_.path.substr(0, std::min<size_t>(req_.path.size(), 256)));
+    rq_->path.assign(rq_->head.path.substr(0, std::min<size_t>(rq_->head.path.size(), 256)));
     replyError(http::ErrorCode::BadRequest, "invalid request path", true);
     return;
   }
-  if (req_.underscore_names &&
+  if (rq_->head.underscore_names &&
       listen.headers_with_underscores == config::Listener::Underscores::Reject) {
     replyError(http::ErrorCode::BadRequest, "header names with underscores are not accepted",
                true);
     return;
   }
   // CONNECT would make us a tunnel to anywhere, TRACE would echo credentials back (review L8).
-  if (req_.method == "CONNECT" || req_.method == "TRACE") {
+  if (rq_->head.method == "CONNECT" || rq_->head.method == "TRACE") {
     replyError(http::ErrorCode::MethodNotAllowed, "method not allowed", true);
     return;
   }
-  std::string_view host = req_.host;
+  std::string_view host = rq_->head.host;
   size_t host_end = host.starts_with('[') ? host.find(']') + 1 : host.rfind(':');
   host = host.substr(0, host_end == std::string_view::npos ? host.size() : host_end);
   // A fully qualified name's trailing dot names the same host (review L9).
@@ -389,11 +393,11 @@ void Session::startRequest(size_t head_end) {
 
   rq_->snap = worker_.acquireSnapshot();
   const Snapshot& snap = *rq_->snap->shared;
-  router::RequestView view{req_.method, rq_->host, rq_->path, req_.query, req_.headers};
+  router::RequestView view{rq_->head.method, rq_->host, rq_->path, rq_->head.query, rq_->head.headers};
   router::MatchResult match = snap.router->match(view);
-  bool has_body = req_.framing != http::BodyFraming::None;
-  if (req_.upgrade && !has_body && !rq_->version_1_0) {
-    const http::HeaderField* upgrade = http::findHeader(req_.headers, "upgrade");
+  bool has_body = rq_->head.framing != http::BodyFraming::None;
+  if (rq_->head.upgrade && !has_body && !rq_->version_1_0) {
+    const http::HeaderField* upgrade = http::findHeader(rq_->head.headers, "upgrade");
     rq_->upgrade = upgrade != nullptr && http::equalsIgnoreCase(upgrade->value, "websocket");
   }
   if (match.status == router::MatchStatus::NotFound) {
@@ -423,7 +427,7 @@ void Session::startRequest(size_t head_end) {
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
   rq_->max_body = route.config->max_body_bytes.value_or(listener().limits.max_body_bytes);
-  if (req_.framing == http::BodyFraming::Length && req_.content_length > rq_->max_body) {
+  if (rq_->head.framing == http::BodyFraming::Length && rq_->head.content_length > rq_->max_body) {
     replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
     return;
   }
@@ -446,16 +450,16 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   } else {
     rq_->forward_target.append(rq_->path);
   }
-  if (!req_.query.empty()) {
+  if (!rq_->head.query.empty()) {
     rq_->forward_target.push_back('?');
-    rq_->forward_target.append(req_.query);
+    rq_->forward_target.append(rq_->head.query);
   }
   buildUpstreamHead(route, match);
 
-  rq_->req_framing = req_.framing;
-  rq_->req_remaining = req_.content_length;
+  rq_->req_framing = rq_->head.framing;
+  rq_->req_remaining = rq_->head.content_length;
   rq_->req_body_done = rq_->req_framing == http::BodyFraming::None;
-  const bool expect_continue = req_.expect_continue && !rq_->req_body_done;
+  const bool expect_continue = rq_->head.expect_continue && !rq_->req_body_done;
   state_ = State::Proxy;
   // RFC 9110 §10.1.1: we answer 100 ourselves once the request passed our checks; the
   // upstream gets the body without having to ask for it.
@@ -517,7 +521,10 @@ bool Session::responseFinished() const {
   return false;
 }
 
-void Session::beginRequest() { rq_.emplace(monotonicUs()); }
+void Session::beginRequest() {
+  rq_ = std::make_unique<RequestState>(monotonicUs());
+  if (out_.capacity() == 0) out_ = takeBuffer(kOutBuffer);
+}
 
 void Session::endRequest(bool upstream_reusable) {
   if (!rq_) return;
@@ -603,6 +610,8 @@ void Session::close() {
     tls_context_.reset();
     ::close(fd_);  // also takes it out of the epoll set: no EPOLL_CTL_DEL needed
   }
+  giveBuffer(in_);
+  giveBuffer(out_);
   fd_ = -1;
   state_ = State::Closed;
   resetTimer();

@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "core/buffer.hpp"
@@ -64,7 +63,8 @@ class Session final : public net::EventHandler,
   void closeIfIdle();
 
   // --- HTTP/2 ---
-  // On a connection: a new stream session for `stream`, taken from the worker's pool.
+  // On a connection: a new stream session for `stream`, taken from the worker's pool; null when
+  // the worker's budget of stream sessions is spent.
   Session* startStreamSession(Http2Stream& stream);
   // On a connection: run drive() now, or after the current one if it is running.
   void requestDrive();
@@ -79,6 +79,7 @@ class Session final : public net::EventHandler,
   void abortStream();
   bool drive_deferred = false;
   bool in_live_list = false;
+  bool stream_session = false;  // counted against the worker's stream budget
 
   void onEvents(uint32_t events) override;
   void onTimer() override;
@@ -102,6 +103,8 @@ class Session final : public net::EventHandler,
   };
   enum class AuthStep : uint8_t { Passed, Refused, Pending };
   static constexpr size_t kMaxBodyBuffer = 64 * 1024;  // per direction, while streaming bodies
+  static constexpr size_t kInBuffer = 16 * 1024;   // what a connection reads into, at first
+  static constexpr size_t kOutBuffer = 4 * 1024;   // what responses heads are built in
 
   // The main loop: makes all the progress the sockets allow, then returns.
   void drive();
@@ -171,6 +174,8 @@ class Session final : public net::EventHandler,
   void finishFlush();
   void detachUpstream(bool reusable);
   void armClientTimer();
+  // Between requests a connection holds no buffer: they go back to the thread's pool.
+  void releaseIdleBuffers();
   const config::Listener& listener() const;
 
   Worker& worker_;
@@ -205,18 +210,11 @@ class Session final : public net::EventHandler,
 
   Buffer in_;
   Buffer out_;
-  http::RequestHead req_;
 
   // --- the current request: exists from its first byte to the end of its exchange ---
-  std::optional<RequestState> rq_;
+  std::unique_ptr<RequestState> rq_;
   uint32_t auth_generation_ = 0;   // bumped when a pending check stops being awaited
   uint32_t limit_generation_ = 0;  // likewise for a Redis answer or a delay
-  // Scratch reused across requests for its capacity; what is valid in it belongs to rq_.
-  Buffer upstream_head_;    // the request head as sent upstream (kept for the stale retry)
-  std::vector<ratelimit::Touch> touches_;  // rq_->touch_count of them are this request's
-  std::vector<std::string> redis_keys_;    // the Redis script call: keys (prefixed), quota
-  std::vector<std::string> redis_period_ends_;  // period ends, and views of both with the
-  std::vector<std::string_view> redis_views_;   // limits' own arguments
 };
 
 }  // namespace portico::proxy

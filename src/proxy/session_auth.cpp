@@ -16,7 +16,7 @@ Session::AuthStep Session::checkAuth(const RouteRuntime& route, bool has_body) {
   const tls::PeerCertificate* client_cert =
       authenticator.needsClientCertificate(route.auth_providers) ? clientCertificate() : nullptr;
   auth::AuthResult result = authenticator.authenticate(
-      route.auth_providers, req_.headers, req_.query, static_cast<int64_t>(time(nullptr)),
+      route.auth_providers, rq_->head.headers, rq_->head.query, static_cast<int64_t>(time(nullptr)),
       rq_->snap->token_cache.get(), *rq_->identity, client_cert, &rq_->snap->jwks);
   if (result.unknown_kid_provider >= 0) {
     worker_.unknownKid(rq_->snap->shared->jwks_urls[result.unknown_kid_provider]);

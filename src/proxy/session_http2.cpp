@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "auth/jwt/base64url.hpp"
+#include "core/buffer_pool.hpp"
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
@@ -33,16 +34,16 @@ void Session::startHttp2(std::string_view upgrade_settings, std::string_view upg
 // RFC 7540 §3.2 (kept by RFC 9113 as optional): an HTTP/1.1 request without a body that asks
 // for h2c becomes stream 1 of an HTTP/2 connection.
 bool Session::tryH2cUpgrade(size_t head_end) {
-  if (!listener().http2 || secure_ || req_.framing != http::BodyFraming::None) return false;
-  const http::HeaderField* upgrade = http::findHeader(req_.headers, "upgrade");
-  const http::HeaderField* settings = http::findHeader(req_.headers, "http2-settings");
+  if (!listener().http2 || secure_ || rq_->head.framing != http::BodyFraming::None) return false;
+  const http::HeaderField* upgrade = http::findHeader(rq_->head.headers, "upgrade");
+  const http::HeaderField* settings = http::findHeader(rq_->head.headers, "http2-settings");
   if (upgrade == nullptr || settings == nullptr || !http::equalsIgnoreCase(upgrade->value, "h2c")) {
     return false;
   }
   std::string payload;
   if (!auth::jwt::base64UrlDecode(settings->value, payload)) return false;  // serve it as 1.1
   std::string head(in_.data(), head_end);
-  std::string method(req_.method);
+  std::string method(rq_->head.method);
   in_.consume(head_end);
   rq_.reset();  // the request goes on as stream 1, in a stream session of its own
   out_.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
@@ -53,6 +54,7 @@ bool Session::tryH2cUpgrade(size_t head_end) {
 bool Session::driveHttp2() {
   bool progress = false;
   if (readable_ && !peer_eof_) {
+    if (in_.capacity() == 0) in_ = takeBuffer(kReadBuffer);
     if (in_.writable() < 4096) in_.compact();
     if (in_.writable() == 0) in_.reserve(std::max(in_.capacity() * 2, kReadBuffer));
     ssize_t n = readSocket(in_.writePtr(), in_.writable());
@@ -77,6 +79,7 @@ bool Session::driveHttp2() {
   if (healthy) progress |= h2_->runReady();
   if (state_ == State::Closed) return false;
   // After a protocol error nghttp2 still has its GOAWAY to send: one attempt, then close.
+  if (out_.capacity() == 0) out_ = takeBuffer(kOutBuffer);
   if (!h2_->produce(out_, kMaxPendingOutput)) healthy = false;
   progress |= writeClient();
   if (state_ == State::Closed) return false;
@@ -97,7 +100,7 @@ bool Session::driveHttp2() {
 
 Session* Session::startStreamSession(Http2Stream& stream) {
   Session* session = worker_.newStreamSession();
-  session->openStream(*this, stream);
+  if (session != nullptr) session->openStream(*this, stream);
   return session;
 }
 
@@ -119,10 +122,6 @@ void Session::openStream(Session& parent, Http2Stream& stream) {
   head_started_ms_ = 0;
   accepted_ms_ = worker_.loop().nowMs();
   client_cert_checked_ = client_cert_verified_ = false;
-  in_.clear();
-  out_.clear();
-  if (in_.capacity() == 0) in_.reserve(kReadBuffer);
-  if (out_.capacity() == 0) out_.reserve(4096);
   armClientTimer();
 }
 

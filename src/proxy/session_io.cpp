@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "core/buffer_pool.hpp"
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
@@ -88,6 +89,7 @@ bool Session::readClient() {
     }
     return n > 0;
   }
+  if (in_.capacity() == 0) in_ = takeBuffer(kInBuffer);
   if (in_.writable() < 1024) in_.compact();
   if (in_.writable() == 0) {
     size_t limit = state_ == State::ReadHead ? listener().limits.max_header_bytes + 1024

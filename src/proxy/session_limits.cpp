@@ -2,6 +2,7 @@
 // limit, then its rate limits and quotas — local and batched counters decided at once, Redis
 // ones in one script call whose answer comes back through onRedisReply — and, in mode delay,
 // the wait.
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
@@ -29,15 +30,57 @@ bool isQuota(const ratelimit::Touch& t) {
   return t.limit->kind == ratelimit::CompiledLimit::Kind::Quota;
 }
 
+// An X-Forwarded-For entry, which some proxies write with a port: "192.0.2.1:4711" or
+// "[2001:db8::1]:4711" (review L12).
+bool parseForwardedFor(std::string_view item, net::SocketAddress& out) {
+  if (net::parseNumericAddress(item, 0, out)) return true;
+  if (item.starts_with('[')) {
+    size_t close = item.find(']');
+    if (close == std::string_view::npos ||
+        (close + 1 != item.size() && item[close + 1] != ':')) {
+      return false;
+    }
+    return net::parseNumericAddress(item.substr(1, close - 1), 0, out);
+  }
+  size_t colon = item.find(':');
+  return colon != std::string_view::npos && colon == item.rfind(':') &&
+         net::parseNumericAddress(item.substr(0, colon), 0, out);
+}
+
+// The key of `address` for `key: ip` limits. An IPv6 client holds a whole prefix (a /64 at
+// least), so counting per /128 would give it 2^64 buckets (review M6): it counts per prefix.
+std::string_view ipKey(const net::SocketAddress& address, unsigned ipv6_prefix,
+                       std::string& scratch) {
+  auto bytes = address.asV6Bytes();
+  const bool v4_mapped = std::all_of(bytes.begin(), bytes.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+                         bytes[10] == 0xff && bytes[11] == 0xff;
+  char text[INET6_ADDRSTRLEN + 8];
+  if (address.family() != AF_INET6 || v4_mapped || ipv6_prefix >= 128) {
+    scratch.assign(text, address.formatHost(text, sizeof text));
+    return scratch;
+  }
+  for (unsigned bit = ipv6_prefix; bit < 128; ++bit) {
+    bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  }
+  inet_ntop(AF_INET6, bytes.data(), text, sizeof text);
+  scratch.assign(text).append("/");
+  appendNumber(scratch, ipv6_prefix);
+  return scratch;
+}
+
 }  // namespace
 
 std::string_view Session::clientAddressForLimits(std::string& scratch) const {
-  std::string_view peer(peer_text_, peer_len_);
-  const auto& trusted = listener().trusted_proxies;
-  if (trusted.empty() || !inCidrs(trusted, peer_)) return peer;
+  const config::Listener& listen = listener();
+  const auto& trusted = listen.trusted_proxies;
+  if (trusted.empty() || !inCidrs(trusted, peer_)) {
+    if (peer_.family() != AF_INET6) return std::string_view(peer_text_, peer_len_);
+    return ipKey(peer_, listen.limit_ipv6_prefix, scratch);
+  }
   // Behind trusted proxies: the rightmost X-Forwarded-For address that is not one of them.
-  std::string_view found;
-  for (const auto& h : req_.headers) {
+  net::SocketAddress found;
+  bool any = false;
+  for (const auto& h : rq_->head.headers) {
     if (h.name.size() != 15 || !http::equalsIgnoreCase(h.name, "x-forwarded-for")) continue;
     std::string_view list = h.value;
     while (!list.empty()) {
@@ -47,16 +90,17 @@ std::string_view Session::clientAddressForLimits(std::string& scratch) const {
       while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
       while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
       net::SocketAddress address;
-      if (!net::parseNumericAddress(item, 0, address)) {
-        found = {};  // garbage from here on: trust nothing left of it
+      if (!parseForwardedFor(item, address)) {
+        any = false;  // garbage from here on: trust nothing left of it
         continue;
       }
-      if (!inCidrs(trusted, address)) found = item;
+      if (!inCidrs(trusted, address)) {
+        found = address;
+        any = true;
+      }
     }
   }
-  if (found.empty()) return peer;
-  scratch.assign(found);
-  return scratch;
+  return ipKey(any ? found : peer_, listen.limit_ipv6_prefix, scratch);
 }
 
 // Concurrency first (it costs no counter), then the rate limits; admit() when all of them let
@@ -71,7 +115,7 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
       replyError(http::ErrorCode::Unavailable,
                  "concurrency limit of " + std::to_string(route.config->concurrency_limit) +
                      " reached",
-                 req_.framing != http::BodyFraming::None);
+                 rq_->head.framing != http::BodyFraming::None);
       return;
     }
     rq_->in_flight.hold(counter);
@@ -85,17 +129,17 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
   std::string ip_scratch;
   ratelimit::RequestFacts facts;
   facts.client_ip = clientAddressForLimits(ip_scratch);
-  facts.headers = req_.headers;
+  facts.headers = rq_->head.headers;
   if (rq_->authenticated && rq_->identity) {
     facts.consumer = rq_->identity->consumer;
     facts.claims = rq_->identity->claims.get();
   }
   const int64_t now = unixNs();
-  limiter.collect(static_cast<uint32_t>(route_index), facts, now, touches_, rq_->touch_count);
+  limiter.collect(static_cast<uint32_t>(route_index), facts, now, rq_->touches, rq_->touch_count);
   ratelimit::LocalStore& store = *worker_.localStore();
   bool any_redis = false;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    ratelimit::Touch& t = touches_[i];
+    ratelimit::Touch& t = rq_->touches[i];
     if (t.limit->redis) {
       any_redis = true;
       continue;
@@ -126,7 +170,7 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
 void Session::giveBackLocal(size_t before) {
   ratelimit::LocalStore& store = *worker_.localStore();
   for (size_t i = 0; i < before; ++i) {
-    ratelimit::Touch& t = touches_[i];
+    ratelimit::Touch& t = rq_->touches[i];
     if (t.limit->redis || !t.decided || !t.decision.allowed) continue;
     if (t.limit->sync_ns > 0) {
       worker_.syncStore()->giveBack(t.key);
@@ -146,27 +190,27 @@ void Session::sendToRedis() {
   rq_->redis_count = 0;
   size_t quotas = 0;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    const ratelimit::Touch& t = touches_[i];
+    const ratelimit::Touch& t = rq_->touches[i];
     if (!t.limit->redis) continue;
-    if (rq_->redis_count == redis_keys_.size()) redis_keys_.emplace_back();
-    redis_keys_[rq_->redis_count++].assign(prefix).append(t.key);
+    if (rq_->redis_count == rq_->scratch->redis_keys.size()) rq_->scratch->redis_keys.emplace_back();
+    rq_->scratch->redis_keys[rq_->redis_count++].assign(prefix).append(t.key);
     if (!isQuota(t)) continue;
-    if (quotas == redis_period_ends_.size()) redis_period_ends_.emplace_back();
-    std::string& end = redis_period_ends_[quotas++];
+    if (quotas == rq_->scratch->redis_period_ends.size()) rq_->scratch->redis_period_ends.emplace_back();
+    std::string& end = rq_->scratch->redis_period_ends[quotas++];
     end.clear();
     appendNumber(end, t.period.end_ns / 1000);
   }
-  redis_views_.assign(redis_keys_.begin(), redis_keys_.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
+  rq_->scratch->redis_views.assign(rq_->scratch->redis_keys.begin(), rq_->scratch->redis_keys.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
   quotas = 0;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    const ratelimit::Touch& t = touches_[i];
+    const ratelimit::Touch& t = rq_->touches[i];
     if (!t.limit->redis) continue;
     const auto& args = t.limit->redis_args;
-    redis_views_.insert(redis_views_.end(), args.begin(), args.end() - 1);
-    redis_views_.push_back(isQuota(t) ? std::string_view(redis_period_ends_[quotas++])
+    rq_->scratch->redis_views.insert(rq_->scratch->redis_views.end(), args.begin(), args.end() - 1);
+    rq_->scratch->redis_views.push_back(isQuota(t) ? std::string_view(rq_->scratch->redis_period_ends[quotas++])
                                       : std::string_view(args.back()));
   }
-  std::span<const std::string_view> all(redis_views_);
+  std::span<const std::string_view> all(rq_->scratch->redis_views);
   state_ = State::LimitWait;
   rq_->delay_until_ms = 0;
   const uint32_t tag = ++limit_generation_;
@@ -199,7 +243,7 @@ void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
   size_t r = 0;
   ratelimit::Touch* refused = nullptr;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    ratelimit::Touch& t = touches_[i];
+    ratelimit::Touch& t = rq_->touches[i];
     if (!t.limit->redis) continue;
     const size_t base = 1 + 5 * r++;
     t.decided = true;
@@ -231,14 +275,14 @@ void Session::redisFailed() {
   }
   giveBackLocal(rq_->touch_count);
   replyError(http::ErrorCode::Unavailable, "rate limit store unavailable",
-             req_.framing != http::BodyFraming::None);
+             rq_->head.framing != http::BodyFraming::None);
 }
 
 // Every limit admitted the request: wait out the longest delay, if any, then go on.
 void Session::finishLimits() {
   int64_t delay_ns = 0;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    if (touches_[i].decided) delay_ns = std::max(delay_ns, touches_[i].decision.delay_ns);
+    if (rq_->touches[i].decided) delay_ns = std::max(delay_ns, rq_->touches[i].decision.delay_ns);
   }
   if (delay_ns <= 0) {
     admit(*rq_->route, rq_->pending_match);
@@ -262,22 +306,22 @@ void Session::replyLimited(const ratelimit::Touch& refused) {
   rq_->extra_headers.append("\r\n");
   appendLimitHeaders(rq_->extra_headers);
   replyError(quota ? http::ErrorCode::QuotaExceeded : http::ErrorCode::RateLimited,
-             refused.limit->message, req_.framing != http::BodyFraming::None);
+             refused.limit->message, rq_->head.framing != http::BodyFraming::None);
 }
 
 void Session::appendLimitHeaders(std::string& out) const {
   bool first = true;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    if (!touches_[i].decided) continue;
+    if (!rq_->touches[i].decided) continue;
     out.append(first ? "RateLimit-Policy: " : ", ");
-    out.append(touches_[i].limit->policy);
+    out.append(rq_->touches[i].limit->policy);
     first = false;
   }
   if (first) return;
   out.append("\r\nRateLimit: ");
   first = true;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
-    const ratelimit::Touch& t = touches_[i];
+    const ratelimit::Touch& t = rq_->touches[i];
     if (!t.decided) continue;
     if (!first) out.append(", ");
     first = false;

@@ -56,7 +56,7 @@ void Session::connectUpstream() {
   }
   ++pool.active_requests;
   rq_->up->out.clear();
-  rq_->up->out.append(upstream_head_.view());
+  rq_->up->out.append(rq_->upstream_head.view());
   rq_->upstream_start_us = monotonicUs();
   auto& loop = worker_.loop();
   if (rq_->up->connecting) {

@@ -260,12 +260,19 @@ Session* Worker::takeSession() {
 }
 
 Session* Worker::newStreamSession() {
+  if (stream_sessions_ >= kMaxStreamSessions) return nullptr;
+  ++stream_sessions_;
   Session* session = takeSession();
   session->in_live_list = false;
+  session->stream_session = true;
   return session;
 }
 
 void Worker::sessionClosed(Session* session) {
+  if (session->stream_session) {
+    session->stream_session = false;
+    --stream_sessions_;
+  }
   if (session->in_live_list) {
     size_t i = session->live_index;
     live_sessions_[i] = live_sessions_.back();

@@ -142,7 +142,10 @@ class Worker final : public upstream::Connection::Host,
   void releaseUpstream(upstream::Connection* conn, bool reusable, uint32_t max_idle);
 
   void accept(size_t listener_index, int listen_fd);
-  // A session for one HTTP/2 stream (not a connection: not in the live list).
+  // A session for one HTTP/2 stream (not a connection: not in the live list), or null when
+  // kMaxStreamSessions are in use: streams are counted per worker, not only per connection, so
+  // many connections cannot multiply their stream limit into unbounded memory (review M4).
+  static constexpr size_t kMaxStreamSessions = 16384;
   Session* newStreamSession();
   // Runs session->runDeferredDrive() after the current batch of events.
   void deferDrive(Session* session) { deferred_drives_.push_back(session); }
@@ -179,6 +182,7 @@ class Worker final : public upstream::Connection::Host,
 
   std::vector<std::unique_ptr<Session>> sessions_;  // every session object ever made
   std::vector<Session*> free_sessions_;
+  size_t stream_sessions_ = 0;
   std::vector<Session*> closing_sessions_;  // recycled after the current batch
   std::vector<Session*> deferred_drives_;
   std::vector<upstream::Http2ClientConnection*> deferred_flushes_;

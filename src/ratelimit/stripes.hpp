@@ -13,6 +13,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/siphash.hpp"
+
 namespace portico::ratelimit {
 
 struct NoStripeExtra {};
@@ -22,7 +24,9 @@ class Stripes {
  public:
   struct Hash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    // Keyed: the keys come from clients (header:, claim:), who must not be able to pile them
+    // into one stripe or bucket (review M6).
+    size_t operator()(std::string_view s) const { return sipHash<1, 3>(processSipKey(), s); }
   };
   struct Equal {
     using is_transparent = void;
