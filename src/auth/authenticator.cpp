@@ -198,7 +198,7 @@ Authenticator::Authenticator(const config::Config& config, std::vector<std::stri
                            &consumer);
     }
     for (const auto& sub : consumer.jwt_subjects) by_subject_.emplace(sub, &consumer);
-    for (const auto& name : consumer.mtls_subjects) by_mtls_subject_.emplace(name, &consumer);
+    for (const auto& subject : consumer.mtls_subjects) addMtlsSubject(subject, consumer);
     if (!consumer.basic_username.empty()) by_username_.emplace(consumer.basic_username, &consumer);
   }
 }
@@ -285,10 +285,37 @@ Authenticator::Attempt Authenticator::tryMtls(const Provider& p,
   for (const auto& name : client_cert->names) {
     if (auto it = by_mtls_subject_.find(name); it != by_mtls_subject_.end()) {
       out.consumer = it->second;
-      break;
+      return Attempt::Accepted;
+    }
+  }
+  // An untyped subject may name the CN of a certificate without SANs (RFC 6125 §6.4.4).
+  if (!client_cert->has_san && !client_cert->names.empty()) {
+    std::string_view cn = client_cert->names.back();
+    if (cn.starts_with("cn:")) {
+      if (auto it = by_mtls_cn_fallback_.find(std::string(cn.substr(3)));
+          it != by_mtls_cn_fallback_.end()) {
+        out.consumer = it->second;
+      }
     }
   }
   return Attempt::Accepted;
+}
+
+// Subjects are typed ("dns:", "uri:", "email:", "cn:"). An untyped one takes the type its form
+// says (a URI has "://", an email address "@", else a DNS name) and may also name the CN of a
+// certificate that has no SANs, as mTLS set-ups written before types expect.
+void Authenticator::addMtlsSubject(const std::string& subject, const config::Consumer& consumer) {
+  for (std::string_view type : {"dns:", "uri:", "email:", "cn:"}) {
+    if (subject.starts_with(type)) {
+      by_mtls_subject_.emplace(subject, &consumer);
+      return;
+    }
+  }
+  const char* type = subject.find("://") != std::string::npos ? "uri:"
+                     : subject.find('@') != std::string::npos ? "email:"
+                                                              : "dns:";
+  by_mtls_subject_.emplace(type + subject, &consumer);
+  by_mtls_cn_fallback_.emplace(subject, &consumer);
 }
 
 bool Authenticator::needsClientCertificate(const std::vector<uint32_t>& providers) const {

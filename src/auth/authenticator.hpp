@@ -133,7 +133,9 @@ class Authenticator {
   std::unordered_map<std::string, const config::Consumer*, StringHash, std::equal_to<>>
       by_key_hash_;
   std::unordered_map<std::string, const config::Consumer*> by_subject_;
-  std::unordered_map<std::string, const config::Consumer*> by_mtls_subject_;
+  void addMtlsSubject(const std::string& subject, const config::Consumer& consumer);
+  std::unordered_map<std::string, const config::Consumer*> by_mtls_subject_;  // typed
+  std::unordered_map<std::string, const config::Consumer*> by_mtls_cn_fallback_;
   std::unordered_map<std::string, const config::Consumer*> by_username_;
   std::vector<std::string> identity_headers_;
 };

@@ -228,6 +228,7 @@ bool verifiedPeerCertificate(SSL* ssl, PeerCertificate& out) {
   X509* cert = SSL_get0_peer_certificate(ssl);
   if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return false;
   out.names.clear();
+  out.has_san = false;
   auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr,
                                                             nullptr));
   if (sans != nullptr) {
@@ -238,14 +239,16 @@ bool verifiedPeerCertificate(SSL* ssl, PeerCertificate& out) {
                                     : name->type == GEN_EMAIL ? name->d.rfc822Name
                                                               : nullptr;
       if (value == nullptr) continue;
-      out.names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
-                             static_cast<size_t>(ASN1_STRING_length(value)));
+      const char* type = name->type == GEN_DNS ? "dns:" : name->type == GEN_URI ? "uri:" : "email:";
+      out.names.emplace_back(type).append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
+                                          static_cast<size_t>(ASN1_STRING_length(value)));
+      out.has_san = true;
     }
     GENERAL_NAMES_free(sans);
   }
   char cn[256];
   int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
-  if (n > 0) out.names.emplace_back(cn, static_cast<size_t>(n));
+  if (n > 0) out.names.emplace_back("cn:").append(cn, static_cast<size_t>(n));
 
   out.subject.clear();
   if (BIO* bio = BIO_new(BIO_s_mem())) {

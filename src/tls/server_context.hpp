@@ -73,7 +73,10 @@ class ServerContext {
 
 // The verified client certificate of a connection, as the auth layer sees it.
 struct PeerCertificate {
-  std::vector<std::string> names;  // SAN DNS, URI and email values, then the subject CN
+  // Typed, so that a name of one kind never matches a subject of another (review M7): SAN
+  // values as "dns:…", "uri:…" and "email:…", then the subject CN as "cn:…".
+  std::vector<std::string> names;
+  bool has_san = false;  // RFC 6125 §6.4.4: with SANs, the CN names nobody unless asked for
   std::string subject;             // RFC 2253 form
   std::string sha256;              // lowercase hex of the DER certificate
 };

@@ -930,7 +930,7 @@ def mtls_optional(pki, module_gateway, module_upstreams):
               gw.route("partners", {"path_prefix": "/partners"}, "prt", auth=["partners"])]
     consumers = [
         {"name": "partner-a", "groups": ["partners"], "mtls_subjects": ["client-a.example.com"]},
-        {"name": "partner-b", "mtls_subjects": ["client-b"]},                  # the subject CN
+        {"name": "partner-b", "mtls_subjects": ["cn:client-b"]},               # the subject CN
         {"name": "partner-u", "mtls_subjects": ["spiffe://portico.test/partner-u"]},
         {"name": "partner-e", "mtls_subjects": ["ops@partner-e.example.com"]},
     ]
@@ -983,6 +983,21 @@ def test_mtls_provider_names_the_consumer(mtls_optional, client, consumer):
         assert groups == ["partners"], rec.headers
     else:
         assert "admins" not in ",".join(groups), rec.headers
+
+
+@pytest.mark.parametrize("client,consumer", [
+    ("client_cn_spoof", None),          # CN = partner-a's DNS subject, but the cert has SANs
+    ("client_email_spoof", None),       # an email SAN spelled like partner-a's DNS subject
+    ("client_cn_only", "partner-a"),    # no SAN: the untyped subject names the CN (RFC 6125)
+])
+def test_mtls_subjects_match_only_their_own_type(mtls_optional, client, consumer):
+    e = mtls_optional
+    r = https(e.g.port, e.pki, "/partners/typed",
+              ctx=client_ctx(e.pki, client=getattr(e.pki, client)))
+    assert r.status == 200, r  # authenticated by the CA; the question is who it names
+    rec = e.prt.last()
+    assert rec.path == "/partners/typed"
+    assert rec.header_all("X-Consumer-Name") == ([consumer] if consumer else []), rec.headers
 
 
 def test_mtls_provider_without_certificate_is_401(mtls_optional):

@@ -185,6 +185,14 @@ def make_pki(directory):
         pki.client_evil = issue(pki.ca, directory, "client-evil", "client-a.example.com.evil.test",
                                 dns=["evil.client-a.example.com", "client-a.example.com.evil.test"],
                                 usage="client")
+        # Review M7: the CN of one consumer's DNS subject, with other SANs (must not match), and
+        # without any SAN (the CN fallback of an untyped subject).
+        pki.client_cn_spoof = issue(pki.ca, directory, "client-cn-spoof", "client-a.example.com",
+                                    dns=["spoof.example.com"], usage="client")
+        pki.client_cn_only = issue(pki.ca, directory, "client-cn-only", "client-a.example.com",
+                                   usage="client")
+        pki.client_email_spoof = issue(pki.ca, directory, "client-email-spoof", "spoof",
+                                       emails=["client-a.example.com"], usage="client")
         pki.client_other = issue(pki.other_ca, directory, "client-other", "client-a",
                                  dns=["client-a.example.com"], usage="client")
         _cache[directory] = pki
