@@ -119,8 +119,11 @@ void JwksFetcher::finished(const std::string& url, KeySetPtr keys, std::string e
   Source& source = *it->second;
   source.in_flight = false;
   if (keys) {
+    // Publishing clears every worker's token cache for the provider: an unchanged set (a
+    // refetch for a kid it does not hold, say) is not published (review L4).
+    const bool changed = !source.keys || !source.keys->sameAs(*keys);
     source.keys = keys;
-    publish_(url, std::move(keys));
+    if (changed) publish_(url, std::move(keys));
   } else {
     LOG_WARN("jwks_url %s: %s; keeping the last good key set (%zu keys)", url.c_str(),
              error.c_str(), source.keys ? source.keys->size() : 0);

@@ -31,7 +31,7 @@ constexpr std::string_view kMtlsKeys[] = {"type"};
 constexpr std::string_view kBasicKeys[] = {"type", "realm"};
 constexpr std::string_view kIntrospectionKeys[] = {
     "type",    "endpoint",  "endpoint_ca",        "client_id", "client_secret",
-    "timeout", "cache_ttl", "negative_cache_ttl", "token_from"};
+    "timeout", "cache_ttl", "negative_cache_ttl", "token_from", "insecure"};
 constexpr std::string_view kBasicAuthKeys[] = {"username", "password_hash"};
 constexpr std::string_view kConsumerKeys[] = {"name",          "groups",        "api_keys",
                                               "api_key_sha256", "jwt_subjects",  "mtls_subjects",
@@ -344,6 +344,7 @@ class AuthParser {
         ctx_.error(ctx_.pos(f->item()), "invalid value " + quote(*url) +
                                             " for \"endpoint\" (use an http:// or https:// URL)");
       } else if (url) {
+        checkFetchUrl(ctx_, map, *f, *url);
         config.endpoint = std::move(*url);
       }
     }

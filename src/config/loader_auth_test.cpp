@@ -173,16 +173,41 @@ TEST(ConfigAuth, JwksUrlAndItsOptions) {
                                 "    refresh: 5m\n"))),
             std::vector<std::string>{"\"refresh\" needs \"jwks_url\" (it is how often the key set "
                                      "is fetched again)"});
-  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/\n"
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://127.0.0.1/\n"
                                 "    refresh: 100ms\n"))),
             std::vector<std::string>{"\"refresh\" must be at least 1s"});
-  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/\n"
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://127.0.0.1/\n"
                                 "    jwks_ca: /dev/null\n"))),
             std::vector<std::string>{"\"jwks_ca\" needs an https \"jwks_url\""});
-  EXPECT_EQ(messages(config(jwt("    algorithms: [HS256]\n    jwks_url: http://idp.example/\n"))),
+  EXPECT_EQ(messages(config(jwt("    algorithms: [HS256]\n    jwks_url: http://localhost/\n"))),
             std::vector<std::string>{"\"jwks_url\" holds public keys, but \"algorithms\" lists "
                                      "only HMAC algorithms (use \"secret\" or \"secret_base64\" "
                                      "for HS256, HS384 and HS512)"});
+}
+
+// Review L3: keys and verdicts are not fetched in the clear from another host unless asked.
+TEST(ConfigAuth, PlainHttpOnlyToTheLoopbackOrWhenInsecure) {
+  const std::vector<std::string> refused{
+      "\"jwks_url\": plain http:// to a host other than the loopback (use https://, or set "
+      "\"insecure: true\" to accept it)"};
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/k\n"))),
+            refused);
+  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://127.0.0.9@evil/\n"))),
+            refused);
+  for (std::string_view url : {"https://idp.example/k", "http://127.0.0.1:8/k", "http://[::1]/k",
+                               "http://localhost:8/k"}) {
+    EXPECT_TRUE(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: " +
+                                    std::string(url) + "\n"))).empty()) << url;
+  }
+  EXPECT_TRUE(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/k\n"
+                                  "    insecure: true\n"))).empty());
+  const std::string introspection =
+      "auth_providers:\n  p: {type: oauth2_introspection, client_id: gw, endpoint: ";
+  EXPECT_EQ(messages(config(introspection + "http://idp.example/i}\n")),
+            std::vector<std::string>{"\"endpoint\": plain http:// to a host other than the "
+                                     "loopback (use https://, or set \"insecure: true\" to "
+                                     "accept it)"});
+  EXPECT_TRUE(messages(config(introspection + "http://idp.example/i, insecure: true}\n")).empty());
 }
 
 TEST(ConfigAuth, KeyMustFitTheAlgorithms) {

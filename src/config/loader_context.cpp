@@ -340,4 +340,13 @@ std::optional<size_t> Context::choice(const Item& item, std::span<const std::str
   return std::nullopt;
 }
 
+void checkFetchUrl(Context& ctx, const MapFields& map, const Field& url_field,
+                   std::string_view url) {
+  bool insecure = false;
+  if (const Field* f = map.find("insecure")) insecure = ctx.boolean(f->item()).value_or(false);
+  if (Problem problem = checkPlainHttpUrl(url, insecure)) {
+    ctx.error(ctx.pos(url_field.item()), quote(url_field.key) + ": " + *problem);
+  }
+}
+
 }  // namespace portico::config::detail

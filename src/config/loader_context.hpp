@@ -97,6 +97,11 @@ class Context {
   std::vector<ConfigError> errors_;
 };
 
+// The URL in `url_field` (a jwks_url or an introspection endpoint) against checkPlainHttpUrl,
+// with the map's `insecure` flag.
+void checkFetchUrl(Context& ctx, const MapFields& map, const Field& url_field,
+                   std::string_view url);
+
 // A path from the config made absolute: relative paths start from the config file's folder.
 std::string resolveConfigPath(const Context& ctx, const std::string& path);
 

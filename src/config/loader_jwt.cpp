@@ -18,7 +18,7 @@ namespace {
 constexpr std::string_view kJwtKeys[] = {
     "type",     "issuer",      "audiences", "algorithms", "secret",     "secret_base64",
     "jwks_file", "jwks_url",   "jwks_ca",   "refresh",    "token_from", "leeway",
-    "require_exp", "forward_claims"};
+    "require_exp", "forward_claims", "insecure"};
 const KeySet kJwt{kJwtKeys, {}};
 
 // RFC 7518 §3.1 and RFC 8037 §3.1. "none" is absent on purpose.
@@ -179,6 +179,9 @@ class JwtParser {
                               "\"jwks_file\" or \"jwks_url\"");
     } else if (key_ok && algorithms && !algorithms->empty()) {
       checkKeyFitsAlgorithms(*key, config, *algorithms);
+    }
+    if (key != nullptr && key->key == "jwks_url" && key_ok) {
+      checkFetchUrl(ctx_, map, *key, config.jwks_url);
     }
 
     parseJwksUrlOptions(map, config);

@@ -245,6 +245,21 @@ Problem parseEndpoint(std::string_view text, Endpoint& out) {
   return std::nullopt;
 }
 
+Problem checkPlainHttpUrl(std::string_view url, bool insecure) {
+  if (insecure || !url.starts_with("http://")) return {};
+  std::string_view host = url.substr(7);
+  host = host.substr(0, host.find_first_of("/?#"));
+  if (size_t at = host.rfind('@'); at != std::string_view::npos) host.remove_prefix(at + 1);
+  if (host.starts_with('[')) {
+    host = host.substr(1, host.find(']') - 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  if (host == "localhost" || host == "::1" || host.starts_with("127.")) return {};
+  return "plain http:// to a host other than the loopback (use https://, or set "
+         "\"insecure: true\" to accept it)";
+}
+
 Problem parseCidr(std::string_view text, Cidr& out) {
   const std::string usage = " (use an address or address/prefix, e.g. 10.0.0.0/8 or fd00::/8)";
   size_t slash = text.find('/');

@@ -37,6 +37,11 @@ Problem parseEndpoint(std::string_view text, Endpoint& out);
 // "10.0.0.0/8", "2001:db8::/32", or a single address (a /32 or /128).
 Problem parseCidr(std::string_view text, Cidr& out);
 
+// An http:// URL the gateway fetches keys or verdicts from: refused unless its host is on the
+// loopback (a sidecar) or `insecure` is set, since a man in the middle could then hand out keys
+// or read the client secret (review L3). https:// URLs always pass.
+Problem checkPlainHttpUrl(std::string_view url, bool insecure);
+
 // RFC 9110 §5.6.2 token: 1*tchar.
 bool isToken(std::string_view text);
 

@@ -305,6 +305,24 @@ std::optional<Key> Key::fromJwk(const Json& jwk, std::string& error) {
   return key;
 }
 
+bool Key::sameAs(const Key& other) const {
+  if (type_ != other.type_ || curve_ != other.curve_ || alg_ != other.alg_ ||
+      ops_allow_verify_ != other.ops_allow_verify_ || kid_ != other.kid_ || use_ != other.use_ ||
+      secret_ != other.secret_) {
+    return false;
+  }
+  if (!pkey_ || !other.pkey_) return !pkey_ && !other.pkey_;
+  return EVP_PKEY_eq(pkey_.get(), other.pkey_.get()) == 1;
+}
+
+bool KeySet::sameAs(const KeySet& other) const {
+  if (keys_.size() != other.keys_.size()) return false;
+  for (size_t i = 0; i < keys_.size(); ++i) {
+    if (!keys_[i].sameAs(other.keys_[i])) return false;
+  }
+  return true;
+}
+
 const Key* KeySet::find(std::string_view kid) const {
   for (const Key& key : keys_) {
     if (key.kid() == kid) return &key;

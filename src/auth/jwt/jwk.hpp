@@ -68,6 +68,8 @@ class Key {
   // (RFC 7518 §3.2).
   const char* mismatch(Alg alg) const;
   bool canVerify(Alg alg) const { return mismatch(alg) == nullptr; }
+  // The same key material under the same JWK parameters.
+  bool sameAs(const Key& other) const;
 
  private:
   struct PkeyFree {
@@ -97,6 +99,8 @@ class KeySet {
   const Key* find(std::string_view kid) const;
   size_t size() const { return keys_.size(); }
   bool empty() const { return keys_.empty(); }
+  // The same keys in the same order: a refetch that finds this has nothing to publish.
+  bool sameAs(const KeySet& other) const;
 
  private:
   std::vector<Key> keys_;

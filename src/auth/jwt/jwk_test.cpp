@@ -262,6 +262,26 @@ TEST(JwtJwks, LoadsValidKeysAndReportsTheOthers) {
   EXPECT_EQ(result.errors[2], "keys[4]: not a JSON object");
 }
 
+// Review L4: a refetch that finds the same keys is not published (it would clear token caches).
+TEST(JwtJwks, SameKeySetsCompareEqual) {
+  Json rsa = jwkOf(kRfc7515RsaJwk);
+  rsa["kid"] = "rsa-1";
+  Json ec = jwkOf(kRfc7515P256Jwk);
+  ec["kid"] = "ec-1";
+  const JwksResult a = parseJwks(Json{{"keys", {rsa, ec}}}.dump());
+  const JwksResult b = parseJwks(Json{{"keys", {rsa, ec}}}.dump());
+  EXPECT_TRUE(a.keys.sameAs(b.keys));
+  EXPECT_FALSE(a.keys.sameAs(parseJwks(Json{{"keys", {ec, rsa}}}.dump()).keys));
+  EXPECT_FALSE(a.keys.sameAs(parseJwks(Json{{"keys", {rsa}}}.dump()).keys));
+  Json renamed = ec;
+  renamed["kid"] = "ec-2";
+  EXPECT_FALSE(a.keys.sameAs(parseJwks(Json{{"keys", {rsa, renamed}}}.dump()).keys));
+  Json other_key = jwkOf(kRfc7515RsaJwk);
+  other_key["kid"] = "rsa-1";
+  other_key["alg"] = "RS256";
+  EXPECT_FALSE(a.keys.sameAs(parseJwks(Json{{"keys", {other_key, ec}}}.dump()).keys));
+}
+
 TEST(JwtJwks, RejectsDocumentsWithoutAKeysArray) {
   for (const char* text : {"", "{", "[]", "{}", R"({"keys":{}})", R"({"keys":"x"})"}) {
     const JwksResult result = parseJwks(text);
