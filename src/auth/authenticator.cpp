@@ -201,6 +201,7 @@ Authenticator::Authenticator(const config::Config& config, std::vector<std::stri
     for (const auto& subject : consumer.mtls_subjects) addMtlsSubject(subject, consumer);
     if (!consumer.basic_username.empty()) by_username_.emplace(consumer.basic_username, &consumer);
   }
+  chooseDummyHash(config.consumers);
 }
 
 int Authenticator::providerIndex(std::string_view name) const {

@@ -182,6 +182,26 @@ SlowCheckResult Authenticator::checkSlowly(uint32_t provider, const std::string&
   return introspect(config.introspection, credential, now);
 }
 
+// The most expensive of the consumers' hashes (bcrypt's cost is in its prefix, "$2b$12$"; the
+// other schemes are taken as cheaper), used as it is: its salt and cost make the unknown user's
+// check as slow as that consumer's, and a match for an unknown user is never accepted.
+void Authenticator::chooseDummyHash(const std::vector<config::Consumer>& consumers) {
+  dummy_hash_ = kDummyHash;
+  int best_cost = -1;
+  for (const auto& consumer : consumers) {
+    const std::string& hash = consumer.basic_password_hash;
+    if (hash.empty()) continue;
+    int cost = 0;
+    if (hash.size() > 7 && hash[0] == '$' && hash[1] == '2' && hash[3] == '$' && hash[6] == '$') {
+      cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+    }
+    if (cost > best_cost) {
+      best_cost = cost;
+      dummy_hash_ = hash;
+    }
+  }
+}
+
 SlowCheckResult Authenticator::checkPassword(const std::string& credential) const {
   SlowCheckResult result;
   size_t colon = credential.find(':');
@@ -189,7 +209,7 @@ SlowCheckResult Authenticator::checkPassword(const std::string& credential) cons
   std::string password = credential.substr(colon + 1);
   auto it = by_username_.find(user);
   const config::Consumer* consumer = it == by_username_.end() ? nullptr : it->second;
-  const std::string& hash = consumer != nullptr ? consumer->basic_password_hash : kDummyHash;
+  const std::string& hash = consumer != nullptr ? consumer->basic_password_hash : dummy_hash_;
   auto data = std::make_unique<crypt_data>();  // ~32 KiB of state: not on a thread's stack
   const char* computed = crypt_rn(password.c_str(), hash.c_str(), data.get(), sizeof *data);
   bool match = computed != nullptr && computed[0] != '*' && std::strlen(computed) == hash.size() &&

@@ -59,6 +59,30 @@ struct RequestScratch {
   std::vector<std::string_view> redis_views;
 };
 
+// Whether anybody still waits for a slow check queued on a verify pool: a job whose request has
+// ended (the client left, the check timed out) is skipped instead of hashing for nobody
+// (review M5). The flag drops with the request.
+class WaitFlag {
+ public:
+  WaitFlag() = default;
+  WaitFlag(const WaitFlag&) = delete;
+  WaitFlag& operator=(const WaitFlag&) = delete;
+  ~WaitFlag() { drop(); }
+
+  std::shared_ptr<const std::atomic<bool>> arm() {
+    drop();
+    flag_ = std::make_shared<std::atomic<bool>>(true);
+    return flag_;
+  }
+  void drop() {
+    if (flag_) flag_->store(false, std::memory_order_relaxed);
+    flag_.reset();
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> flag_;
+};
+
 struct RequestState {
   explicit RequestState(uint64_t now_us);
   ~RequestState();
@@ -98,6 +122,7 @@ struct RequestState {
   bool authenticated = false;
   std::unique_ptr<auth::Identity> identity;  // made by the first auth check
   bool pending_has_body = false;
+  WaitFlag slow_check;
   router::MatchResult pending_match;  // the route match while auth or limits wait
 
   size_t touch_count = 0;  // limits decided, in the session's touches_

@@ -569,7 +569,10 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     worker_.newRequestId(rq_->request_id);
     rq_->request_id_len = 32;
   }
-  if (state_ == State::AuthPending) ++auth_generation_;  // a late answer finds nobody waiting
+  if (state_ == State::AuthPending) {
+    ++auth_generation_;  // a late answer finds nobody waiting
+    rq_->slow_check.drop();
+  }
   if (state_ == State::LimitWait) {
     ++limit_generation_;
     rq_->delay_until_ms = 0;

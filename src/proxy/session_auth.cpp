@@ -67,7 +67,9 @@ void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
   // The job holds the snapshot: its authenticator lives as long as the check runs.
   bool queued = pool != nullptr &&
                 pool->submit([snapshot = rq_->snap->shared, provider, loop, self = this, generation,
+                              waiting = rq_->slow_check.arm(),
                               credential = std::move(pending.pending_credential)]() mutable {
+                  if (!waiting->load(std::memory_order_relaxed)) return;
                   auth::SlowCheckResult check = snapshot->auth->checkSlowly(
                       provider, credential, static_cast<int64_t>(time(nullptr)));
                   loop->post([self, generation, provider, credential = std::move(credential),

@@ -364,3 +364,28 @@ def test_forwarded_address_with_a_port_is_the_client(gateway, upstream):
     assert from_client(g, "192.0.2.2") == 200  # not the proxy's own bucket
     assert from_client(g, "[2001:db8::5]:4711") == 200
     assert from_client(g, "2001:db8::9") == 429
+
+
+# ----- M5: Basic auth does not tell unknown users apart by timing ---------------------------
+def test_unknown_basic_user_costs_as_much_as_a_known_one(gateway, upstream):
+    import base64
+    import statistics
+    crypt = pytest.importorskip("crypt")
+    cost10 = crypt.crypt("right-password", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
+    consumers = [{"name": "alice", "basic_auth": {"username": "alice", "password_hash": cost10}}]
+    g = gateway(gw.config([gw.route("b", {"path_prefix": "/"}, "u", auth=["users"])],
+                          {"u": gw.up(upstream)}, auth_providers={"users": {"type": "basic"}},
+                          consumers=consumers))
+
+    def timed(user, i):
+        token = base64.b64encode(f"{user}:wrong-{i}".encode()).decode()
+        start = time.monotonic()
+        r = rawhttp.exchange(g.port, request_bytes("GET", "/", headers=[
+            ("Authorization", "Basic " + token)]), timeout=10)
+        assert r.status == 401
+        return time.monotonic() - start
+
+    known = statistics.median(timed("alice", i) for i in range(5))
+    unknown = statistics.median(timed("nosuchuser", i) for i in range(5))
+    assert unknown > known / 2 and unknown < known * 2, (known, unknown)
+    assert upstream.count() == 0
