@@ -87,6 +87,8 @@ class AdminServer::Connection final : public net::EventHandler, public net::Time
     if (const auto* auth = http::findHeader(head.headers, "authorization")) {
       req.authorization = auth->value;
     }
+    req.host = head.host;
+    if (const auto* origin = http::findHeader(head.headers, "origin")) req.origin = origin->value;
     req.body.assign(in_.data() + head_end, static_cast<size_t>(head.content_length));
     respond(server_.handler_(req));
   }

@@ -17,6 +17,8 @@ struct AdminRequest {
   std::string path;
   std::string query;
   std::string authorization;
+  std::string host;    // the Host field, as sent
+  std::string origin;  // the Origin field, when a browser sent one
   std::string body;
 };
 

@@ -217,6 +217,13 @@ void parseAdmin(Context& ctx, const Item& item, Admin& admin,
       admin.token = *token;
     }
   }
+  // Reload and the config's routes for anyone who can reach the port: not beyond this host
+  // without a token (review L2).
+  const bool loopback = admin.host.starts_with("127.") || admin.host == "::1";
+  if (!loopback && admin.token.empty()) {
+    ctx.error(at, "an admin address beyond the loopback (" + quote(admin.host) +
+                      ") needs a \"token\"");
+  }
 }
 
 void parseAccessLog(Context& ctx, const Item& item, AccessLog& log) {

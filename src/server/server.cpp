@@ -28,6 +28,30 @@ std::string jsonString(std::string_view s) {
 
 // Constant time in the token's content, so response timing says nothing about how much of a
 // guessed token was right.
+bool isLoopbackHost(std::string_view host) {
+  if (host.starts_with('[')) {
+    host = host.substr(0, host.find(']') + 1);
+  } else {
+    host = host.substr(0, host.find(':'));
+  }
+  return host == "localhost" || host == "[::1]" || host.starts_with("127.");
+}
+
+// Without a token the admin API trusts whoever reaches it, which a web page could be (review L2):
+// a name that is not the loopback's (DNS rebinding) is refused, and so is a POST from another
+// origin (a form posting to /admin/reload).
+const char* browserRefusal(const admin::AdminRequest& req, bool has_token) {
+  if (has_token) return nullptr;  // a browser cannot send it cross-origin without our consent
+  if (!req.host.empty() && !isLoopbackHost(req.host)) return "the admin API answers loopback names only";
+  if (req.method == "POST" && !req.origin.empty()) {
+    std::string_view origin = req.origin;
+    if (!origin.starts_with("http://") || origin.substr(7) != req.host) {
+      return "cross-origin requests are refused";
+    }
+  }
+  return nullptr;
+}
+
 bool bearerMatches(std::string_view authorization, const std::string& token) {
   constexpr std::string_view kPrefix = "Bearer ";
   if (authorization.size() != kPrefix.size() + token.size() || !authorization.starts_with(kPrefix)) {
@@ -223,6 +247,11 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
   if (!token.empty() && !bearerMatches(req.authorization, token)) {
     return {401, "application/json",
             R"({"error":{"status":401,"code":"unauthenticated","message":"admin token required"}})"};
+  }
+  if (const char* refusal = browserRefusal(req, !token.empty())) {
+    return {403, "application/json",
+            std::string(R"({"error":{"status":403,"code":"forbidden","message":")") + refusal +
+                "\"}}"};
   }
   if (req.path == "/readyz") {
     if (draining_) return {503, "application/json", R"({"status":"draining"})"};

@@ -389,3 +389,41 @@ def test_unknown_basic_user_costs_as_much_as_a_known_one(gateway, upstream):
     unknown = statistics.median(timed("nosuchuser", i) for i in range(5))
     assert unknown > known / 2 and unknown < known * 2, (known, unknown)
     assert upstream.count() == 0
+
+
+# ----- L2: the admin API and browsers -------------------------------------------------------
+def admin_raw(g, data):
+    return rawhttp.exchange(g.admin_port, data)
+
+
+def test_admin_without_token_refuses_foreign_names_and_origins(gateway, upstream):
+    g = gateway(underscore_config(upstream))
+    assert admin_raw(g, request_bytes("GET", "/admin/routes", host=f"127.0.0.1:{g.admin_port}")
+                     ).status == 200
+    assert admin_raw(g, request_bytes("GET", "/admin/routes", host="localhost")).status == 200
+    rebound = admin_raw(g, request_bytes("GET", "/admin/routes", host="attacker.example"))
+    assert rebound.status == 403
+    forged = admin_raw(g, request_bytes("POST", "/admin/reload", host=f"127.0.0.1:{g.admin_port}",
+                                        headers=[("Origin", "http://attacker.example"),
+                                                 ("Content-Length", "0")]))
+    assert forged.status == 403
+    version = g.config_version()
+    same_origin = admin_raw(g, request_bytes(
+        "POST", "/admin/reload", host=f"127.0.0.1:{g.admin_port}",
+        headers=[("Origin", f"http://127.0.0.1:{g.admin_port}"), ("Content-Length", "0")]))
+    assert same_origin.status == 200 and g.config_version() == version + 1
+
+
+def test_admin_beyond_loopback_needs_a_token(tmp_path, portico_bin, upstream):
+    import subprocess
+    cfg = underscore_config(upstream)
+    text = gw.to_yaml(cfg).replace("@PORT@", "18080").replace("127.0.0.1:@ADMIN@", "0.0.0.0:19901")
+    path = tmp_path / "admin.yaml"
+    path.write_text(text)
+    out = subprocess.run([portico_bin, "validate", "-c", str(path)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode != 0 and "needs a \"token\"" in out.stdout + out.stderr
+    path.write_text(text.replace("address: 0.0.0.0:19901", "address: 0.0.0.0:19901\n  token: t0k3n"))
+    out = subprocess.run([portico_bin, "validate", "-c", str(path)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 0, out.stdout + out.stderr
