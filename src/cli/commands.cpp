@@ -29,6 +29,57 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
+const char* providerTypeName(config::AuthProvider::Type type) {
+  switch (type) {
+    case config::AuthProvider::Type::Jwt: return "jwt";
+    case config::AuthProvider::Type::ApiKey: return "api_key";
+    case config::AuthProvider::Type::Mtls: return "mtls";
+    case config::AuthProvider::Type::Basic: return "basic";
+    case config::AuthProvider::Type::Introspection: return "oauth2_introspection";
+  }
+  return "?";
+}
+
+std::string keyText(const std::vector<config::RateLimitKeyPart>& key) {
+  std::string out;
+  for (const auto& part : key) {
+    if (!out.empty()) out += ", ";
+    switch (part.kind) {
+      case config::RateLimitKeyPart::Kind::Ip: out += "ip"; break;
+      case config::RateLimitKeyPart::Kind::Consumer: out += "consumer"; break;
+      case config::RateLimitKeyPart::Kind::Route: out += "route"; break;
+      case config::RateLimitKeyPart::Kind::Header: out += "header:" + part.name; break;
+      case config::RateLimitKeyPart::Kind::Claim: out += "claim:" + part.name; break;
+    }
+  }
+  return out;
+}
+
+// The route's rate limits with their keys and stores, and its concurrency limit.
+void printLimits(const config::Route& rc) {
+  if (rc.rate_limits.empty() && rc.concurrency_limit == 0) {
+    std::printf("limits:    none\n");
+    return;
+  }
+  for (const auto& limit : rc.rate_limits) {
+    std::string store = limit.store == config::RateLimit::Store::Redis
+                            ? (limit.sync.count() > 0 ? "redis, batched" : "redis")
+                            : "local";
+    if (limit.from_plan) {
+      std::printf("limit:     %s: the consumer's plan, per [%s]\n", limit.name.c_str(),
+                  keyText(limit.key).c_str());
+      continue;
+    }
+    std::printf("limit:     %s: %llu per %lld ms, per [%s] (%s%s)\n", limit.name.c_str(),
+                static_cast<unsigned long long>(limit.limit),
+                static_cast<long long>(limit.window.count()), keyText(limit.key).c_str(),
+                store.c_str(), limit.mode == config::RateLimit::Mode::Delay ? ", delay" : "");
+  }
+  if (rc.concurrency_limit > 0) {
+    std::printf("concurrency: at most %u in flight\n", rc.concurrency_limit);
+  }
+}
+
 }  // namespace
 
 int validateCommand(const std::string& config_path) {
@@ -109,6 +160,11 @@ int explainCommand(const std::string& config_path, const std::string& method,
   if (!req.query.empty()) forward += "?" + std::string(req.query);
   std::printf("forwards:  %s %s\n", method.c_str(), forward.c_str());
   std::printf("auth:      %s\n", rc.auth_public ? "public" : ("any of " + joined(rc.auth)).c_str());
+  for (const auto& name : rc.auth) {
+    if (auto it = snap->config.auth_providers.find(name); it != snap->config.auth_providers.end()) {
+      std::printf("provider:  %s (%s)\n", name.c_str(), providerTypeName(it->second.type));
+    }
+  }
   if (rc.authorize) {
     std::string rules;
     if (!rc.authorize->scopes.empty()) rules += "scopes [" + joined(rc.authorize->scopes) + "] ";
@@ -138,7 +194,7 @@ int explainCommand(const std::string& config_path, const std::string& method,
     std::printf("response header remove: %s\n", joined(rc.response_headers.remove).c_str());
   }
   if (rc.timeout) std::printf("timeout:   %lld ms\n", static_cast<long long>(rc.timeout->count()));
-  std::printf("limits:    none (rate limits and caching are not in this version)\n");
+  printLimits(rc);
   return 0;
 }
 

@@ -262,3 +262,35 @@ def test_explain_shows_auth_and_authorize(portico_bin, write):
     p = run(portico_bin, "explain", "-c", path, "GET", "http://x/other")
     assert "auth:      public" in p.stdout
     assert "authorize" not in p.stdout
+
+
+EXPLAIN_LIMITS = """\
+listeners: [{address: 127.0.0.1:18302}]
+upstreams: {e: {builtin: echo}}
+auth_providers: {keys: {type: api_key}, tokens: {type: jwt, algorithms: [HS256], secret: 0123456789abcdef0123456789abcdef}}
+consumers: [{name: a, api_keys: [k-0123456789]}]
+routes:
+  - name: api
+    match: {path_prefix: /api}
+    upstream: e
+    auth: [keys, tokens]
+    concurrency_limit: 7
+    rate_limit:
+      - {name: per-ip, limit: 10, window: 1s, key: ip}
+      - {name: tenant, limit: 100, window: 1m, key: [consumer, "header:X-Tenant"]}
+  - {name: pub, match: {path_prefix: /}, upstream: e, auth: public}
+"""
+
+
+def test_explain_shows_providers_and_limits(portico_bin, write):
+    path = write(EXPLAIN_LIMITS)
+    p = run(portico_bin, "explain", "-c", path, "GET", "http://x/api/users")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "provider:  keys (api_key)" in out and "provider:  tokens (jwt)" in out, out
+    assert "limit:     per-ip: 10 per 1000 ms, per [ip] (local)" in out, out
+    assert "limit:     tenant: 100 per 60000 ms, per [consumer, header:x-tenant] (local)" in out, out
+    assert "concurrency: at most 7 in flight" in out, out
+    assert "not in this version" not in out
+    p = run(portico_bin, "explain", "-c", path, "GET", "http://x/other")
+    assert "limits:    none" in p.stdout
