@@ -1,6 +1,7 @@
 #pragma once
 // Character classes of HTTP's grammar (RFC 9110 §5.6), shared by the parsers.
 
+#include <cstdint>
 #include <string_view>
 
 namespace portico::http {

@@ -56,7 +56,6 @@ bool isValidHost(std::string_view host) {
 ParseStatus parseFields(const char* data, size_t head_end, size_t pos, size_t max_headers,
                         MessageHead& out, ParseError& error) {
   out.headers.clear();
-  out.underscore_names = false;
   const size_t end = head_end - 2;  // the blank line's CRLF
   while (pos < end) {
     const char* line = data + pos;
@@ -86,7 +85,6 @@ ParseStatus parseFields(const char* data, size_t head_end, size_t pos, size_t ma
       error = ParseError::TooManyHeaders;
       return ParseStatus::Error;
     }
-    if (std::memchr(line, '_', colon) != nullptr) out.underscore_names = true;
     out.headers.push_back({std::string_view(line, colon), trimOws(value)});
     pos += line_len + 2;
   }
@@ -372,7 +370,8 @@ ParseStatus parseResponseHead(const char* data, size_t head_end, std::string_vie
       return ParseStatus::Error;
     }
   }
-  if (parseFields(data, head_end, line.size() + 2, 512, out, error) != ParseStatus::Complete) {
+  if (parseFields(data, head_end, line.size() + 2, 512, out, error) !=
+      ParseStatus::Complete) {
     return ParseStatus::Error;
   }
   bool has_length = false;

@@ -56,7 +56,6 @@ struct MessageHead {
   bool keep_alive = true;
   bool connection_lists_headers = false;  // Connection names fields other than close/keep-alive
   bool upgrade = false;                   // Connection: upgrade
-  bool underscore_names = false;          // some field name holds an underscore
   size_t head_size = 0;                   // bytes up to and including the blank line
 };
 

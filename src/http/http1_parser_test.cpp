@@ -235,6 +235,15 @@ TEST(Http2Field, RefusesWhatHttp1RenderingWouldSplit) {
   EXPECT_FALSE(isValidHttp2Field("x-a", " padded"));
 }
 
+TEST(HeaderName, HasUnderscoreAtAnyPosition) {
+  EXPECT_FALSE(hasUnderscore(""));
+  EXPECT_FALSE(hasUnderscore("x-consumer-name-long"));
+  for (std::string name : {"_", "X_A", "x-consumer_name", "x-consumer-name-lo_g", "abcdefg_"}) {
+    EXPECT_TRUE(hasUnderscore(name)) << name;
+  }
+  EXPECT_FALSE(hasUnderscore("\x5e\x60\xdf\x9f-abcdefghij"));  // neighbours of 0x5f
+}
+
 TEST(RequestLine, HasHttpVersion) {
   EXPECT_TRUE(hasHttpVersion("GET / HTTP/1.1"));
   EXPECT_TRUE(hasHttpVersion("GET / HTTP/1.0"));

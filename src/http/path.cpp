@@ -20,7 +20,8 @@ constexpr std::array<uint8_t, 256> makeClassTable() {
   for (char c : {'-', '.', '_', '~'}) table[static_cast<uint8_t>(c)] = kPchar | kUnreserved;
   // sub-delims, ':' and '@' are pchar but keep their escaped form when encoded: an upstream may
   // give "%3B" and ";" different meanings (matrix parameters), so decoding would change the path.
-  for (char c : {'!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', ':', '@'}) {
+  // ';' starts a segment's parameters: handled apart (see PathOptions), off the fast path.
+  for (char c : {'!', '$', '&', '\'', '(', ')', '*', '+', ',', '=', ':', '@'}) {
     table[static_cast<uint8_t>(c)] = kPchar;
   }
   return table;
@@ -37,19 +38,19 @@ int hexValue(char c) {
 
 constexpr char kHexUpper[] = "0123456789ABCDEF";
 
-char caseOf(uint8_t c, const PathOptions& options) {
-  return options.lowercase && c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32)
-                                                   : static_cast<char>(c);
+// Letters outside escapes ("%3B" keeps its upper-case hex digits).
+void lowercaseLetters(std::string& path) {
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '%') {
+      i += 2;
+    } else if (path[i] >= 'A' && path[i] <= 'Z') {
+      path[i] = static_cast<char>(path[i] + 32);
+    }
+  }
 }
 
 // Appends one raw segment (no '/') to `out`, decoded as path.hpp describes.
 PathError appendSegment(std::string_view segment, std::string& out, const PathOptions& options) {
-  if (options.parameters != PathOptions::Parameters::Keep) {
-    if (size_t semicolon = segment.find(';'); semicolon != std::string_view::npos) {
-      if (options.parameters == PathOptions::Parameters::Reject) return PathError::Parameter;
-      segment = segment.substr(0, semicolon);
-    }
-  }
   for (size_t i = 0; i < segment.size(); ++i) {
     const auto c = static_cast<uint8_t>(segment[i]);
     if (c == '%') {
@@ -61,7 +62,7 @@ PathError appendSegment(std::string_view segment, std::string& out, const PathOp
       if (value == 0) return PathError::EncodedNul;
       if (value == '/' || value == '\\') return PathError::EncodedSlash;
       if (kClass[value] & kUnreserved) {
-        out.push_back(caseOf(value, options));
+        out.push_back(static_cast<char>(value));
       } else {
         out.push_back('%');
         out.push_back(kHexUpper[value >> 4]);
@@ -69,7 +70,12 @@ PathError appendSegment(std::string_view segment, std::string& out, const PathOp
       }
       i += 2;
     } else if (kClass[c] & kPchar) {
-      out.push_back(caseOf(c, options));
+      out.push_back(static_cast<char>(c));
+    } else if (c == ';' && options.parameters == PathOptions::Parameters::Keep) {
+      out.push_back(';');
+    } else if (c == ';') {
+      if (options.parameters == PathOptions::Parameters::Reject) return PathError::Parameter;
+      return PathError::None;  // Strip: the rest of the segment is its parameters
     } else {
       return PathError::InvalidCharacter;
     }
@@ -125,6 +131,7 @@ PathError normalizePath(std::string_view raw, std::string& out, const PathOption
     pos = end + 1;
   }
   if (out.empty() || trailing_slash) out.push_back('/');
+  if (options.lowercase) lowercaseLetters(out);
   return PathError::None;
 }
 

@@ -95,9 +95,10 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     appendField(out, "Host", host);
   }
 
-  const bool trusted = inCidrs(listener().trusted_proxies, peer_);
+  const config::Listener& listen = listener();
+  const bool trusted = !listen.trusted_proxies.empty() && inCidrs(listen.trusted_proxies, peer_);
   const bool drop_underscores =
-      listener().headers_with_underscores != config::Listener::Underscores::Allow;
+      listen.headers_with_underscores != config::Listener::Underscores::Allow;
   std::string_view xfproto, xfhost;
   bool client_sent_xff = false;
   bool client_sent_length = false;
@@ -115,9 +116,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
     // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
-    if (rq_->head.underscore_names && drop_underscores && h.name.find('_') != std::string_view::npos) {
-      continue;
-    }
+    if (drop_underscores && http::hasUnderscore(h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
     if (inDropList(rq_->snap->shared->auth->identityHeaders(), h.name)) continue;
     appendField(out, h.name, h.value);

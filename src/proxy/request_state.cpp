@@ -1,7 +1,5 @@
 #include "proxy/request_state.hpp"
 
-#include <vector>
-
 #include "auth/authenticator.hpp"
 
 namespace portico::proxy {
@@ -13,57 +11,52 @@ constexpr size_t kKeptPerThread = 256;
 constexpr size_t kMaxKeptHeaders = 128;
 constexpr size_t kMaxKeptUpstreamHead = 16 * 1024;
 
-struct ThreadPools {
-  std::vector<void*> states;
-  std::vector<std::unique_ptr<RequestScratch>> scratch;
-  ~ThreadPools() {
-    for (void* p : states) ::operator delete(p, sizeof(RequestState));
-  }
-};
-thread_local ThreadPools t_pools;
-
-std::unique_ptr<RequestScratch> takeScratch() {
-  if (t_pools.scratch.empty()) return std::make_unique<RequestScratch>();
-  std::unique_ptr<RequestScratch> scratch = std::move(t_pools.scratch.back());
-  t_pools.scratch.pop_back();
-  return scratch;
-}
-
-void giveScratch(std::unique_ptr<RequestScratch> scratch) {
-  if (!scratch || t_pools.scratch.size() >= kKeptPerThread ||
-      scratch->head.headers.capacity() > kMaxKeptHeaders ||
-      scratch->upstream_head.capacity() > kMaxKeptUpstreamHead) {
-    return;
-  }
-  t_pools.scratch.push_back(std::move(scratch));
-}
-
 }  // namespace
 
-RequestState::RequestState(uint64_t now_us)
-    : scratch(takeScratch()),
-      head(scratch->head),
-      upstream_head(scratch->upstream_head),
-      touches(scratch->touches),
+RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
+    : scratch(scratch_in),
+      head(scratch_in.head),
+      upstream_head(scratch_in.upstream_head),
+      touches(scratch_in.touches),
       start_us(now_us) {}
 
-RequestState::~RequestState() { giveScratch(std::move(scratch)); }
+RequestState::~RequestState() = default;
 
-void* RequestState::operator new(size_t size) {
-  if (size == sizeof(RequestState) && !t_pools.states.empty()) {
-    void* p = t_pools.states.back();
-    t_pools.states.pop_back();
-    return p;
-  }
-  return ::operator new(size);
+RequestHandle::RequestHandle() = default;
+RequestHandle::~RequestHandle() = default;
+
+std::vector<std::unique_ptr<RequestHandle::Slot>>& RequestHandle::pool() {
+  thread_local std::vector<std::unique_ptr<Slot>> slots;
+  return slots;
 }
 
-void RequestState::operator delete(void* p, size_t size) {
-  if (size == sizeof(RequestState) && t_pools.states.size() < kKeptPerThread) {
-    t_pools.states.push_back(p);
-    return;
+void RequestHandle::emplace(uint64_t now_us) {
+  if (!slot_) {
+    auto& slots = pool();
+    if (slots.empty()) {
+      slot_ = std::make_unique<Slot>();
+    } else {
+      slot_ = std::move(slots.back());
+      slots.pop_back();
+    }
   }
-  ::operator delete(p, size);
+  slot_->state.emplace(now_us, slot_->scratch);
+}
+
+void RequestHandle::reset() {
+  if (slot_) slot_->state.reset();
+}
+
+void RequestHandle::releaseStorage() {
+  if (!slot_) return;
+  slot_->state.reset();
+  auto& slots = pool();
+  const RequestScratch& scratch = slot_->scratch;
+  if (slots.size() < kKeptPerThread && scratch.head.headers.capacity() <= kMaxKeptHeaders &&
+      scratch.upstream_head.capacity() <= kMaxKeptUpstreamHead) {
+    slots.push_back(std::move(slot_));
+  }
+  slot_.reset();
 }
 
 }  // namespace portico::proxy

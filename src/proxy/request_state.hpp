@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/buffer.hpp"
 #include "http/http1_parser.hpp"
@@ -44,10 +46,9 @@ class InFlightSlot {
   std::atomic<int64_t>* counter_ = nullptr;
 };
 
-// Containers that a request fills and the next one overwrites from the start: lent to one
-// request at a time from a per-thread pool, for their capacity (the parse of a head, the head
-// sent upstream, the limits' keys), so that a request allocates nothing for them and an idle
-// connection holds none of them.
+// Containers that a request fills and the next one overwrites from the start, kept for their
+// capacity (the parse of a head, the head sent upstream, the limits' keys) so that a request
+// allocates nothing for them.
 struct RequestScratch {
   http::RequestHead head;  // views into the session's in_
   Buffer upstream_head;    // the request head as sent upstream (kept for the stale retry)
@@ -84,15 +85,12 @@ class WaitFlag {
 };
 
 struct RequestState {
-  explicit RequestState(uint64_t now_us);
+  RequestState(uint64_t now_us, RequestScratch& scratch);
   ~RequestState();
   RequestState(const RequestState&) = delete;
   RequestState& operator=(const RequestState&) = delete;
-  // Made and destroyed once per request: the storage comes from a per-thread free list.
-  static void* operator new(size_t size);
-  static void operator delete(void* p, size_t size);
 
-  std::unique_ptr<RequestScratch> scratch;
+  RequestScratch& scratch;
   http::RequestHead& head;
   Buffer& upstream_head;
   std::vector<ratelimit::Touch>& touches;
@@ -112,7 +110,7 @@ struct RequestState {
   std::string host;            // lowercased, without port
   std::string path;            // normalized (what the access log shows)
   std::string forward_target;  // rewritten path + "?" + query
-  char request_id[129] = {};
+  char request_id[129];  // request_id_len bytes of it
   size_t request_id_len = 0;
   bool version_1_0 = false;
   bool keep_alive_1_0 = false;
@@ -123,7 +121,8 @@ struct RequestState {
   std::unique_ptr<auth::Identity> identity;  // made by the first auth check
   bool pending_has_body = false;
   WaitFlag slow_check;
-  router::MatchResult pending_match;  // the route match while auth or limits wait
+  // The route match while auth or limits wait (optional: its 560 bytes are not zeroed per request).
+  std::optional<router::MatchResult> pending_match;
 
   size_t touch_count = 0;  // limits decided, in the session's touches_
   InFlightSlot in_flight;
@@ -160,6 +159,39 @@ struct RequestState {
   uint64_t upstream_head_us = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+};
+
+// Where a session's requests live: one RequestState at a time, made in place when a request
+// starts and destroyed in place when it ends, beside the scratch it uses. The storage stays
+// with the session while it serves requests and goes back to a per-thread pool when the
+// connection idles (with its buffers), so neither a request nor an idle connection allocates.
+class RequestHandle {
+ public:
+  RequestHandle();
+  ~RequestHandle();
+  RequestHandle(const RequestHandle&) = delete;
+  RequestHandle& operator=(const RequestHandle&) = delete;
+
+  explicit operator bool() const { return slot_ != nullptr && slot_->state.has_value(); }
+  RequestState* operator->() { return &*slot_->state; }
+  const RequestState* operator->() const { return &*slot_->state; }
+  RequestState& operator*() { return *slot_->state; }
+  const RequestState& operator*() const { return *slot_->state; }
+
+  void emplace(uint64_t now_us);
+  // Destroys the request's state; the storage stays for the next request.
+  void reset();
+  bool holdsStorage() const { return slot_ != nullptr; }
+  // Gives the storage back to the thread's pool (only between requests).
+  void releaseStorage();
+
+ private:
+  struct Slot {
+    RequestScratch scratch;
+    std::optional<RequestState> state;
+  };
+  static std::vector<std::unique_ptr<Slot>>& pool();  // this thread's
+  std::unique_ptr<Slot> slot_;
 };
 
 }  // namespace portico::proxy

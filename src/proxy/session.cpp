@@ -53,6 +53,7 @@ void Session::open(int fd, const net::SocketAddress& peer, size_t listener_index
   readable_ = writable_ = peer_eof_ = rdhup_ = false;
   linger_ = lingering_ = false;
   accepted_ms_ = worker_.loop().nowMs();
+  idle_since_ms_ = accepted_ms_;
   client_cert_checked_ = client_cert_verified_ = false;
   const auto& tls_context = worker_.tlsContext(listener_index);
   secure_ = tls_context != nullptr;
@@ -117,7 +118,10 @@ void Session::onTimer() {
       close();  // a handshake counts against the header timeout: no slow TLS loris either
       break;
     case State::ReadHead:
-      if (in_.empty()) {
+      if (in_.empty() && holdsBuffers()) {
+        releaseIdleBuffers();  // idle for kBufferHoldMs: the rest of the idle time costs none
+        armClientTimer();
+      } else if (in_.empty()) {
         close();  // keep-alive idle timeout
       } else {
         replyError(http::ErrorCode::RequestTimeout, "request header not received in time", true);
@@ -166,7 +170,13 @@ void Session::armClientTimer() {
     case State::ReadHead:
       if (in_.empty()) {
         head_started_ms_ = 0;
-        loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+        const auto idle = static_cast<uint64_t>(limits.idle_timeout.count());
+        if (holdsBuffers()) {
+          idle_since_ms_ = loop.nowMs();
+          loop.setTimeout(*this, std::min(kBufferHoldMs, idle));
+        } else {
+          loop.setDeadline(*this, idle_since_ms_ + idle);
+        }
       } else {
         // Fixed from the first byte of the head: trickling bytes does not extend it.
         if (head_started_ms_ == 0) head_started_ms_ = loop.nowMs();
@@ -234,7 +244,7 @@ void Session::drive() {
         if (rq_->echo) {
           progress |= pumpEcho();
         } else {
-          progress |= scanRequestBody();
+          if (rq_->req_framing == http::BodyFraming::Chunked) progress |= scanRequestBody();
           if (state_ == State::Proxy && rq_->up != nullptr) progress |= sendRequestBody();
           if (state_ == State::Proxy && rq_->up != nullptr) progress |= readUpstream();
           if (state_ == State::Proxy && rq_->up != nullptr) progress |= scanResponseBody();
@@ -258,14 +268,19 @@ void Session::drive() {
   } while (drive_again_ && state_ != State::Closed);
   in_drive_ = false;
   if (state_ == State::Closed) return;
-  releaseIdleBuffers();
+  if (state_ == State::Http2) releaseIdleBuffers();
   armClientTimer();
+}
+
+bool Session::holdsBuffers() const {
+  return in_.capacity() != 0 || out_.capacity() != 0 || rq_.holdsStorage();
 }
 
 void Session::releaseIdleBuffers() {
   if (rq_ || (state_ != State::ReadHead && state_ != State::Http2)) return;
   if (in_.empty() && in_.capacity() != 0) giveBuffer(in_);
   if (out_.empty() && out_.capacity() != 0) giveBuffer(out_);
+  rq_.releaseStorage();
 }
 
 
@@ -327,7 +342,8 @@ void Session::startRequest(size_t head_end) {
   head_scanned_ = 0;
   head_started_ms_ = 0;
   rq_->bytes_in = head_end;
-  const auto& limits = listener().limits;
+  const config::Listener& listen = listener();
+  const auto& limits = listen.limits;
   http::RequestLimits request_limits{limits.max_header_bytes, limits.max_uri_bytes, 256};
   http::ParseError error = http::ParseError::None;
   if (http::parseRequestHead(in_.data(), head_end, request_limits, rq_->head, error) !=
@@ -360,7 +376,6 @@ void Session::startRequest(size_t head_end) {
     rq_->request_id_len = 32;
   }
 
-  const config::Listener& listen = listener();
   const http::PathOptions path_options{
       listen.path_parameters == config::Listener::PathParameters::Reject
           ? http::PathOptions::Parameters::Reject
@@ -373,8 +388,8 @@ void Session::startRequest(size_t head_end) {
     replyError(http::ErrorCode::BadRequest, "invalid request path", true);
     return;
   }
-  if (rq_->head.underscore_names &&
-      listen.headers_with_underscores == config::Listener::Underscores::Reject) {
+  if (listen.headers_with_underscores == config::Listener::Underscores::Reject &&
+      hasUnderscoreName(rq_->head.headers)) {
     replyError(http::ErrorCode::BadRequest, "header names with underscores are not accepted",
                true);
     return;
@@ -522,7 +537,7 @@ bool Session::responseFinished() const {
 }
 
 void Session::beginRequest() {
-  rq_ = std::make_unique<RequestState>(monotonicUs());
+  rq_.emplace(monotonicUs());
   if (out_.capacity() == 0) out_ = takeBuffer(kOutBuffer);
 }
 
@@ -615,6 +630,7 @@ void Session::close() {
   }
   giveBuffer(in_);
   giveBuffer(out_);
+  rq_.releaseStorage();
   fd_ = -1;
   state_ = State::Closed;
   resetTimer();

@@ -174,7 +174,10 @@ class Session final : public net::EventHandler,
   void finishFlush();
   void detachUpstream(bool reusable);
   void armClientTimer();
-  // Between requests a connection holds no buffer: they go back to the thread's pool.
+  // A connection idle between requests for kBufferHoldMs holds no buffer: they go back to the
+  // thread's pool (not at once: a keep-alive client's next request usually comes sooner).
+  static constexpr uint64_t kBufferHoldMs = 200;
+  bool holdsBuffers() const;
   void releaseIdleBuffers();
   const config::Listener& listener() const;
 
@@ -190,6 +193,7 @@ class Session final : public net::EventHandler,
   bool client_cert_checked_ = false;
   bool client_cert_verified_ = false;
   uint64_t accepted_ms_ = 0;
+  uint64_t idle_since_ms_ = 0;  // when the connection last went idle between requests
   size_t listener_index_ = 0;
   net::SocketAddress peer_;
   char peer_text_[64] = {};
@@ -212,7 +216,7 @@ class Session final : public net::EventHandler,
   Buffer out_;
 
   // --- the current request: exists from its first byte to the end of its exchange ---
-  std::unique_ptr<RequestState> rq_;
+  RequestHandle rq_;
   uint32_t auth_generation_ = 0;   // bumped when a pending check stops being awaited
   uint32_t limit_generation_ = 0;  // likewise for a Redis answer or a delay
 };

@@ -90,7 +90,9 @@ void Session::resumeAuth(uint32_t generation, uint32_t provider, const std::stri
   const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
   auth::AuthResult result = authenticator.completeSlowCheck(provider, credential, check,
                                                            rq_->snap->token_cache.get(), *rq_->identity);
-  if (finishAuth(*rq_->route, rq_->pending_has_body, std::move(result))) checkLimits(*rq_->route, rq_->pending_match);
+  if (finishAuth(*rq_->route, rq_->pending_has_body, std::move(result))) {
+    checkLimits(*rq_->route, *rq_->pending_match);
+  }
   drive();
 }
 

@@ -192,25 +192,25 @@ void Session::sendToRedis() {
   for (size_t i = 0; i < rq_->touch_count; ++i) {
     const ratelimit::Touch& t = rq_->touches[i];
     if (!t.limit->redis) continue;
-    if (rq_->redis_count == rq_->scratch->redis_keys.size()) rq_->scratch->redis_keys.emplace_back();
-    rq_->scratch->redis_keys[rq_->redis_count++].assign(prefix).append(t.key);
+    if (rq_->redis_count == rq_->scratch.redis_keys.size()) rq_->scratch.redis_keys.emplace_back();
+    rq_->scratch.redis_keys[rq_->redis_count++].assign(prefix).append(t.key);
     if (!isQuota(t)) continue;
-    if (quotas == rq_->scratch->redis_period_ends.size()) rq_->scratch->redis_period_ends.emplace_back();
-    std::string& end = rq_->scratch->redis_period_ends[quotas++];
+    if (quotas == rq_->scratch.redis_period_ends.size()) rq_->scratch.redis_period_ends.emplace_back();
+    std::string& end = rq_->scratch.redis_period_ends[quotas++];
     end.clear();
     appendNumber(end, t.period.end_ns / 1000);
   }
-  rq_->scratch->redis_views.assign(rq_->scratch->redis_keys.begin(), rq_->scratch->redis_keys.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
+  rq_->scratch.redis_views.assign(rq_->scratch.redis_keys.begin(), rq_->scratch.redis_keys.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
   quotas = 0;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
     const ratelimit::Touch& t = rq_->touches[i];
     if (!t.limit->redis) continue;
     const auto& args = t.limit->redis_args;
-    rq_->scratch->redis_views.insert(rq_->scratch->redis_views.end(), args.begin(), args.end() - 1);
-    rq_->scratch->redis_views.push_back(isQuota(t) ? std::string_view(rq_->scratch->redis_period_ends[quotas++])
+    rq_->scratch.redis_views.insert(rq_->scratch.redis_views.end(), args.begin(), args.end() - 1);
+    rq_->scratch.redis_views.push_back(isQuota(t) ? std::string_view(rq_->scratch.redis_period_ends[quotas++])
                                       : std::string_view(args.back()));
   }
-  std::span<const std::string_view> all(rq_->scratch->redis_views);
+  std::span<const std::string_view> all(rq_->scratch.redis_views);
   state_ = State::LimitWait;
   rq_->delay_until_ms = 0;
   const uint32_t tag = ++limit_generation_;
@@ -285,7 +285,7 @@ void Session::finishLimits() {
     if (rq_->touches[i].decided) delay_ns = std::max(delay_ns, rq_->touches[i].decision.delay_ns);
   }
   if (delay_ns <= 0) {
-    admit(*rq_->route, rq_->pending_match);
+    admit(*rq_->route, *rq_->pending_match);
     return;
   }
   state_ = State::LimitWait;
@@ -295,7 +295,7 @@ void Session::finishLimits() {
 void Session::endLimitWait() {
   rq_->delay_until_ms = 0;
   state_ = State::ReadHead;
-  admit(*rq_->route, rq_->pending_match);
+  admit(*rq_->route, *rq_->pending_match);
   drive();
 }
 
