@@ -427,3 +427,22 @@ def test_admin_beyond_loopback_needs_a_token(tmp_path, portico_bin, upstream):
     out = subprocess.run([portico_bin, "validate", "-c", str(path)], capture_output=True, text=True,
                          timeout=10)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# ----- L7: a HEAD answer from an HTTP/2 upstream keeps its (absent) length ------------------
+def test_head_from_h2_upstream_gets_no_invented_length(gateway):
+    from support.h2upstream import H2Upstream
+    up = H2Upstream("h2head", lifetime=60)
+    try:
+        g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "h2u")],
+                              {"h2u": gw.up(up, protocol="http2")}))
+        with RawConn(g.port) as c:
+            c.send(request_bytes("HEAD", "/bytes/0?nocl=1&headers_only=1"))
+            r = c.read_response(method="HEAD")
+            assert r.status == 200, r
+            assert r.header("Content-Length") != "0", r
+            c.send(request_bytes("HEAD", "/bytes/4096"))  # a real length passes as it is
+            r = c.read_response(method="HEAD")
+            assert r.status == 200 and r.header("Content-Length") == "4096", r
+    finally:
+        up.stop()

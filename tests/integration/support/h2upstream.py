@@ -6,7 +6,8 @@ It records every request (method, path, headers in order, body length, SHA-256 a
 the path, mirroring support.upstream.Upstream:
 
   /bytes/N         N bytes of util.pattern_chunks, streamed under flow control (content-length
-                   unless ?nocl=1; ?pause_ms=X pauses after the first MiB)
+                   unless ?nocl=1; ?pause_ms=X pauses after the first MiB; ?headers_only=1
+                   ends the stream with the HEADERS frame, as an answer to HEAD may)
   /slow/MS[/...]   the echo, MS milliseconds after the request ended
   /hang            never answer (until the server stops)
   /status/CODE     that status with a small body
@@ -104,6 +105,7 @@ class _Pending:
         self.buf = b""
         self.pause_after = None   # (bytes, seconds)
         self.sent = 0
+        self.headers_only = False  # END_STREAM on the HEADERS frame (no DATA at all)
 
 
 class H2Upstream:
@@ -368,6 +370,7 @@ class H2Upstream:
             if query.get("nocl") != ["1"]:
                 headers.append(("content-length", str(n)))
             p = _Pending(rec, 200, headers, util.pattern_chunks(n, 16384), now)
+            p.headers_only = query.get("headers_only") == ["1"]
             pause = int(query.get("pause_ms", ["0"])[0])
             if pause:
                 p.pause_after = (1 << 20, pause / 1000.0)
@@ -406,6 +409,11 @@ class H2Upstream:
             if p.ready_at > now:
                 continue
             try:
+                if not p.head_sent and p.headers_only:
+                    conn.send_headers(sid, [(":status", str(p.status))] + p.headers,
+                                      end_stream=True)
+                    del pending[sid]
+                    continue
                 if not p.head_sent:
                     conn.send_headers(sid, [(":status", str(p.status))] + p.headers)
                     p.head_sent = True
