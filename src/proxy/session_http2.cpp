@@ -53,7 +53,10 @@ bool Session::tryH2cUpgrade(size_t head_end) {
 
 bool Session::driveHttp2() {
   bool progress = false;
-  if (readable_ && !peer_eof_) {
+  // While the client does not take what we have for it, it is not read either: what it sends
+  // makes us answer (refused streams, ACKs), and those answers would queue without bound
+  // inside nghttp2 (review L11). Its idle timer runs meanwhile.
+  if (readable_ && !peer_eof_ && out_.size() < kMaxPendingOutput) {
     if (in_.capacity() == 0) in_ = takeBuffer(kReadBuffer);
     if (in_.writable() < 4096) in_.compact();
     if (in_.writable() == 0) in_.reserve(std::max(in_.capacity() * 2, kReadBuffer));

@@ -446,3 +446,28 @@ def test_head_from_h2_upstream_gets_no_invented_length(gateway):
             assert r.status == 200 and r.header("Content-Length") == "4096", r
     finally:
         up.stop()
+
+
+# ----- L11: a client that floods HEADERS and reads nothing ------------------------------------
+def test_refused_stream_flood_without_reading_stays_bounded(gateway, upstream):
+    g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)},
+                          listener={"http2": True},
+                          limits={"http2_max_concurrent_streams": 1, "idle_timeout": "5s"}))
+    before = rss_kib(g.pid)
+    c = H2Client(g.port, timeout=3, rcvbuf=4096, auto_ack=False)
+    block = c.encode(c.request_headers("GET", "/slow/3000"))
+    frames = b"".join(h2client.headers_frame(sid, block, end_stream=True)
+                      for sid in range(1, 2 * 20000, 2))
+    c.sock.settimeout(3)
+    sent = 0
+    try:
+        while sent < len(frames):
+            sent += c.sock.send(frames[sent:sent + 65536])
+    except (socket.timeout, OSError):
+        pass  # the gateway stopped reading: what the test wanted to see
+    time.sleep(0.5)
+    grown = rss_kib(g.pid) - before
+    assert grown < 32 * 1024, f"RSS grew by {grown} KiB (sent {sent} of {len(frames)} bytes)"
+    with H2Client(g.port) as other:
+        assert other.response(other.request("GET", "/other")).status == 200
+    c.sock.close()
