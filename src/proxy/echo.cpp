@@ -125,7 +125,8 @@ void Session::writeAccessLog() {
   // Only what this request reached is named: a request refused before dispatch has no upstream.
   const UpstreamRuntime* upstream =
       rq.upstream_chosen ? &rq.snap->shared->upstreams[rq.upstream_index] : nullptr;
-  std::string_view upstream_name = upstream != nullptr ? upstream->config->name : "";
+  std::string_view upstream_name =
+      upstream != nullptr ? std::string_view(upstream->config->name) : std::string_view();
   std::string_view endpoint;
   if (upstream != nullptr && !rq.echo && rq.upstream_start_us != 0) {
     endpoint = upstream->endpoint_keys[rq.endpoint_index];

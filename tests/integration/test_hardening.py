@@ -10,6 +10,7 @@ import pytest
 from support import gateway as gw
 from support import h2client
 from support import rawhttp
+from support import util
 from support.h2client import H2Client
 from support.raw_upstream import RawUpstream
 from support.rawhttp import RawConn, request_bytes
@@ -228,11 +229,7 @@ def test_query_of_an_invalid_path_is_not_logged(gateway, upstream):
 
 # ----- H2: HTTP/1.0 client, chunked upstream, nothing read ----------------------------------
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return util.proc_status_kib(pid, "VmRSS")
 
 
 def test_dechunking_for_http10_client_keeps_backpressure(gateway, upstream):
