@@ -36,7 +36,14 @@ struct Identity {
 // Pending: a check too slow for a worker thread (a password hash, a call to the IdP) must run
 // elsewhere (checkSlowly). Unavailable: the IdP could not answer (503, never a pass).
 // Ambiguous: a credential occurs more than once (400: which one counts is not ours to guess).
-enum class AuthOutcome : uint8_t { Ok, Unauthenticated, Forbidden, Pending, Unavailable, Ambiguous };
+enum class AuthOutcome : uint8_t {
+  Ok,
+  Unauthenticated,
+  Forbidden,
+  Pending,
+  Unavailable,
+  Ambiguous
+};
 
 // The answer of a slow check, made on a thread of the verify pool.
 struct SlowCheckResult {

@@ -51,7 +51,8 @@ size_t countOccurrences(const config::CredentialSource& source, http::HeaderList
       break;
     case Kind::Cookie:
       for (const auto& h : headers) {
-        if (http::equalsIgnoreCase(h.name, "cookie")) count += countPairs(h.value, ';', source.name);
+        if (http::equalsIgnoreCase(h.name, "cookie"))
+          count += countPairs(h.value, ';', source.name);
       }
       break;
     case Kind::Query:

@@ -20,9 +20,9 @@ namespace portico::config {
 namespace detail {
 namespace {
 
-constexpr std::string_view kTopKeys[] = {"workers",   "drain_timeout",  "listeners", "admin",
-                                         "access_log", "upstreams",     "consumers", "auth_providers",
-                                         "routes",     "redis",         "plans"};
+constexpr std::string_view kTopKeys[] = {
+    "workers",   "drain_timeout",  "listeners", "admin", "access_log", "upstreams",
+    "consumers", "auth_providers", "routes",    "redis", "plans"};
 constexpr std::string_view kTopUnsupported[] = {"tracing", "grpc_services"};
 constexpr std::string_view kListenerKeys[] = {
     "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",

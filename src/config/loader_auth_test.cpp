@@ -109,8 +109,8 @@ TEST(ConfigAuth, JwtProviderWithEveryKey) {
 TEST(ConfigAuth, SecretBase64AcceptsBothAlphabets) {
   // 0xfb 0xff repeated: '+' and '/' in standard base64, '-' and '_' in url-safe.
   std::string raw(33, '\xfb');
-  for (std::string_view encoded :
-       {"+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7", "-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7"}) {
+  for (std::string_view encoded : {"+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7",
+                                   "-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7-_v7"}) {
     SCOPED_TRACE(encoded);
     LoadResult r = load(config(jwt("    algorithms: [HS256]\n    secret_base64: \"" +
                                    std::string(encoded) + "\"\n")));
@@ -192,8 +192,9 @@ TEST(ConfigAuth, PlainHttpOnlyToTheLoopbackOrWhenInsecure) {
       "\"insecure: true\" to accept it)"};
   EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://idp.example/k\n"))),
             refused);
-  EXPECT_EQ(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://127.0.0.9@evil/\n"))),
-            refused);
+  EXPECT_EQ(
+      messages(config(jwt("    algorithms: [RS256]\n    jwks_url: http://127.0.0.9@evil/\n"))),
+      refused);
   for (std::string_view url : {"https://idp.example/k", "http://127.0.0.1:8/k", "http://[::1]/k",
                                "http://localhost:8/k"}) {
     EXPECT_TRUE(messages(config(jwt("    algorithms: [RS256]\n    jwks_url: " +
@@ -370,9 +371,11 @@ TEST(ConfigAuth, ConsumerMistakes) {
 }
 
 TEST(ConfigAuth, RouteAuthNamesProviders) {
-  const std::string providers = "auth_providers:\n  corp_jwt: {type: api_key}\n  keys: {type: api_key}\n";
-  EXPECT_EQ(messages(config(providers, "auth: [corp]")),
-            std::vector<std::string>{"unknown auth provider \"corp\" (did you mean \"corp_jwt\"?)"});
+  const std::string providers =
+      "auth_providers:\n  corp_jwt: {type: api_key}\n  keys: {type: api_key}\n";
+  EXPECT_EQ(
+      messages(config(providers, "auth: [corp]")),
+      std::vector<std::string>{"unknown auth provider \"corp\" (did you mean \"corp_jwt\"?)"});
   EXPECT_EQ(messages(config(providers, "auth: [kyes]")),
             std::vector<std::string>{"unknown auth provider \"kyes\" (did you mean \"keys\"?)"});
   EXPECT_EQ(messages(config(providers, "auth: [keys, keys]")),
@@ -390,8 +393,9 @@ TEST(ConfigAuth, RouteAuthNamesProviders) {
 
 TEST(ConfigAuth, RouteAuthorize) {
   const std::string providers = "auth_providers:\n  p: {type: api_key}\n";
-  LoadResult r = load(config(
-      providers, "auth: [p]\n    authorize: {scopes: [a, b], groups: [g], claims: {tenant: acme}}"));
+  LoadResult r = load(
+      config(providers,
+             "auth: [p]\n    authorize: {scopes: [a, b], groups: [g], claims: {tenant: acme}}"));
   ASSERT_TRUE(r.config) << r.errors[0].format();
   ASSERT_TRUE(r.config->routes[0].authorize);
   const Authorize& a = *r.config->routes[0].authorize;

@@ -101,7 +101,8 @@ class JwtParser {
         ok = false;
         continue;
       }
-      if (std::find(std::begin(kAlgorithms), std::end(kAlgorithms), *alg) != std::end(kAlgorithms)) {
+      if (std::find(std::begin(kAlgorithms), std::end(kAlgorithms), *alg) !=
+          std::end(kAlgorithms)) {
         if (std::find(out.begin(), out.end(), *alg) == out.end()) {
           out.push_back(std::move(*alg));
         }

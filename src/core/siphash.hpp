@@ -34,7 +34,8 @@ uint64_t sipHash(const SipKey& key, std::string_view data) {
   const size_t whole = data.size() / 8 * 8;
   for (size_t i = 0; i < whole; i += 8) {
     uint64_t m = 0;
-    for (int b = 0; b < 8; ++b) m |= static_cast<uint64_t>(static_cast<uint8_t>(data[i + b])) << (8 * b);
+    for (int b = 0; b < 8; ++b)
+      m |= static_cast<uint64_t>(static_cast<uint8_t>(data[i + b])) << (8 * b);
     absorb(m);
   }
   uint64_t last = static_cast<uint64_t>(data.size()) << 56;

@@ -186,7 +186,8 @@ ChunkedDecoder::Result ChunkedDecoder::feed(const char* data, size_t len, std::s
       case State::TrailerValue:
       case State::TrailerLf:
       case State::FinalLf: {
-        const bool field_byte = state_ != State::FinalLf && !(state_ == State::TrailerStart && c == '\r');
+        const bool field_byte =
+            state_ != State::FinalLf && !(state_ == State::TrailerStart && c == '\r');
         if (!stepTrailer(c)) return fail();
         if (field_byte) ++r.trailer_bytes;
         ++i;

@@ -176,7 +176,8 @@ ParseStatus findHeadEnd(const char* data, size_t len, size_t& scanned, size_t& h
     const char* lf = static_cast<const char*>(std::memchr(data + scanned, '\n', len - scanned));
     size_t line_end = lf ? static_cast<size_t>(lf - data) : len;
     // A CR anywhere but right before the LF is a bare CR.
-    const char* cr = static_cast<const char*>(std::memchr(data + scanned, '\r', line_end - scanned));
+    const char* cr =
+        static_cast<const char*>(std::memchr(data + scanned, '\r', line_end - scanned));
     if (cr != nullptr && static_cast<size_t>(cr - data) + 1 < line_end) {
       error = ParseError::BareCarriageReturn;
       return ParseStatus::Error;

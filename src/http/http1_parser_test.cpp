@@ -82,7 +82,8 @@ TEST(Http1Request, ChunkedBody) {
 }
 
 TEST(Http1Request, KeepAliveRules) {
-  EXPECT_FALSE(parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").head.keep_alive);
+  EXPECT_FALSE(
+      parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").head.keep_alive);
   EXPECT_FALSE(parseRequest("GET / HTTP/1.0\r\n\r\n").head.keep_alive);
   EXPECT_TRUE(parseRequest("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").head.keep_alive);
   Parsed p = parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo\r\n\r\n");
@@ -115,16 +116,18 @@ TEST(Http1Request, RefusesAmbiguousFraming) {
   EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
                          "Transfer-Encoding: chunked\r\n\r\n"),
             ParseError::LengthWithChunked);
-  EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
-            ParseError::DuplicateContentLength);
+  EXPECT_EQ(
+      requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
+      ParseError::DuplicateContentLength);
   EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1,1\r\n\r\n"),
             ParseError::BadContentLength);
   EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n"),
             ParseError::BadContentLength);
   EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n"),
             ParseError::BadContentLength);
-  EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n"),
-            ParseError::BadContentLength);
+  EXPECT_EQ(
+      requestError("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+      ParseError::BadContentLength);
   EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             ParseError::BadTransferEncoding);
   EXPECT_EQ(requestError("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
@@ -138,12 +141,14 @@ TEST(Http1Request, RefusesAmbiguousFraming) {
 
 TEST(Http1Request, RefusesMalformedLines) {
   EXPECT_EQ(requestError("GET / HTTP/1.1\nHost: a\r\n\r\n"), ParseError::BareLineFeed);
-  EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n"), ParseError::BareCarriageReturn);
+  EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n"),
+            ParseError::BareCarriageReturn);
   EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n"), ParseError::ObsFold);
   EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), ParseError::WhitespaceBeforeColon);
   EXPECT_EQ(requestError(std::string("GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 35)),
             ParseError::BadHeaderValue);
-  EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\r\nX-\x01: a\r\n\r\n"), ParseError::BadHeaderName);
+  EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\r\nX-\x01: a\r\n\r\n"),
+            ParseError::BadHeaderName);
   EXPECT_EQ(requestError("GE(T / HTTP/1.1\r\nHost: a\r\n\r\n"), ParseError::BadMethod);
   EXPECT_EQ(requestError("GET foo HTTP/1.1\r\nHost: a\r\n\r\n"), ParseError::BadTarget);
   EXPECT_EQ(requestError("GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"), ParseError::BadTarget);
@@ -152,7 +157,8 @@ TEST(Http1Request, RefusesMalformedLines) {
   EXPECT_EQ(requestError("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), ParseError::BadRequestLine);
   EXPECT_EQ(requestError("GET / HTTP/1.1 \r\nHost: a\r\n\r\n"), ParseError::BadRequestLine);
   EXPECT_EQ(requestError("GET / HTTP/1.1\r\n\r\n"), ParseError::MissingHost);
-  EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), ParseError::DuplicateHost);
+  EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            ParseError::DuplicateHost);
   EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), ParseError::BadHost);
   EXPECT_EQ(requestError("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), ParseError::BadTarget);
 }

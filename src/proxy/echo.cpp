@@ -27,7 +27,8 @@ bool Session::pumpEcho() {
     size_t take = 0;
     if (rq_->req_framing == http::BodyFraming::Length) {
       take = static_cast<size_t>(std::min<uint64_t>(before, rq_->req_remaining));
-      size_t keep = std::min(take, kMaxEchoedBody - std::min(kMaxEchoedBody, rq_->echo_body.size()));
+      size_t keep =
+          std::min(take, kMaxEchoedBody - std::min(kMaxEchoedBody, rq_->echo_body.size()));
       rq_->echo_body.append(in_.data(), keep);
       rq_->req_remaining -= take;
       rq_->echo_body_bytes += take;
@@ -60,8 +61,8 @@ bool Session::pumpEcho() {
   http::RequestHead seen;
   http::ParseError error = http::ParseError::None;
   http::RequestLimits limits{rq_->upstream_head.size() + 1, rq_->upstream_head.size() + 1, 1024};
-  if (http::parseRequestHead(rq_->upstream_head.data(), rq_->upstream_head.size(), limits, seen, error) !=
-      http::ParseStatus::Complete) {
+  if (http::parseRequestHead(rq_->upstream_head.data(), rq_->upstream_head.size(), limits, seen,
+                             error) != http::ParseStatus::Complete) {
     replyError(http::ErrorCode::Internal, "echo could not read the forwarded request", true);
     return true;
   }
@@ -132,9 +133,10 @@ void Session::writeAccessLog() {
     endpoint = upstream->endpoint_keys[rq.endpoint_index];
   }
   double total_ms = static_cast<double>(end_us - rq_->start_us) / 1000.0;
-  double upstream_ms = rq_->upstream_head_us > rq_->upstream_start_us && rq_->upstream_start_us != 0
-                           ? static_cast<double>(rq_->upstream_head_us - rq_->upstream_start_us) / 1000.0
-                           : 0.0;
+  double upstream_ms =
+      rq_->upstream_head_us > rq_->upstream_start_us && rq_->upstream_start_us != 0
+          ? static_cast<double>(rq_->upstream_head_us - rq_->upstream_start_us) / 1000.0
+          : 0.0;
   Buffer line(512);
   char num[64];
   if (sink->json()) {

@@ -111,7 +111,8 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
       case RequestField::Forward: break;
     }
-    if (rq_->head.connection_lists_headers && http::connectionListsField(rq_->head.headers, h.name)) {
+    if (rq_->head.connection_lists_headers &&
+        http::connectionListsField(rq_->head.headers, h.name)) {
       continue;
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
@@ -188,7 +189,8 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
   for (const auto& h : head.headers) {
     if (http::isHopByHop(h.name)) continue;
     if (h.name.size() == 12 && http::equalsIgnoreCase(h.name, "x-request-id")) continue;
-    if (rq_->resp_dechunk && h.name.size() == 14 && http::equalsIgnoreCase(h.name, "content-length")) {
+    if (rq_->resp_dechunk && h.name.size() == 14 &&
+        http::equalsIgnoreCase(h.name, "content-length")) {
       continue;
     }
     if (head.connection_lists_headers && http::connectionListsField(head.headers, h.name)) {

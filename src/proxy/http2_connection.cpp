@@ -232,7 +232,8 @@ bool Http2Connection::start(std::string_view upgrade_settings, std::string_view 
                                         static_cast<int32_t>(4 * kStreamBuffer));
   if (!upgrade_head.empty()) {
     const bool head_request = upgrade_method == "HEAD";
-    if (nghttp2_session_upgrade2(session_, reinterpret_cast<const uint8_t*>(upgrade_settings.data()),
+    if (nghttp2_session_upgrade2(session_,
+                                 reinterpret_cast<const uint8_t*>(upgrade_settings.data()),
                                  upgrade_settings.size(), head_request ? 1 : 0, nullptr) != 0) {
       return false;
     }
@@ -603,7 +604,8 @@ bool Http2Connection::takeControlFrameToken() {
   uint64_t now = worker_.loop().nowMs();
   uint64_t refill = (now - control_refill_ms_) * kControlRate / 1000;
   if (refill > 0) {
-    control_tokens_ = static_cast<uint32_t>(std::min<uint64_t>(kControlBurst, control_tokens_ + refill));
+    control_tokens_ =
+        static_cast<uint32_t>(std::min<uint64_t>(kControlBurst, control_tokens_ + refill));
     control_refill_ms_ = now;
   }
   if (control_tokens_ == 0) return false;

@@ -408,7 +408,8 @@ void Session::startRequest(size_t head_end) {
 
   rq_->snap = worker_.acquireSnapshot();
   const Snapshot& snap = *rq_->snap->shared;
-  router::RequestView view{rq_->head.method, rq_->host, rq_->path, rq_->head.query, rq_->head.headers};
+  router::RequestView view{rq_->head.method, rq_->host, rq_->path, rq_->head.query,
+                           rq_->head.headers};
   router::MatchResult match = snap.router->match(view);
   bool has_body = rq_->head.framing != http::BodyFraming::None;
   if (rq_->head.upgrade && !has_body && !rq_->version_1_0) {
@@ -598,10 +599,10 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
   rq_->status = http::statusOf(code);
-  http::writeLocalReply({code, message, std::string_view(rq_->request_id, rq_->request_id_len), allow,
-                         www_authenticate, rq_->extra_headers, close_after_response_,
-                         rq_->keep_alive_1_0},
-                        out_);
+  http::writeLocalReply(
+      {code, message, std::string_view(rq_->request_id, rq_->request_id_len), allow,
+       www_authenticate, rq_->extra_headers, close_after_response_, rq_->keep_alive_1_0},
+      out_);
   rq_->extra_headers.clear();
   state_ = State::Proxy;
   rq_->echo = false;

@@ -60,9 +60,10 @@ void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
   const uint32_t generation = ++auth_generation_;
   const uint32_t provider = static_cast<uint32_t>(pending.pending_provider);
   const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
-  auth::VerifyPool* pool = authenticator.provider(provider).type == config::AuthProvider::Type::Basic
-                               ? worker_.hashPool()
-                               : worker_.callPool();
+  auth::VerifyPool* pool =
+      authenticator.provider(provider).type == config::AuthProvider::Type::Basic
+          ? worker_.hashPool()
+          : worker_.callPool();
   net::EventLoop* loop = &worker_.loop();
   // The job holds the snapshot: its authenticator lives as long as the check runs.
   bool queued = pool != nullptr &&
@@ -88,8 +89,8 @@ void Session::resumeAuth(uint32_t generation, uint32_t provider, const std::stri
   if (generation != auth_generation_ || state_ != State::AuthPending) return;
   state_ = State::ReadHead;  // until admit() or a reply moves it on
   const auth::Authenticator& authenticator = *rq_->snap->shared->auth;
-  auth::AuthResult result = authenticator.completeSlowCheck(provider, credential, check,
-                                                           rq_->snap->token_cache.get(), *rq_->identity);
+  auth::AuthResult result = authenticator.completeSlowCheck(
+      provider, credential, check, rq_->snap->token_cache.get(), *rq_->identity);
   if (finishAuth(*rq_->route, rq_->pending_has_body, std::move(result))) {
     checkLimits(*rq_->route, *rq_->pending_match);
   }

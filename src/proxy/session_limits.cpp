@@ -52,8 +52,9 @@ bool parseForwardedFor(std::string_view item, net::SocketAddress& out) {
 std::string_view ipKey(const net::SocketAddress& address, unsigned ipv6_prefix,
                        std::string& scratch) {
   auto bytes = address.asV6Bytes();
-  const bool v4_mapped = std::all_of(bytes.begin(), bytes.begin() + 10, [](uint8_t b) { return b == 0; }) &&
-                         bytes[10] == 0xff && bytes[11] == 0xff;
+  const bool v4_mapped =
+      std::all_of(bytes.begin(), bytes.begin() + 10, [](uint8_t b) { return b == 0; }) &&
+      bytes[10] == 0xff && bytes[11] == 0xff;
   char text[INET6_ADDRSTRLEN + 8];
   if (address.family() != AF_INET6 || v4_mapped || ipv6_prefix >= 128) {
     scratch.assign(text, address.formatHost(text, sizeof text));
@@ -195,20 +196,24 @@ void Session::sendToRedis() {
     if (rq_->redis_count == rq_->scratch.redis_keys.size()) rq_->scratch.redis_keys.emplace_back();
     rq_->scratch.redis_keys[rq_->redis_count++].assign(prefix).append(t.key);
     if (!isQuota(t)) continue;
-    if (quotas == rq_->scratch.redis_period_ends.size()) rq_->scratch.redis_period_ends.emplace_back();
+    if (quotas == rq_->scratch.redis_period_ends.size())
+      rq_->scratch.redis_period_ends.emplace_back();
     std::string& end = rq_->scratch.redis_period_ends[quotas++];
     end.clear();
     appendNumber(end, t.period.end_ns / 1000);
   }
-  rq_->scratch.redis_views.assign(rq_->scratch.redis_keys.begin(), rq_->scratch.redis_keys.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
+  rq_->scratch.redis_views.assign(
+      rq_->scratch.redis_keys.begin(),
+      rq_->scratch.redis_keys.begin() + static_cast<ptrdiff_t>(rq_->redis_count));
   quotas = 0;
   for (size_t i = 0; i < rq_->touch_count; ++i) {
     const ratelimit::Touch& t = rq_->touches[i];
     if (!t.limit->redis) continue;
     const auto& args = t.limit->redis_args;
     rq_->scratch.redis_views.insert(rq_->scratch.redis_views.end(), args.begin(), args.end() - 1);
-    rq_->scratch.redis_views.push_back(isQuota(t) ? std::string_view(rq_->scratch.redis_period_ends[quotas++])
-                                      : std::string_view(args.back()));
+    rq_->scratch.redis_views.push_back(
+        isQuota(t) ? std::string_view(rq_->scratch.redis_period_ends[quotas++])
+                   : std::string_view(args.back()));
   }
   std::span<const std::string_view> all(rq_->scratch.redis_views);
   state_ = State::LimitWait;
@@ -289,7 +294,8 @@ void Session::finishLimits() {
     return;
   }
   state_ = State::LimitWait;
-  rq_->delay_until_ms = worker_.loop().nowMs() + static_cast<uint64_t>((delay_ns + 999'999) / 1'000'000);
+  rq_->delay_until_ms =
+      worker_.loop().nowMs() + static_cast<uint64_t>((delay_ns + 999'999) / 1'000'000);
 }
 
 void Session::endLimitWait() {

@@ -102,7 +102,8 @@ bool Session::sendRequestBody() {
       up.handshaking = true;
     }
   }
-  if (up.handshaking && !continueUpstreamHandshake()) return state_ != State::Proxy || rq_->up == nullptr;
+  if (up.handshaking && !continueUpstreamHandshake())
+    return state_ != State::Proxy || rq_->up == nullptr;
   if (!up.writable) return false;
   iovec iov[2];
   int count = 0;
@@ -162,8 +163,8 @@ bool Session::continueUpstreamHandshake() {
       break;
   }
   LOG_WARN("upstream \"%s\" endpoint %s: TLS handshake failed: %s",
-           rq_->snap->shared->upstreams[rq_->upstream_index].config->name.c_str(), up.pool->key.c_str(),
-           up.tls.failure().c_str());
+           rq_->snap->shared->upstreams[rq_->upstream_index].config->name.c_str(),
+           up.pool->key.c_str(), up.tls.failure().c_str());
   upstreamFailed(http::ErrorCode::BadUpstream, "TLS handshake with the upstream failed");
   return false;
 }
@@ -216,8 +217,10 @@ bool Session::upstreamTruncated() const {
   // The upstream closed before the end of a length-delimited or chunked body, and everything it
   // did send has been passed on: the client must not take the short body for a whole one, so
   // the only honest signal left is closing its connection.
-  if (rq_->up == nullptr || !rq_->up->eof || !rq_->resp_head_done || rq_->resp_dechunk) return false;
-  if (rq_->resp_framing == http::BodyFraming::Length) return rq_->resp_remaining > rq_->up->in.size();
+  if (rq_->up == nullptr || !rq_->up->eof || !rq_->resp_head_done || rq_->resp_dechunk)
+    return false;
+  if (rq_->resp_framing == http::BodyFraming::Length)
+    return rq_->resp_remaining > rq_->up->in.size();
   if (rq_->resp_framing == http::BodyFraming::Chunked) {
     return !rq_->resp_chunked.done() && rq_->resp_validated == rq_->up->in.size();
   }

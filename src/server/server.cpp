@@ -42,7 +42,8 @@ bool isLoopbackHost(std::string_view host) {
 // origin (a form posting to /admin/reload).
 const char* browserRefusal(const admin::AdminRequest& req, bool has_token) {
   if (has_token) return nullptr;  // a browser cannot send it cross-origin without our consent
-  if (!req.host.empty() && !isLoopbackHost(req.host)) return "the admin API answers loopback names only";
+  if (!req.host.empty() && !isLoopbackHost(req.host))
+    return "the admin API answers loopback names only";
   if (req.method == "POST" && !req.origin.empty()) {
     std::string_view origin = req.origin;
     if (!origin.starts_with("http://") || origin.substr(7) != req.host) {
@@ -54,7 +55,8 @@ const char* browserRefusal(const admin::AdminRequest& req, bool has_token) {
 
 bool bearerMatches(std::string_view authorization, const std::string& token) {
   constexpr std::string_view kPrefix = "Bearer ";
-  if (authorization.size() != kPrefix.size() + token.size() || !authorization.starts_with(kPrefix)) {
+  if (authorization.size() != kPrefix.size() + token.size() ||
+      !authorization.starts_with(kPrefix)) {
     return false;
   }
   return CRYPTO_memcmp(authorization.data() + kPrefix.size(), token.data(), token.size()) == 0;
@@ -245,8 +247,9 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
   if (req.path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
   const std::string& token = current_->config.admin.token;
   if (!token.empty() && !bearerMatches(req.authorization, token)) {
-    return {401, "application/json",
-            R"({"error":{"status":401,"code":"unauthenticated","message":"admin token required"}})"};
+    return {
+        401, "application/json",
+        R"({"error":{"status":401,"code":"unauthenticated","message":"admin token required"}})"};
   }
   if (const char* refusal = browserRefusal(req, !token.empty())) {
     return {403, "application/json",

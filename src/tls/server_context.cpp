@@ -58,7 +58,8 @@ std::vector<std::string> certificateNames(X509* cert) {
   if (names.empty()) {
     char cn[256];
     int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
-    if (n > 0) names.push_back(config::detail::lowercase(std::string_view(cn, static_cast<size_t>(n))));
+    if (n > 0)
+      names.push_back(config::detail::lowercase(std::string_view(cn, static_cast<size_t>(n))));
   }
   return names;
 }
@@ -240,8 +241,9 @@ bool verifiedPeerCertificate(SSL* ssl, PeerCertificate& out) {
                                                               : nullptr;
       if (value == nullptr) continue;
       const char* type = name->type == GEN_DNS ? "dns:" : name->type == GEN_URI ? "uri:" : "email:";
-      out.names.emplace_back(type).append(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
-                                          static_cast<size_t>(ASN1_STRING_length(value)));
+      out.names.emplace_back(type).append(
+          reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
+          static_cast<size_t>(ASN1_STRING_length(value)));
       out.has_san = true;
     }
     GENERAL_NAMES_free(sans);

@@ -218,7 +218,8 @@ void Http2ClientConnection::release(Connection& conn) {
   if (stream->submitted && !stream->closed && session_ != nullptr) {
     // Not finished (a client gone, a timeout): the upstream can stop working on it.
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id, NGHTTP2_CANCEL);
-    if (stream->unacknowledged > 0) nghttp2_session_consume(session_, stream->id, stream->unacknowledged);
+    if (stream->unacknowledged > 0)
+      nghttp2_session_consume(session_, stream->id, stream->unacknowledged);
     requestFlush();
     return;  // erased when nghttp2 closes it
   }
@@ -478,8 +479,8 @@ bool Http2ClientConnection::readSocket() {
                               : ::read(fd_, in_.writePtr(), in_.writable());
     if (n > 0) {
       in_.commit(static_cast<size_t>(n));
-      ssize_t used = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(in_.data()),
-                                              in_.size());
+      ssize_t used = nghttp2_session_mem_recv(
+          session_, reinterpret_cast<const uint8_t*>(in_.data()), in_.size());
       if (used < 0) {
         fail("protocol error");
         return false;
