@@ -4,8 +4,12 @@ ASAN_DIR    ?= build-asan
 JOBS        ?= $(shell nproc)
 CMAKE_FLAGS := -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 PYTHON      ?= /usr/bin/python3
+FUZZ_DIR    ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# One target per seed corpus (tests/fuzz/<target>.cpp, tests/fuzz/corpus/<target>/).
+FUZZ_TARGETS ?= $(notdir $(wildcard tests/fuzz/corpus/*))
 
-.PHONY: all deps build build-asan run test unit-test integration-test bench bench-micro clean
+.PHONY: all deps build build-asan run test unit-test integration-test bench bench-micro clean fuzz
 
 all: build
 
@@ -17,6 +21,10 @@ $(BUILD_DIR)/build.ninja:
 
 $(ASAN_DIR)/build.ninja:
 	@cmake -S . -B $(ASAN_DIR) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DPORTICO_SANITIZE=ON
+
+# libFuzzer needs clang; the whole library is instrumented, so the fuzz build has its own dir.
+$(FUZZ_DIR)/build.ninja:
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) $(CMAKE_FLAGS) -DCMAKE_BUILD_TYPE=Debug -DPORTICO_FUZZ=ON
 
 build: deps $(BUILD_DIR)/build.ninja
 	@echo "== building release ($(BUILD_DIR))"
@@ -36,10 +44,22 @@ test: build build-asan
 	@$(BUILD_DIR)/portico_unit_tests --gtest_brief=1
 	@echo "== unit tests (ASan+UBSan)"
 	@$(ASAN_DIR)/portico_unit_tests --gtest_brief=1
+	@echo "== fuzz corpora replay (release, ASan+UBSan)"
+	@for t in $(FUZZ_TARGETS); do \
+	  $(BUILD_DIR)/portico_fuzz_replay_$$t tests/fuzz/corpus/$$t >/dev/null && \
+	  $(ASAN_DIR)/portico_fuzz_replay_$$t tests/fuzz/corpus/$$t >/dev/null || exit 1; \
+	done; echo "replayed the corpora of $(words $(FUZZ_TARGETS)) fuzz targets"
 	@echo "== integration tests (release)"
 	@PORTICO_BIN=$(CURDIR)/$(BUILD_DIR)/portico $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 	@echo "== integration tests (ASan+UBSan)"
 	@PORTICO_BIN=$(CURDIR)/$(ASAN_DIR)/portico PORTICO_SANITIZED=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" tests/integration
+
+# Each fuzz target for FUZZ_SECONDS on a copy of its corpus (tests/fuzz/run-fuzzers); fails
+# when one crashed, with the reproducers in $(FUZZ_DIR)/crashes/<target>/.
+fuzz: deps $(FUZZ_DIR)/build.ninja
+	@echo "== building the fuzzers ($(FUZZ_DIR))"
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target portico_fuzzers
+	@tests/fuzz/run-fuzzers $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: build
 	@bench/run
@@ -48,4 +68,4 @@ bench-micro: build
 	@$(BUILD_DIR)/portico_router_bench
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
