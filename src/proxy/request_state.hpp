@@ -124,7 +124,7 @@ struct RequestState {
   // The route match while auth or limits wait (optional: its 560 bytes are not zeroed per request).
   std::optional<router::MatchResult> pending_match;
 
-  size_t touch_count = 0;  // limits decided, in the session's touches_
+  size_t touch_count = 0;  // limits decided: the first touch_count of `touches`
   InFlightSlot in_flight;
   bool redis_retried = false;  // sent again once after NOSCRIPT
   size_t redis_count = 0;
