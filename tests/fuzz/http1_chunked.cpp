@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "http/http1_parser.hpp"
+#include "http/chunked.hpp"
 
 namespace {
 
@@ -21,6 +21,7 @@ struct Outcome {
   bool error = false;
   std::string decoded;
   uint64_t data_bytes = 0;
+  size_t trailer_bytes = 0;
 };
 
 // Feeds `body` in pieces of sizes[0], sizes[1], ... (cycling), as a connection would, stopping
@@ -32,8 +33,10 @@ Outcome feedInPieces(http::ChunkedDecoder& decoder, std::string_view body, const
   for (size_t i = 0; at < body.size(); ++i) {
     const size_t len = std::min(sizes[i % size_count], body.size() - at);
     const auto r = decoder.feed(body.data() + at, len, keep_data ? &out.decoded : nullptr);
-    FUZZ_CHECK(r.consumed <= len);
+    FUZZ_CHECK(r.consumed <= len && r.trailer_bytes <= r.consumed);
+    FUZZ_CHECK(decoder.announcedBytes() >= decoder.dataBytes());
     out.consumed += r.consumed;
+    out.trailer_bytes += r.trailer_bytes;
     at += len;
     if (r.error) {
       FUZZ_CHECK(!r.done);
@@ -57,6 +60,7 @@ void checkSame(const Outcome& a, const Outcome& b, bool compare_data) {
   FUZZ_CHECK(a.done == b.done);
   FUZZ_CHECK(a.error == b.error);
   FUZZ_CHECK(a.data_bytes == b.data_bytes);
+  FUZZ_CHECK(a.trailer_bytes == b.trailer_bytes);
   if (compare_data) FUZZ_CHECK(a.decoded == b.decoded);
 }
 
@@ -72,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   http::ChunkedDecoder decoder;
   const Outcome once = feedInPieces(decoder, body, whole, 1, true);
   FUZZ_CHECK(once.decoded.size() == once.data_bytes);
-  FUZZ_CHECK(once.data_bytes <= once.consumed);
+  FUZZ_CHECK(once.data_bytes + once.trailer_bytes <= once.consumed);
   if (once.done) {
     // Nothing after the end of the body is taken.
     const auto after = decoder.feed("0\r\n\r\n", 5);

@@ -70,11 +70,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const Key& key : set.keys.keys()) checkKey(key);
   FUZZ_CHECK(ERR_peek_error() == 0);
+  // A refetch of the same document finds the same keys (and so publishes nothing).
+  FUZZ_CHECK(set.keys.sameAs(set.keys) && set.keys.sameAs(parseJwks(text).keys));
 
   std::string error;
   const std::optional<Key> key = Key::fromJwkText(text, error);
   FUZZ_CHECK(key.has_value() == error.empty());
-  if (key) checkKey(*key);
+  if (key) {
+    checkKey(*key);
+    FUZZ_CHECK(key->sameAs(*key));
+  }
   FUZZ_CHECK(ERR_peek_error() == 0);
   return 0;
 }

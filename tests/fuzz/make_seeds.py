@@ -151,6 +151,8 @@ def paths():
         "query": "/a?b=c", "relative": "a/b", "sub-delims": "/a;b=c,d:e@f!$&'()*+",
         "template": "/users/{id}", "backslash": "/a\\b", "non-ascii": "/\xc3\xa9",
         "dot-segment-names": "/.hidden/..x/...",
+        "parameter": "/admin;jsessionid=1", "parameter-dot-dot": "/public/..;/admin",
+        "parameter-only": "/a/;x/b", "upper-case": "/API/V1/Users%41%3b",
     }
     for name, text in seeds.items():
         write("path_normalize", name, text)
