@@ -173,6 +173,37 @@ TEST(LocalStore, ForgetsIdleCountersAndStaysBounded) {
   EXPECT_EQ(store.size(), 0u);
 }
 
+// Review M6: a full store makes room from idle counters first, and evicts a live one (counted
+// in evictions()) only when none is idle, found by sampling at a clock hand or, when the sample
+// has none, a scan. A sample of 1 makes the scan happen about every other time.
+TEST(LocalStore, FullStoreNeverEvictsLiveCountersWhileIdleOnesExist) {
+  constexpr size_t kCapacity = 64 * 256;
+  for (size_t sample : {size_t{1}, LocalStore::kMaxSample}) {
+    SCOPED_TRACE(sample);
+    LocalStore store(kCapacity, sample);
+    Params hour = params(Algorithm::Gcra, 1, 3600 * kSecond);
+    const auto key = [](const char* prefix, size_t i) { return prefix + std::to_string(i); };
+    for (size_t i = 0; i < 4 * kCapacity; ++i) store.take(key("live", i), hour, kStart);
+    EXPECT_LE(store.size(), kCapacity);
+    const uint64_t filled = store.evictions();
+    EXPECT_GE(filled, 3 * kCapacity);  // full of live counters: each new one evicted one
+
+    // Every other one becomes idle (its only request given back): ~128 in each stripe, against
+    // ~4 new counters per stripe.
+    for (size_t i = 0; i < 4 * kCapacity; i += 2) store.giveBack(key("live", i), hour);
+    const int64_t later = kStart + kSecond;
+    for (size_t i = 0; i < 256; ++i) ASSERT_TRUE(store.take(key("new", i), hour, later).allowed);
+    EXPECT_EQ(store.evictions(), filled) << "a live counter went while idle ones were left";
+    for (size_t i = 0; i < 256; ++i) EXPECT_FALSE(store.take(key("new", i), hour, later).allowed);
+    EXPECT_LE(store.size(), kCapacity);
+
+    // Once no idle one is left, each new counter evicts one live one.
+    for (size_t i = 0; i < kCapacity; ++i) store.take(key("more", i), hour, later);
+    EXPECT_GT(store.evictions(), filled);
+    EXPECT_LE(store.size(), kCapacity);
+  }
+}
+
 TEST(LocalStore, ConcurrencyCountersAreStablePerRoute) {
   LocalStore store;
   std::atomic<int64_t>* a = store.concurrencyCounter("users");

@@ -1,10 +1,12 @@
 #include "ratelimit/local_store.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace portico::ratelimit {
 
-LocalStore::LocalStore(size_t max_keys) : stripes_(max_keys) {}
+LocalStore::LocalStore(size_t max_keys, size_t sample)
+    : stripes_(max_keys), sample_(std::clamp<size_t>(sample, 1, kMaxSample)) {}
 
 Decision LocalStore::take(std::string_view key, const Params& params, int64_t now_ns,
                           const Window* window) {
@@ -13,6 +15,7 @@ Decision LocalStore::take(std::string_view key, const Params& params, int64_t no
   Entry& entry = stripes_.findOrAdd(stripe, key, [&](Stripe& s) { makeRoom(s, now_ns); });
   Decision decision = decide(entry.state, params, now_ns, window);
   entry.idle_from = idleFrom(entry.state, params);
+  noteIdleFrom(stripe, entry);
   return decision;
 }
 
@@ -23,26 +26,51 @@ void LocalStore::giveBack(std::string_view key, const Params& params) {
   if (entry == nullptr) return;
   ratelimit::giveBack(entry->state, params);
   entry->idle_from = idleFrom(entry->state, params);
+  noteIdleFrom(stripe, *entry);
 }
 
 void LocalStore::makeRoom(Stripe& stripe, int64_t now_ns) {
-  const size_t before = stripe.entries.size();
-  std::erase_if(stripe.entries, [now_ns](const auto& kv) { return kv.second.idle_from <= now_ns; });
-  if (stripe.entries.size() < before) return;
-  auto victim = stripe.entries.begin();
-  int n = 0;
-  for (auto it = stripe.entries.begin(); it != stripe.entries.end() && n < 8; ++it, ++n) {
-    if (it->second.idle_from < victim->second.idle_from) victim = it;
-  }
-  stripe.entries.erase(victim);
+  auto live = stripe.entries.end();
+  if (eraseIdleAtHand(stripe, now_ns, live)) return;
+  if (now_ns >= stripe.no_idle_before && eraseAllIdle(stripe, now_ns)) return;
+  if (live == stripe.entries.end()) live = stripe.entries.begin();
+  stripe.entries.erase(live);
   evictions_.fetch_add(1, std::memory_order_relaxed);
 }
 
+bool LocalStore::eraseIdleAtHand(Stripe& stripe, int64_t now_ns, Map::Entries::iterator& live) {
+  Map::Entries& entries = stripe.entries;
+  std::array<std::string_view, kMaxSample> idle;
+  size_t idle_count = 0;
+  size_t seen = 0;
+  const size_t buckets = entries.bucket_count();
+  for (size_t step = 0; step < buckets && seen < sample_; ++step) {
+    stripe.hand = (stripe.hand + 1) % buckets;
+    for (auto it = entries.begin(stripe.hand); it != entries.end(stripe.hand); ++it, ++seen) {
+      if (it->second.idle_from <= now_ns) {
+        if (idle_count < idle.size()) idle[idle_count++] = it->first;
+      } else if (live == entries.end() || it->second.idle_from < live->second.idle_from) {
+        live = entries.find(it->first);
+      }
+    }
+  }
+  if (idle_count == 0) return false;
+  // The views point into the nodes; each is found before its own node goes.
+  for (size_t i = 0; i < idle_count; ++i) entries.erase(entries.find(idle[i]));
+  live = entries.end();
+  return true;
+}
+
+bool LocalStore::eraseAllIdle(Stripe& stripe, int64_t now_ns) {
+  const size_t before = stripe.entries.size();
+  std::erase_if(stripe.entries, [now_ns](const auto& kv) { return kv.second.idle_from <= now_ns; });
+  stripe.no_idle_before = INT64_MAX;
+  for (const auto& [key, entry] : stripe.entries) noteIdleFrom(stripe, entry);
+  return stripe.entries.size() < before;
+}
+
 void LocalStore::sweep(int64_t now_ns) {
-  stripes_.forEachStripe([now_ns](Stripe& stripe) {
-    std::erase_if(stripe.entries,
-                  [now_ns](const auto& kv) { return kv.second.idle_from <= now_ns; });
-  });
+  stripes_.forEachStripe([now_ns](Stripe& stripe) { eraseAllIdle(stripe, now_ns); });
 }
 
 size_t LocalStore::size() const { return stripes_.size(); }

@@ -32,9 +32,10 @@ class Stripes {
     using is_transparent = void;
     bool operator()(std::string_view a, std::string_view b) const { return a == b; }
   };
+  using Entries = std::unordered_map<std::string, Entry, Hash, Equal>;
   struct alignas(64) Stripe : Extra {
     mutable std::mutex mutex;
-    std::unordered_map<std::string, Entry, Hash, Equal> entries;
+    Entries entries;
   };
   static constexpr size_t kCount = 64;
 
