@@ -76,12 +76,13 @@ bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& p
 }
 
 void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchResult&) {
-  Buffer& out = rq_->upstream_head;
+  RequestState& rq = *rq_;
+  Buffer& out = rq.upstream_head;
   out.clear();
   if (out.capacity() == 0) out.reserve(2048);
-  out.append(rq_->head.method);
+  out.append(rq.head.method);
   out.append(' ');
-  out.append(rq_->forward_target);
+  out.append(rq.forward_target);
   out.append(" HTTP/1.1\r\n");
 
   const config::Route& rc = *route.config;
@@ -90,8 +91,8 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     if (http::equalsIgnoreCase(name, "host")) host_set = true;
   }
   if (!host_set) {
-    std::string_view host = rq_->head.host;
-    if (host.empty()) host = rq_->snap->shared->upstreams[rq_->upstream_index].config->name;
+    std::string_view host = rq.head.host;
+    if (host.empty()) host = rq.snap->shared->upstreams[rq.upstream_index].config->name;
     appendField(out, "Host", host);
   }
 
@@ -99,10 +100,11 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   const bool trusted = !listen.trusted_proxies.empty() && inCidrs(listen.trusted_proxies, peer_);
   const bool drop_underscores =
       listen.headers_with_underscores != config::Listener::Underscores::Allow;
+  const auto& identity_headers = rq.snap->shared->auth->identityHeaders();
   std::string_view xfproto, xfhost;
   bool client_sent_xff = false;
   bool client_sent_length = false;
-  for (const auto& h : rq_->head.headers) {
+  for (const auto& h : rq.head.headers) {
     switch (classifyRequestField(h.name)) {
       case RequestField::Drop: continue;
       case RequestField::ContentLength: client_sent_length = true; continue;
@@ -111,27 +113,27 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
       case RequestField::Forward: break;
     }
-    if (rq_->head.connection_lists_headers &&
-        http::connectionListsField(rq_->head.headers, h.name)) {
+    if (rq.head.connection_lists_headers &&
+        http::connectionListsField(rq.head.headers, h.name)) {
       continue;
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
     // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
     if (drop_underscores && http::hasUnderscore(h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
-    if (inDropList(rq_->snap->shared->auth->identityHeaders(), h.name)) continue;
+    if (inDropList(identity_headers, h.name)) continue;
     appendField(out, h.name, h.value);
   }
-  if (rq_->upgrade) {
+  if (rq.upgrade) {
     out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
   }
-  if (rq_->authenticated) appendIdentityHeaders(out);
-  appendField(out, "X-Request-Id", std::string_view(rq_->request_id, rq_->request_id_len));
+  if (rq.authenticated) appendIdentityHeaders(out);
+  appendField(out, "X-Request-Id", std::string_view(rq.request_id, rq.request_id_len));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
   if (trusted && client_sent_xff) {
     // Several X-Forwarded-For lines are one list (RFC 9110 §5.3), in order.
-    for (const auto& h : rq_->head.headers) {
+    for (const auto& h : rq.head.headers) {
       if (h.name.size() == 15 && http::equalsIgnoreCase(h.name, "x-forwarded-for") &&
           !h.value.empty()) {
         out.append(h.value);
@@ -143,13 +145,13 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   out.append("\r\n");
   appendField(out, "X-Forwarded-Proto",
               trusted && !xfproto.empty() ? xfproto : secure_ ? "https" : "http");
-  std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : rq_->head.host;
+  std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : rq.head.host;
   if (!forwarded_host.empty()) appendField(out, "X-Forwarded-Host", forwarded_host);
-  if (rq_->head.framing == http::BodyFraming::Length) {
+  if (rq.head.framing == http::BodyFraming::Length) {
     out.append("Content-Length: ");
-    out.appendDecimal(rq_->head.content_length);
+    out.appendDecimal(rq.head.content_length);
     out.append("\r\n");
-  } else if (rq_->head.framing == http::BodyFraming::Chunked) {
+  } else if (rq.head.framing == http::BodyFraming::Chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (client_sent_length) {
     out.append("Content-Length: 0\r\n");

@@ -18,7 +18,20 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
       head(scratch_in.head),
       upstream_head(scratch_in.upstream_head),
       touches(scratch_in.touches),
-      start_us(now_us) {}
+      method(scratch_in.method),
+      host(scratch_in.host),
+      path(scratch_in.path),
+      forward_target(scratch_in.forward_target),
+      extra_headers(scratch_in.extra_headers),
+      echo_body(scratch_in.echo_body),
+      start_us(now_us) {
+  method.clear();
+  host.clear();
+  path.clear();
+  forward_target.clear();
+  extra_headers.clear();
+  echo_body.clear();
+}
 
 RequestState::~RequestState() = default;
 
@@ -30,17 +43,14 @@ std::vector<std::unique_ptr<RequestHandle::Slot>>& RequestHandle::pool() {
   return slots;
 }
 
-void RequestHandle::emplace(uint64_t now_us) {
-  if (!slot_) {
-    auto& slots = pool();
-    if (slots.empty()) {
-      slot_ = std::make_unique<Slot>();
-    } else {
-      slot_ = std::move(slots.back());
-      slots.pop_back();
-    }
+void RequestHandle::takeStorage() {
+  auto& slots = pool();
+  if (slots.empty()) {
+    slot_ = std::make_unique<Slot>();
+  } else {
+    slot_ = std::move(slots.back());
+    slots.pop_back();
   }
-  slot_->state.emplace(now_us, slot_->scratch);
 }
 
 void RequestHandle::reset() {
@@ -53,7 +63,8 @@ void RequestHandle::releaseStorage() {
   auto& slots = pool();
   const RequestScratch& scratch = slot_->scratch;
   if (slots.size() < kKeptPerThread && scratch.head.headers.capacity() <= kMaxKeptHeaders &&
-      scratch.upstream_head.capacity() <= kMaxKeptUpstreamHead) {
+      scratch.upstream_head.capacity() <= kMaxKeptUpstreamHead &&
+      scratch.echo_body.capacity() <= kMaxKeptUpstreamHead) {
     slots.push_back(std::move(slot_));
   }
   slot_.reset();

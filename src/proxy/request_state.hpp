@@ -47,11 +47,17 @@ class InFlightSlot {
 };
 
 // Containers that a request fills and the next one overwrites from the start, kept for their
-// capacity (the parse of a head, the head sent upstream, the limits' keys) so that a request
-// allocates nothing for them.
+// capacity (the parse of a head, the head sent upstream, the limits' keys, the strings) so that
+// a request allocates nothing for them. RequestState's constructor empties the strings.
 struct RequestScratch {
   http::RequestHead head;  // views into the session's in_
   Buffer upstream_head;    // the request head as sent upstream (kept for the stale retry)
+  std::string method;
+  std::string host;            // lowercased, without port
+  std::string path;            // normalized (what the access log shows)
+  std::string forward_target;  // rewritten path + "?" + query
+  std::string extra_headers;   // for the local reply or response head
+  std::string echo_body;
   std::vector<ratelimit::Touch> touches;  // RequestState::touch_count of them are valid
   // The Redis script call: keys (prefixed), quota period ends, and views of both with the
   // limits' own arguments.
@@ -94,6 +100,12 @@ struct RequestState {
   http::RequestHead& head;
   Buffer& upstream_head;
   std::vector<ratelimit::Touch>& touches;
+  std::string& method;
+  std::string& host;
+  std::string& path;
+  std::string& forward_target;
+  std::string& extra_headers;  // for the local reply or response head
+  std::string& echo_body;
 
   // The snapshot (refcounted) and the upstream connection are the worker's: the session gives
   // them back before it destroys the state (Session::endRequest).
@@ -106,11 +118,6 @@ struct RequestState {
   bool up_reused = false;
   bool retried = false;  // the stale-connection retry was used
 
-  std::string method;
-  std::string host;            // lowercased, without port
-  std::string path;            // normalized (what the access log shows)
-  std::string forward_target;  // rewritten path + "?" + query
-  char request_id[129];  // request_id_len bytes of it
   size_t request_id_len = 0;
   bool version_1_0 = false;
   bool keep_alive_1_0 = false;
@@ -121,18 +128,14 @@ struct RequestState {
   std::unique_ptr<auth::Identity> identity;  // made by the first auth check
   bool pending_has_body = false;
   WaitFlag slow_check;
-  // The route match while auth or limits wait (optional: its 560 bytes are not zeroed per request).
-  std::optional<router::MatchResult> pending_match;
 
   size_t touch_count = 0;  // limits decided: the first touch_count of `touches`
   InFlightSlot in_flight;
   bool redis_retried = false;  // sent again once after NOSCRIPT
   size_t redis_count = 0;
   uint64_t delay_until_ms = 0;
-  std::string extra_headers;  // for the local reply or response head
 
   bool echo = false;
-  std::string echo_body;
   uint64_t echo_body_bytes = 0;
 
   http::BodyFraming req_framing = http::BodyFraming::None;
@@ -159,6 +162,11 @@ struct RequestState {
   uint64_t upstream_head_us = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
+
+  // Last, after the fields that are zeroed, and not zeroed themselves:
+  char request_id[129];  // request_id_len bytes of it
+  // The route match while auth or limits wait (optional: its 560 bytes are not zeroed).
+  std::optional<router::MatchResult> pending_match;
 };
 
 // Where a session's requests live: one RequestState at a time, made in place when a request
@@ -178,7 +186,10 @@ class RequestHandle {
   RequestState& operator*() { return *slot_->state; }
   const RequestState& operator*() const { return *slot_->state; }
 
-  void emplace(uint64_t now_us);
+  void emplace(uint64_t now_us) {
+    if (!slot_) takeStorage();
+    slot_->state.emplace(now_us, slot_->scratch);
+  }
   // Destroys the request's state; the storage stays for the next request.
   void reset();
   bool holdsStorage() const { return slot_ != nullptr; }
@@ -191,6 +202,7 @@ class RequestHandle {
     std::optional<RequestState> state;
   };
   static std::vector<std::unique_ptr<Slot>>& pool();  // this thread's
+  void takeStorage();
   std::unique_ptr<Slot> slot_;
 };
 

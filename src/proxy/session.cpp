@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -339,14 +340,15 @@ bool Session::tryStartRequest() {
 }
 
 void Session::startRequest(size_t head_end) {
+  RequestState& rq = *rq_;
   head_scanned_ = 0;
   head_started_ms_ = 0;
-  rq_->bytes_in = head_end;
+  rq.bytes_in = head_end;
   const config::Listener& listen = listener();
   const auto& limits = listen.limits;
   http::RequestLimits request_limits{limits.max_header_bytes, limits.max_uri_bytes, 256};
   http::ParseError error = http::ParseError::None;
-  if (http::parseRequestHead(in_.data(), head_end, request_limits, rq_->head, error) !=
+  if (http::parseRequestHead(in_.data(), head_end, request_limits, rq.head, error) !=
       http::ParseStatus::Complete) {
     http::ErrorCode code = error == http::ParseError::UriTooLong ? http::ErrorCode::UriTooLong
                            : (error == http::ParseError::HeadersTooLarge ||
@@ -356,24 +358,24 @@ void Session::startRequest(size_t head_end) {
     replyError(code, http::describe(error), true);
     return;
   }
-  if (rq_->head.upgrade && parent_ == nullptr && tryH2cUpgrade(head_end)) return;
+  if (rq.head.upgrade && parent_ == nullptr && tryH2cUpgrade(head_end)) return;
   // Consumed now, so every path from here (local replies included) moves past it. The views in
   // the head stay valid: consume() only moves the cursor, and nothing reads into in_ before the
   // request has been dispatched.
   in_.consume(head_end);
-  rq_->method.assign(rq_->head.method);
-  rq_->version_1_0 = rq_->head.version_minor == 0;
-  rq_->keep_alive_1_0 = rq_->version_1_0 && rq_->head.keep_alive;
+  rq.method.assign(rq.head.method);
+  rq.version_1_0 = rq.head.version_minor == 0;
+  rq.keep_alive_1_0 = rq.version_1_0 && rq.head.keep_alive;
   // A stream session serves one request: its stream ends with the response.
-  close_after_response_ = !rq_->head.keep_alive || worker_.draining() || parent_ != nullptr;
+  close_after_response_ = !rq.head.keep_alive || worker_.draining() || parent_ != nullptr;
 
-  const http::HeaderField* id = http::findHeader(rq_->head.headers, "x-request-id");
+  const http::HeaderField* id = http::findHeader(rq.head.headers, "x-request-id");
   if (id != nullptr && isValidRequestId(id->value)) {
-    std::memcpy(rq_->request_id, id->value.data(), id->value.size());
-    rq_->request_id_len = id->value.size();
+    std::memcpy(rq.request_id, id->value.data(), id->value.size());
+    rq.request_id_len = id->value.size();
   } else {
-    worker_.newRequestId(rq_->request_id);
-    rq_->request_id_len = 32;
+    worker_.newRequestId(rq.request_id);
+    rq.request_id_len = 32;
   }
 
   const http::PathOptions path_options{
@@ -381,40 +383,41 @@ void Session::startRequest(size_t head_end) {
           ? http::PathOptions::Parameters::Reject
           : http::PathOptions::Parameters::Strip,
       listen.lowercase_paths};
-  if (rq_->head.target == "*" ||
-      http::normalizePath(rq_->head.path, rq_->path, path_options) != http::PathError::None) {
+  if (rq.head.target == "*" ||
+      http::normalizePath(rq.head.path, rq.path, path_options) != http::PathError::None) {
     // Logged without the query, which may hold a credential.
-    rq_->path.assign(rq_->head.path.substr(0, std::min<size_t>(rq_->head.path.size(), 256)));
+    rq.path.assign(rq.head.path.substr(0, std::min<size_t>(rq.head.path.size(), 256)));
     replyError(http::ErrorCode::BadRequest, "invalid request path", true);
     return;
   }
   if (listen.headers_with_underscores == config::Listener::Underscores::Reject &&
-      hasUnderscoreName(rq_->head.headers)) {
+      hasUnderscoreName(rq.head.headers)) {
     replyError(http::ErrorCode::BadRequest, "header names with underscores are not accepted",
                true);
     return;
   }
   // CONNECT would make us a tunnel to anywhere, TRACE would echo credentials back (review L8).
-  if (rq_->head.method == "CONNECT" || rq_->head.method == "TRACE") {
+  if (rq.head.method == "CONNECT" || rq.head.method == "TRACE") {
     replyError(http::ErrorCode::MethodNotAllowed, "method not allowed", true);
     return;
   }
-  std::string_view host = rq_->head.host;
+  std::string_view host = rq.head.host;
   size_t host_end = host.starts_with('[') ? host.find(']') + 1 : host.rfind(':');
   host = host.substr(0, host_end == std::string_view::npos ? host.size() : host_end);
   // A fully qualified name's trailing dot names the same host (review L9).
   if (host.size() > 1 && host.back() == '.') host.remove_suffix(1);
-  for (char c : host) rq_->host.push_back(http::asciiLower(c));
+  rq.host.resize(host.size());
+  std::transform(host.begin(), host.end(), rq.host.begin(), http::asciiLower);
 
-  rq_->snap = worker_.acquireSnapshot();
-  const Snapshot& snap = *rq_->snap->shared;
-  router::RequestView view{rq_->head.method, rq_->host, rq_->path, rq_->head.query,
-                           rq_->head.headers};
+  rq.snap = worker_.acquireSnapshot();
+  const Snapshot& snap = *rq.snap->shared;
+  router::RequestView view{rq.head.method, rq.host, rq.path, rq.head.query,
+                           rq.head.headers};
   router::MatchResult match = snap.router->match(view);
-  bool has_body = rq_->head.framing != http::BodyFraming::None;
-  if (rq_->head.upgrade && !has_body && !rq_->version_1_0) {
-    const http::HeaderField* upgrade = http::findHeader(rq_->head.headers, "upgrade");
-    rq_->upgrade = upgrade != nullptr && http::equalsIgnoreCase(upgrade->value, "websocket");
+  bool has_body = rq.head.framing != http::BodyFraming::None;
+  if (rq.head.upgrade && !has_body && !rq.version_1_0) {
+    const http::HeaderField* upgrade = http::findHeader(rq.head.headers, "upgrade");
+    rq.upgrade = upgrade != nullptr && http::equalsIgnoreCase(upgrade->value, "websocket");
   }
   if (match.status == router::MatchStatus::NotFound) {
     replyError(http::ErrorCode::NoRoute, "no route matches the request", has_body);
@@ -426,13 +429,13 @@ void Session::startRequest(size_t head_end) {
     return;
   }
   const RouteRuntime& route = snap.routes[match.route_index];
-  rq_->route = &route;
+  rq.route = &route;
   if (!route.auth_providers.empty()) {
     switch (checkAuth(route, has_body)) {
       case AuthStep::Refused:
         return;
       case AuthStep::Pending:
-        rq_->pending_match = match;  // admitted when the check comes back
+        rq.pending_match = match;  // admitted when the check comes back
         return;
       case AuthStep::Passed:
         break;
@@ -451,38 +454,39 @@ void Session::admit(const RouteRuntime& route, const router::MatchResult& match)
 }
 
 void Session::dispatch(const RouteRuntime& route, const router::MatchResult& match) {
+  RequestState& rq = *rq_;
   uint32_t pick = 0;
   if (route.upstreams.size() > 1) {
     uint32_t r = static_cast<uint32_t>(worker_.random() % route.cumulative_weight.back());
     while (route.cumulative_weight[pick] <= r) ++pick;
   }
-  rq_->upstream_index = route.upstreams[pick];
-  rq_->upstream_chosen = true;
-  const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
+  rq.upstream_index = route.upstreams[pick];
+  rq.upstream_chosen = true;
+  const UpstreamRuntime& upstream = rq.snap->shared->upstreams[rq.upstream_index];
 
-  rq_->forward_target.clear();
+  rq.forward_target.clear();
   if (route.rewrites) {
-    rq_->snap->shared->router->rewrite(match, rq_->path, rq_->forward_target);
+    rq.snap->shared->router->rewrite(match, rq.path, rq.forward_target);
   } else {
-    rq_->forward_target.append(rq_->path);
+    rq.forward_target.append(rq.path);
   }
-  if (!rq_->head.query.empty()) {
-    rq_->forward_target.push_back('?');
-    rq_->forward_target.append(rq_->head.query);
+  if (!rq.head.query.empty()) {
+    rq.forward_target.push_back('?');
+    rq.forward_target.append(rq.head.query);
   }
   buildUpstreamHead(route, match);
 
-  rq_->req_framing = rq_->head.framing;
-  rq_->req_remaining = rq_->head.content_length;
-  rq_->req_body_done = rq_->req_framing == http::BodyFraming::None;
-  const bool expect_continue = rq_->head.expect_continue && !rq_->req_body_done;
+  rq.req_framing = rq.head.framing;
+  rq.req_remaining = rq.head.content_length;
+  rq.req_body_done = rq.req_framing == http::BodyFraming::None;
+  const bool expect_continue = rq.head.expect_continue && !rq.req_body_done;
   state_ = State::Proxy;
   // RFC 9110 §10.1.1: we answer 100 ourselves once the request passed our checks; the
   // upstream gets the body without having to ask for it.
   if (expect_continue) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
 
   if (upstream.config->builtin == config::Upstream::Builtin::Echo) {
-    rq_->echo = true;
+    rq.echo = true;
     return;
   }
   connectUpstream();

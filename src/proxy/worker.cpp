@@ -8,6 +8,7 @@
 #include <random>
 
 #include "auth/token_cache.hpp"
+#include "core/hex.hpp"
 #include "core/log.hpp"
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
@@ -210,13 +211,10 @@ uint64_t Worker::random() {
 }
 
 void Worker::newRequestId(char* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
   uint64_t a = random();
   uint64_t b = (static_cast<uint64_t>(index_) << 56) ^ ++request_counter_ ^ (random() << 24);
-  for (int i = 0; i < 16; ++i) {
-    out[i] = kHex[(a >> (60 - 4 * i)) & 15];
-    out[16 + i] = kHex[(b >> (60 - 4 * i)) & 15];
-  }
+  writeHex16(a, out);
+  writeHex16(b, out + 16);
 }
 
 void Worker::accept(size_t listener_index, int listen_fd) {
