@@ -31,7 +31,8 @@ constexpr std::string_view kUnderscoreActions[] = {"drop", "reject", "allow"};
 constexpr std::string_view kPathParameterActions[] = {"strip", "reject"};
 constexpr std::string_view kLimitsKeys[] = {
     "max_header_bytes", "max_uri_bytes",   "max_body_bytes",
-    "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams"};
+    "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams",
+    "http2_max_streams_per_worker"};
 constexpr std::string_view kAdminKeys[] = {"address", "token"};
 constexpr std::string_view kAccessLogKeys[] = {"path", "format", "sample"};
 constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
@@ -76,6 +77,10 @@ void parseLimits(Context& ctx, const Item& item, Limits& limits) {
     } else if (f.key == "http2_max_concurrent_streams") {
       if (auto n = ctx.integer(f.item(), 1, kMaxStreams)) {
         limits.http2_max_concurrent_streams = static_cast<uint32_t>(*n);
+      }
+    } else if (f.key == "http2_max_streams_per_worker") {
+      if (auto n = ctx.integer(f.item(), 1, kMaxConnections)) {
+        limits.http2_max_streams_per_worker = static_cast<uint64_t>(*n);
       }
     }
   }

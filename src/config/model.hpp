@@ -28,6 +28,8 @@ struct Limits {
   Duration idle_timeout{60'000};
   uint64_t max_connections = 100'000;
   uint32_t http2_max_concurrent_streams = 100;  // advertised in SETTINGS; more are refused
+  // Streams open at once on one worker over all its HTTP/2 connections; more are refused.
+  uint64_t http2_max_streams_per_worker = 16'384;
 };
 
 struct Cidr {

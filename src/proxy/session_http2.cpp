@@ -102,7 +102,7 @@ bool Session::driveHttp2() {
 }
 
 Session* Session::startStreamSession(Http2Stream& stream) {
-  Session* session = worker_.newStreamSession();
+  Session* session = worker_.newStreamSession(listener().limits.http2_max_streams_per_worker);
   if (session != nullptr) session->openStream(*this, stream);
   return session;
 }

@@ -257,8 +257,8 @@ Session* Worker::takeSession() {
   return sessions_.back().get();
 }
 
-Session* Worker::newStreamSession() {
-  if (stream_sessions_ >= kMaxStreamSessions) return nullptr;
+Session* Worker::newStreamSession(uint64_t budget) {
+  if (stream_sessions_ >= budget) return nullptr;
   ++stream_sessions_;
   Session* session = takeSession();
   session->in_live_list = false;

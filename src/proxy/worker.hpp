@@ -143,10 +143,10 @@ class Worker final : public upstream::Connection::Host,
 
   void accept(size_t listener_index, int listen_fd);
   // A session for one HTTP/2 stream (not a connection: not in the live list), or null when
-  // kMaxStreamSessions are in use: streams are counted per worker, not only per connection, so
-  // many connections cannot multiply their stream limit into unbounded memory (review M4).
-  static constexpr size_t kMaxStreamSessions = 16384;
-  Session* newStreamSession();
+  // `budget` are in use (limits.http2_max_streams_per_worker): streams are counted per worker,
+  // not only per connection, so many connections cannot multiply their stream limit into
+  // unbounded memory (review M4).
+  Session* newStreamSession(uint64_t budget);
   // Runs session->runDeferredDrive() after the current batch of events.
   void deferDrive(Session* session) { deferred_drives_.push_back(session); }
   void sessionClosed(Session* session);

@@ -354,6 +354,37 @@ def test_streams_over_max_concurrent_are_refused(gateway, upstreams, ack_first):
     w.check()
 
 
+def test_streams_over_the_worker_budget_are_refused(gateway, upstreams):
+    """Review M4: streams are counted per worker, not only per connection, so many connections
+    cannot multiply the per-connection limit. A budget of 6 streams per worker, two connections
+    of 4 slow streams each: the first connection's 4 and the second's first 2 are served, the
+    last 2 are refused with REFUSED_STREAM, and both connections stay usable; once the slow ones
+    are done, the budget is free again."""
+    g, target = attack_gateway(gateway, upstreams,
+                               limits={"http2_max_concurrent_streams": 10,
+                                       "http2_max_streams_per_worker": 6})
+    # No Watch here: its probes would share the budget that this test fills.
+    with H2Client(g.port, timeout=15 * SLACK) as a, H2Client(g.port, timeout=15 * SLACK) as b:
+        a.wait_settings()
+        b.wait_settings()
+        first = [a.request("GET", f"/slow/1500/a{i}") for i in range(4)]
+        wait_until(lambda: target.count() >= 4, 5 * SLACK, message="a's 4 streams upstream")
+        second = [b.request("GET", f"/slow/1500/b{i}") for i in range(4)]
+        responses = [b.response(sid) for sid in second[:2]] + \
+                    [a.response(sid) for sid in first]
+        assert all(r.status == 200 for r in responses), responses
+        refused = [b.streams[sid] for sid in second[2:]]
+        assert all(st.reset == h2client.REFUSED_STREAM for st in refused), refused
+        assert a.goaway is None and b.goaway is None
+        # The budget is free again: both connections are served.
+        assert a.response(a.request("GET", "/probe/after-a")).status == 200
+        assert b.response(b.request("GET", "/probe/after-b")).status == 200
+    paths = sorted(r.path for r in target.snapshot())
+    assert paths == sorted([f"/slow/1500/a{i}" for i in range(4)] +
+                           [f"/slow/1500/b{i}" for i in range(2)]), paths
+    g.assert_healthy()
+
+
 def test_many_streams_opened_and_closed_over_time_are_fine(gateway, upstreams):
     """Not an attack: 2000 sequential streams, 10 at a time, all served, connection kept."""
     g, target = attack_gateway(gateway, upstreams,
