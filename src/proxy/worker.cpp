@@ -253,8 +253,7 @@ Session* Worker::takeSession() {
     free_sessions_.pop_back();
     return session;
   }
-  sessions_.push_back(std::make_unique<Session>(*this));
-  return sessions_.back().get();
+  return sessions_.make(*this);
 }
 
 Session* Worker::newStreamSession(uint64_t budget) {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/slab.hpp"
 #include "net/event_loop.hpp"
 #include "net/socket.hpp"
 #include "observability/access_log.hpp"
@@ -180,7 +181,7 @@ class Worker final : public upstream::Connection::Host,
   std::vector<std::unique_ptr<WorkerSnapshot>> retired_;
   std::unordered_map<std::string, std::unique_ptr<upstream::EndpointPool>> pools_;
 
-  std::vector<std::unique_ptr<Session>> sessions_;  // every session object ever made
+  Slab<Session> sessions_;  // every session object ever made
   std::vector<Session*> free_sessions_;
   size_t stream_sessions_ = 0;
   std::vector<Session*> closing_sessions_;  // recycled after the current batch
