@@ -1,8 +1,11 @@
 #include "auth/verify_pool.hpp"
 
+#include <algorithm>
+
 namespace portico::auth {
 
-VerifyPool::VerifyPool(size_t threads, size_t max_queue) : max_queue_(max_queue) {
+VerifyPool::VerifyPool(size_t threads, size_t max_queue)
+    : max_queue_(max_queue), max_per_client_(std::max<size_t>(1, max_queue / 16)) {
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
@@ -10,17 +13,22 @@ VerifyPool::~VerifyPool() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
-    jobs_.clear();  // their requests are being cut anyway
+    queues_.clear();  // their requests are being cut anyway
+    turns_.clear();
   }
   wake_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
-bool VerifyPool::submit(std::function<void()> job) {
+bool VerifyPool::submit(uint64_t client, std::function<void()> job) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_ || jobs_.size() >= max_queue_) return false;
-    jobs_.push_back(std::move(job));
+    if (stopping_ || queued_ >= max_queue_) return false;
+    auto& queue = queues_[client];
+    if (queue.size() >= max_per_client_) return false;
+    if (queue.empty()) turns_.push_back(client);
+    queue.push_back(std::move(job));
+    ++queued_;
   }
   wake_.notify_one();
   return true;
@@ -31,10 +39,19 @@ void VerifyPool::run() {
     std::function<void()> job;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || queued_ > 0; });
       if (stopping_) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      const uint64_t client = turns_.front();
+      turns_.pop_front();
+      auto it = queues_.find(client);
+      job = std::move(it->second.front());
+      it->second.pop_front();
+      --queued_;
+      if (it->second.empty()) {
+        queues_.erase(it);
+      } else {
+        turns_.push_back(client);  // its next job waits for one of each other client's
+      }
     }
     job();
   }

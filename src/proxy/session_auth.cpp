@@ -1,9 +1,13 @@
 // The auth step of a session: the route's providers, then authorize; checks too slow for the
 // worker (password hashes, token introspection) go to the verify pool and come back here.
+#include <algorithm>
 #include <ctime>
+#include <iterator>
+#include <string_view>
 
 #include "auth/authenticator.hpp"
 #include "auth/verify_pool.hpp"
+#include "core/siphash.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
@@ -54,6 +58,20 @@ bool Session::finishAuth(const RouteRuntime& route, bool has_body, auth::AuthRes
   return true;
 }
 
+namespace {
+
+// Whose share of a verify pool's queue a check takes: the client's address, IPv6 by its /64 (a
+// client holds a whole /64 as easily as one address).
+uint64_t verifyQueueKey(const net::SocketAddress& peer) {
+  const auto bytes = peer.asV6Bytes();
+  constexpr uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  const bool v4 = std::equal(std::begin(kV4Mapped), std::end(kV4Mapped), bytes.begin());
+  const std::string_view key(reinterpret_cast<const char*>(bytes.data()), v4 ? 16 : 8);
+  return sipHash<1, 3>(processSipKey(), key);
+}
+
+}  // namespace
+
 void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
   state_ = State::AuthPending;
   rq_->pending_has_body = has_body;
@@ -67,7 +85,7 @@ void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
   net::EventLoop* loop = &worker_.loop();
   // The job holds the snapshot: its authenticator lives as long as the check runs.
   bool queued = pool != nullptr &&
-                pool->submit([snapshot = rq_->snap->shared, provider, loop, self = this, generation,
+                pool->submit(verifyQueueKey(peer_), [snapshot = rq_->snap->shared, provider, loop, self = this, generation,
                               waiting = rq_->slow_check.arm(),
                               credential = std::move(pending.pending_credential)]() mutable {
                   if (!waiting->load(std::memory_order_relaxed)) return;
