@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "auth/authenticator.hpp"
 #include "core/clock.hpp"
@@ -19,6 +20,18 @@
 
 namespace portico::proxy {
 namespace {
+
+// A token's claims as the limiter reads them.
+class JwtClaims final : public ratelimit::ClaimSource {
+ public:
+  explicit JwtClaims(const auth::jwt::Json& claims) : claims_(claims) {}
+  std::string claim(const std::string& name) const override {
+    return auth::claimHeaderValue(claims_, name);
+  }
+
+ private:
+  const auth::jwt::Json& claims_;
+};
 
 void appendNumber(std::string& out, int64_t v) {
   char digits[24];
@@ -131,9 +144,10 @@ void Session::checkLimits(const RouteRuntime& route, const router::MatchResult& 
   ratelimit::RequestFacts facts;
   facts.client_ip = clientAddressForLimits(ip_scratch);
   facts.headers = rq_->head.headers;
+  std::optional<JwtClaims> claims;
   if (rq_->authenticated && rq_->identity) {
     facts.consumer = rq_->identity->consumer;
-    facts.claims = rq_->identity->claims.get();
+    if (rq_->identity->claims) facts.claims = &claims.emplace(*rq_->identity->claims);
   }
   const int64_t now = unixNs();
   limiter.collect(static_cast<uint32_t>(route_index), facts, now, rq_->touches, rq_->touch_count);

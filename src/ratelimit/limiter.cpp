@@ -1,8 +1,7 @@
 #include "ratelimit/limiter.hpp"
 
 #include <ctime>
-
-#include "auth/authenticator.hpp"
+#include <unordered_map>
 
 namespace portico::ratelimit {
 namespace {
@@ -180,8 +179,7 @@ void Limiter::fillKey(const CompiledLimit& limit, const RequestFacts& facts,
         break;
       case Part::Kind::Claim:
         if (facts.claims != nullptr) {
-          claim_value = auth::claimHeaderValue(*static_cast<const auth::jwt::Json*>(facts.claims),
-                                               part.name);
+          claim_value = facts.claims->claim(part.name);
           value = claim_value;
         }
         break;

@@ -39,12 +39,23 @@ struct CompiledLimit {
   std::array<std::string, 5> redis_args;
 };
 
+// The authenticated request's claims, read by `claim:NAME` key parts. An interface, so that the
+// limiter does not depend on how the auth providers parse tokens.
+class ClaimSource {
+ public:
+  // The claim's value as it would be forwarded in a header; empty when it is absent.
+  virtual std::string claim(const std::string& name) const = 0;
+
+ protected:
+  ~ClaimSource() = default;
+};
+
 // What a request offers to the keys.
 struct RequestFacts {
   std::string_view client_ip;
   const config::Consumer* consumer = nullptr;
   http::HeaderList headers;
-  const void* claims = nullptr;  // const auth::jwt::Json*, or null
+  const ClaimSource* claims = nullptr;  // null without a token
 };
 
 // One counter a request touches, and what its store decided.

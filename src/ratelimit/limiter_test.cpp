@@ -70,6 +70,37 @@ TEST(Limiter, TouchesTheRouteLimitsThenThePlanAndItsQuota) {
   EXPECT_EQ(bob_touches[1].limit->policy, "\"plan\";q=1;w=60");
 }
 
+// `claim:NAME` parts read the request's claims through ClaimSource, whatever parsed them.
+TEST(Limiter, ClaimKeysReadTheClaimSource) {
+  config::Config cfg = load(R"(listeners: [{address: 127.0.0.1:8080}]
+upstreams: {echo: {builtin: echo}}
+auth_providers: {keys: {type: api_key}}
+consumers: [{name: alice, api_keys: [a]}]
+routes:
+  - {name: users, match: {path_prefix: /}, upstream: echo, auth: [keys],
+     rate_limit: {key: 'claim:tenant', limit: 5}}
+)");
+  struct Claims final : ClaimSource {
+    std::string claim(const std::string& name) const override {
+      return name == "tenant" ? tenant : std::string();
+    }
+    std::string tenant;
+  };
+  Limiter limiter(cfg);
+  Claims acme, globex;
+  acme.tenant = "acme";
+  globex.tenant = "globex";
+  std::vector<Touch> a, b, none;
+  size_t count = 0;
+  limiter.collect(0, RequestFacts{"10.0.0.1", nullptr, {}, &acme}, 0, a, count);
+  ASSERT_EQ(count, 1u);
+  EXPECT_NE(a[0].key.find("acme"), std::string::npos) << a[0].key;
+  limiter.collect(0, RequestFacts{"10.0.0.1", nullptr, {}, &globex}, 0, b, count);
+  limiter.collect(0, RequestFacts{"10.0.0.1", nullptr, {}, nullptr}, 0, none, count);
+  EXPECT_NE(a[0].key, b[0].key);
+  EXPECT_NE(a[0].key, none[0].key);
+}
+
 TEST(Limiter, CalendarMonths) {
   CompiledLimit month;
   month.calendar_month = true;
