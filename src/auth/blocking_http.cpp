@@ -1,4 +1,4 @@
-#include "net/http_get.hpp"
+#include "auth/blocking_http.hpp"
 
 #include <netdb.h>
 #include <poll.h>
@@ -17,7 +17,7 @@
 #include "net/socket.hpp"
 #include "tls/client_context.hpp"
 
-namespace portico::net {
+namespace portico::auth {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -122,7 +122,7 @@ HttpGetResult httpRequest(std::string_view method, const std::string& url_text,
     result.error = "invalid URL";
     return result;
   }
-  UniqueFd fd(connectTo(url, deadline, result.error));
+  net::UniqueFd fd(connectTo(url, deadline, result.error));
   if (!fd) return result;
   std::shared_ptr<const tls::ClientContext> context;
   std::unique_ptr<SSL, SslFree> ssl;
@@ -224,4 +224,4 @@ HttpGetResult httpRequest(std::string_view method, const std::string& url_text,
   return result;
 }
 
-}  // namespace portico::net
+}  // namespace portico::auth

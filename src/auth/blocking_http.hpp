@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace portico::net {
+namespace portico::auth {
 
 struct HttpGetResult {
   bool ok = false;   // a complete 2xx response was read
@@ -26,4 +26,4 @@ HttpGetResult httpRequest(std::string_view method, const std::string& url,
                           const std::string& ca_path, std::chrono::milliseconds timeout,
                           size_t max_body = 1024 * 1024);
 
-}  // namespace portico::net
+}  // namespace portico::auth

@@ -1,8 +1,8 @@
 #include "auth/jwks_fetcher.hpp"
 
+#include "auth/blocking_http.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
-#include "net/http_get.hpp"
 
 namespace portico::auth {
 
@@ -135,7 +135,7 @@ void JwksFetcher::finished(const std::string& url, KeySetPtr keys, std::string e
 
 JwksFetcher::KeySetPtr JwksFetcher::fetch(const std::string& url, const std::string& ca,
                                           std::string& error) {
-  net::HttpGetResult response = net::httpGet(url, ca, kFetchTimeout);
+  HttpGetResult response = httpGet(url, ca, kFetchTimeout);
   if (!response.ok) {
     error = response.error;
     return nullptr;

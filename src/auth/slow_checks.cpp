@@ -13,9 +13,9 @@
 #include <memory>
 
 #include "auth/authenticator.hpp"
+#include "auth/blocking_http.hpp"
 #include "auth/credentials.hpp"
 #include "auth/jwt/json.hpp"
-#include "net/http_get.hpp"
 
 namespace portico::auth {
 
@@ -233,7 +233,7 @@ SlowCheckResult Authenticator::introspect(const config::IntrospectionProviderCon
                         "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                         "Accept: application/json\r\n";
   std::string body = "token=" + formEncode(token) + "&token_type_hint=access_token";
-  net::HttpGetResult response = net::httpRequest("POST", config.endpoint, headers, body,
+  HttpGetResult response = httpRequest("POST", config.endpoint, headers, body,
                                                  config.endpoint_ca, config.timeout);
   if (!response.ok) return result;  // down, slow, 4xx/5xx: never a pass
   auto claims = std::make_shared<jwt::Json>();
