@@ -45,5 +45,11 @@ struct LocalReply {
 void writeLocalReply(const LocalReply& reply, Buffer& out);
 // Appends `s` JSON-escaped (without quotes) to `out`.
 void appendJsonEscaped(std::string_view s, Buffer& out);
+// Appends `s` as a JSON string: quoted and escaped.
+inline void appendJsonString(std::string_view s, Buffer& out) {
+  out.append('"');
+  appendJsonEscaped(s, out);
+  out.append('"');
+}
 
 }  // namespace portico::http

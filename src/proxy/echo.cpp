@@ -1,9 +1,7 @@
 // The built-in `echo` upstream: answers with a JSON description of the request exactly as a
 // real upstream would have received it (after rewrites and header rules), which makes it the
 // quickstart's backend and a handy probe of routing config.
-#include <cstdio>
-
-#include "core/clock.hpp"
+#include "http/local_reply.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
@@ -11,12 +9,6 @@ namespace portico::proxy {
 namespace {
 
 constexpr size_t kMaxEchoedBody = 64 * 1024;
-
-void appendJsonString(Buffer& out, std::string_view s) {
-  out.append('"');
-  http::appendJsonEscaped(s, out);
-  out.append('"');
-}
 
 }  // namespace
 
@@ -68,13 +60,13 @@ bool Session::pumpEcho() {
   }
   Buffer body(1024 + rq_->echo_body.size());
   body.append("{\"method\":");
-  appendJsonString(body, seen.method);
+  http::appendJsonString(seen.method, body);
   body.append(",\"path\":");
-  appendJsonString(body, seen.path);
+  http::appendJsonString(seen.path, body);
   body.append(",\"query\":");
-  appendJsonString(body, seen.query);
+  http::appendJsonString(seen.query, body);
   body.append(",\"route\":");
-  appendJsonString(body, rq_->route->config->name);
+  http::appendJsonString(rq_->route->config->name, body);
   body.append(",\"headers\":{");
   bool first = true;
   for (const auto& h : seen.headers) {
@@ -82,14 +74,14 @@ bool Session::pumpEcho() {
     first = false;
     std::string lower(h.name);
     for (char& c : lower) c = http::asciiLower(c);
-    appendJsonString(body, lower);
+    http::appendJsonString(lower, body);
     body.append(':');
-    appendJsonString(body, h.value);
+    http::appendJsonString(h.value, body);
   }
   body.append("},\"body_bytes\":");
   body.appendDecimal(rq_->echo_body_bytes);
   body.append(",\"body\":");
-  appendJsonString(body, rq_->echo_body);
+  http::appendJsonString(rq_->echo_body, body);
   body.append("}\n");
 
   Buffer raw(256);
@@ -109,82 +101,6 @@ bool Session::pumpEcho() {
   rq_->resp_head_done = true;
   rq_->resp_framing = http::BodyFraming::None;
   return true;
-}
-
-void Session::writeAccessLog() {
-  observability::AccessLogSink* sink = worker_.accessLog();
-  if (sink == nullptr || !sink->enabled()) return;
-  if (sink->sample() < 1.0 &&
-      static_cast<double>(worker_.random() % 1'000'000) >= sink->sample() * 1'000'000) {
-    return;
-  }
-  uint64_t end_us = monotonicUs();
-  char time[64];
-  observability::formatUtcNow(time);
-  const RequestState& rq = *rq_;
-  std::string_view route = rq.route != nullptr ? std::string_view(rq.route->config->name) : "";
-  // Only what this request reached is named: a request refused before dispatch has no upstream.
-  const UpstreamRuntime* upstream =
-      rq.upstream_chosen ? &rq.snap->shared->upstreams[rq.upstream_index] : nullptr;
-  std::string_view upstream_name =
-      upstream != nullptr ? std::string_view(upstream->config->name) : std::string_view();
-  std::string_view endpoint;
-  if (upstream != nullptr && !rq.echo && rq.upstream_start_us != 0) {
-    endpoint = upstream->endpoint_keys[rq.endpoint_index];
-  }
-  double total_ms = static_cast<double>(end_us - rq_->start_us) / 1000.0;
-  double upstream_ms =
-      rq_->upstream_head_us > rq_->upstream_start_us && rq_->upstream_start_us != 0
-          ? static_cast<double>(rq_->upstream_head_us - rq_->upstream_start_us) / 1000.0
-          : 0.0;
-  Buffer line(512);
-  char num[64];
-  if (sink->json()) {
-    line.append("{\"time\":\"");
-    line.append(time);
-    line.append("\",\"request_id\":\"");
-    line.append(std::string_view(rq_->request_id, rq_->request_id_len));
-    line.append("\",\"client\":\"");
-    line.append(std::string_view(peer_text_, peer_len_));
-    line.append("\",\"method\":");
-    appendJsonString(line, rq_->method);
-    line.append(",\"path\":");
-    appendJsonString(line, rq_->path);
-    line.append(",\"route\":");
-    appendJsonString(line, route);
-    line.append(",\"upstream\":");
-    appendJsonString(line, upstream_name);
-    line.append(",\"endpoint\":");
-    appendJsonString(line, endpoint);
-    line.append(",\"status\":");
-    line.appendDecimal(static_cast<uint64_t>(rq_->status));
-    line.append(",\"bytes_in\":");
-    line.appendDecimal(rq_->bytes_in);
-    line.append(",\"bytes_out\":");
-    line.appendDecimal(rq_->bytes_out);
-    int n = std::snprintf(num, sizeof num, ",\"duration_ms\":%.3f,\"upstream_ms\":%.3f}\n",
-                          total_ms, upstream_ms);
-    line.append(std::string_view(num, static_cast<size_t>(n)));
-  } else {
-    line.append(time);
-    line.append(' ');
-    line.append(std::string_view(peer_text_, peer_len_));
-    line.append(" \"");
-    line.append(rq_->method);
-    line.append(' ');
-    line.append(rq_->path);
-    line.append("\" ");
-    line.appendDecimal(static_cast<uint64_t>(rq_->status));
-    line.append(' ');
-    line.appendDecimal(rq_->bytes_out);
-    int n = std::snprintf(num, sizeof num, " %.3fms ", total_ms);
-    line.append(std::string_view(num, static_cast<size_t>(n)));
-    line.append(route.empty() ? std::string_view("-") : route);
-    line.append(' ');
-    line.append(std::string_view(rq_->request_id, rq_->request_id_len));
-    line.append('\n');
-  }
-  worker_.accessLogBuffer().append(line.view());
 }
 
 }  // namespace portico::proxy

@@ -20,9 +20,7 @@ namespace {
 
 std::string jsonString(std::string_view s) {
   Buffer b(s.size() + 8);
-  b.append('"');
-  http::appendJsonEscaped(s, b);
-  b.append('"');
+  http::appendJsonString(s, b);
   return std::string(b.view());
 }
 
