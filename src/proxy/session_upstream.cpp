@@ -32,19 +32,9 @@ uint64_t Session::requestTimeoutMs() const {
 
 void Session::connectUpstream() {
   const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
-  const auto& pools = rq_->snap->pools[rq_->upstream_index];
-  size_t n = pools.size();
-  size_t index = rq_->snap->round_robin[rq_->upstream_index]++ % n;
-  if (upstream.config->balancing == config::Upstream::Balancing::LeastRequest && n > 1) {
-    size_t best = index;
-    for (size_t i = 1; i < n; ++i) {
-      size_t candidate = (index + i) % n;
-      if (pools[candidate]->active_requests < pools[best]->active_requests) best = candidate;
-    }
-    index = best;
-  }
-  rq_->endpoint_index = static_cast<uint32_t>(index);
-  upstream::EndpointPool& pool = *pools[index];
+  upstream::Cluster& cluster = rq_->snap->clusters[rq_->upstream_index];
+  rq_->endpoint_index = cluster.pick();
+  upstream::EndpointPool& pool = cluster.endpoint(rq_->endpoint_index);
   rq_->up = worker_.acquireUpstream(pool, this, rq_->up_reused, upstream.config->max_connections);
   if (rq_->up == nullptr) {
     if (errno == EMFILE || errno == ENFILE || errno == EBUSY) {

@@ -131,10 +131,11 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   const Snapshot& snap = *ws->shared;
   tls_ = snap.tls;
   ws->jwks = snap.jwks;
-  ws->pools.resize(snap.upstreams.size());
-  ws->round_robin.assign(snap.upstreams.size(), static_cast<uint32_t>(index_));
+  ws->clusters.reserve(snap.upstreams.size());
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {
     const UpstreamRuntime& upstream = snap.upstreams[u];
+    upstream::Cluster& cluster = ws->clusters.emplace_back(upstream.config->balancing,
+                                                           static_cast<uint32_t>(index_));
     for (size_t e = 0; e < upstream.addresses.size(); ++e) {
       auto& pool = pools_[upstream.endpoint_keys[e]];
       if (!pool) {
@@ -147,7 +148,7 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
       pool->http2 = upstream.config->protocol == config::Upstream::Protocol::Http2;
       pool->connect_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.connect.count());
       pool->tls_host = upstream.hosts[e];
-      ws->pools[u].push_back(pool.get());
+      cluster.addEndpoint(pool.get());
     }
   }
   if (current_ != nullptr) {

@@ -16,6 +16,7 @@
 #include "net/socket.hpp"
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
+#include "upstream/cluster.hpp"
 #include "upstream/connection.hpp"
 #include "upstream/http2_client.hpp"
 
@@ -43,8 +44,7 @@ class Worker;
 // upstreams. Reference-counted without atomics, since only the owning worker touches it.
 struct WorkerSnapshot {
   std::shared_ptr<const Snapshot> shared;
-  std::vector<std::vector<upstream::EndpointPool*>> pools;  // [upstream][endpoint]
-  std::vector<uint32_t> round_robin;                        // [upstream]
+  std::vector<upstream::Cluster> clusters;                  // [upstream]
   std::unique_ptr<auth::TokenCache> token_cache;            // made on first use
   std::vector<std::shared_ptr<const auth::jwt::KeySet>> jwks;  // [provider]: current key sets
   std::vector<std::atomic<int64_t>*> concurrency;  // [route]: in-flight counters, or null
