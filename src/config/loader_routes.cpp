@@ -11,6 +11,7 @@
 
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
+#include "filters/ip_rules/config.hpp"
 
 namespace portico::config::detail {
 namespace {
@@ -32,8 +33,8 @@ bool hasControlBreak(std::string_view value) {
 constexpr std::string_view kRouteKeys[] = {
     "name",      "match",   "priority",       "upstream",   "split",
     "rewrite",   "auth",    "headers",        "authorize",  "timeout",
-    "max_body_bytes", "rate_limit", "concurrency_limit"};
-constexpr std::string_view kRouteUnsupported[] = {"cache", "cors", "ip", "grpc", "aggregate"};
+    "max_body_bytes", "rate_limit", "concurrency_limit", "ip"};
+constexpr std::string_view kRouteUnsupported[] = {"cache", "cors", "grpc", "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
@@ -119,6 +120,9 @@ class RouteParser {
     }
     if (const Field* f = map.find("rate_limit")) {
       parseRouteRateLimits(ctx_, f->item(), config_, route);
+    }
+    if (const Field* f = map.find("ip")) {
+      route.ip = filters::parseIpRules(ctx_, f->item());
     }
     if (const Field* f = map.find("concurrency_limit")) {
       route.concurrency_limit = static_cast<uint32_t>(

@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "config/cidr.hpp"
+#include "filters/ip_rules/config.hpp"
+
 namespace portico::config {
 
 using Duration = std::chrono::milliseconds;
@@ -30,13 +33,6 @@ struct Limits {
   uint32_t http2_max_concurrent_streams = 100;  // advertised in SETTINGS; more are refused
   // Streams open at once on one worker over all its HTTP/2 connections; more are refused.
   uint64_t http2_max_streams_per_worker = 16'384;
-};
-
-struct Cidr {
-  // IPv4 addresses are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d) so one compare serves both.
-  std::array<uint8_t, 16> address{};
-  uint8_t prefix_len = 0;  // 0..128, in the IPv6 space
-  std::string text;        // as written, for messages
 };
 
 // One certificate of a TLS listener. Paths are absolute (resolved against the config's folder)
@@ -303,6 +299,7 @@ struct Route {
   HeaderEdits response_headers;
   std::optional<Duration> timeout;          // overrides the upstream's request timeout
   std::optional<uint64_t> max_body_bytes;   // overrides the listener's
+  std::optional<filters::IpRulesConfig> ip;  // `ip: {allow, deny}`
   bool auth_public = false;                 // true: `auth: public`
   std::vector<std::string> auth;            // provider names (any one authenticates); set iff
                                             // !auth_public; each names an auth_providers entry

@@ -430,6 +430,7 @@ void Session::startRequest(size_t head_end) {
   }
   const RouteRuntime& route = snap.routes[match.route_index];
   rq.route = &route;
+  if (!route.request_filters.empty() && !runRequestFilters(route, has_body)) return;
   if (!route.auth_providers.empty()) {
     switch (checkAuth(route, has_body)) {
       case AuthStep::Refused:
@@ -442,6 +443,18 @@ void Session::startRequest(size_t head_end) {
     }
   }
   checkLimits(route, match);
+}
+
+bool Session::runRequestFilters(const RouteRuntime& route, bool has_body) {
+  const net::SocketAddress client = clientAddress();
+  const filters::RequestInfo request{client};
+  for (const auto& filter : route.request_filters) {
+    if (auto refusal = filter->onRequestHead(request)) {
+      replyError(refusal->code, refusal->message, has_body);
+      return false;
+    }
+  }
+  return true;
 }
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {

@@ -151,6 +151,10 @@ class Session final : public net::EventHandler,
   // The request passed auth: concurrency and rate limits, then admit().
   void checkLimits(const RouteRuntime& route, const router::MatchResult& match);
   std::string_view clientAddressForLimits(std::string& scratch) const;
+  // The peer, or behind trusted_proxies the rightmost X-Forwarded-For address not one of them.
+  net::SocketAddress clientAddress() const;
+  // The route's request filters (filters/filter.hpp); false when one answered the request.
+  bool runRequestFilters(const RouteRuntime& route, bool has_body);
   void giveBackLocal(size_t before);
   void sendToRedis();
   void redisFailed();

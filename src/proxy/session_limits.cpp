@@ -87,10 +87,15 @@ std::string_view ipKey(const net::SocketAddress& address, unsigned ipv6_prefix,
 std::string_view Session::clientAddressForLimits(std::string& scratch) const {
   const config::Listener& listen = listener();
   const auto& trusted = listen.trusted_proxies;
-  if (trusted.empty() || !inCidrs(trusted, peer_)) {
-    if (peer_.family() != AF_INET6) return std::string_view(peer_text_, peer_len_);
-    return ipKey(peer_, listen.limit_ipv6_prefix, scratch);
+  if ((trusted.empty() || !inCidrs(trusted, peer_)) && peer_.family() != AF_INET6) {
+    return std::string_view(peer_text_, peer_len_);
   }
+  return ipKey(clientAddress(), listen.limit_ipv6_prefix, scratch);
+}
+
+net::SocketAddress Session::clientAddress() const {
+  const auto& trusted = listener().trusted_proxies;
+  if (trusted.empty() || !inCidrs(trusted, peer_)) return peer_;
   // Behind trusted proxies: the rightmost X-Forwarded-For address that is not one of them.
   net::SocketAddress found;
   bool any = false;
@@ -114,7 +119,7 @@ std::string_view Session::clientAddressForLimits(std::string& scratch) const {
       }
     }
   }
-  return ipKey(any ? found : peer_, listen.limit_ipv6_prefix, scratch);
+  return any ? found : peer_;
 }
 
 // Concurrency first (it costs no counter), then the rate limits; admit() when all of them let

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "auth/authenticator.hpp"
+#include "filters/chain.hpp"
 #include "ratelimit/limiter.hpp"
 #include "tls/client_context.hpp"
 #include "tls/server_context.hpp"
@@ -101,6 +102,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     rt.request_drop = dropList(route.request_headers);
     rt.response_drop = dropList(route.response_headers);
     rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
+    rt.request_filters = filters::buildRequestFilters(route);
     for (const auto& name : route.auth) {
       int index = snap->auth->providerIndex(name);
       if (index < 0) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/model.hpp"
+#include "filters/filter.hpp"
 #include "net/socket.hpp"
 #include "router/router.hpp"
 
@@ -47,6 +48,7 @@ struct RouteRuntime {
   std::vector<std::string> response_drop;
   bool rewrites = false;
   std::vector<uint32_t> auth_providers;  // Authenticator indexes; empty iff auth: public
+  filters::RequestFilters request_filters;  // run before auth, in order
 };
 
 struct Snapshot {
