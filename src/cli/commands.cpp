@@ -55,6 +55,21 @@ std::string keyText(const std::vector<config::RateLimitKeyPart>& key) {
   return out;
 }
 
+// The route's client address rules, when it has any.
+void printIpRules(const config::Route& rc) {
+  if (!rc.ip) return;
+  auto list = [](const std::vector<config::Cidr>& cidrs) {
+    std::string out;
+    for (const auto& cidr : cidrs) out += (out.empty() ? "" : ", ") + cidr.text;
+    return out;
+  };
+  std::printf("ip:        ");
+  if (!rc.ip->allow.empty()) std::printf("allow [%s]%s", list(rc.ip->allow).c_str(),
+                                         rc.ip->deny.empty() ? "" : "; ");
+  if (!rc.ip->deny.empty()) std::printf("deny [%s] (deny wins)", list(rc.ip->deny).c_str());
+  std::printf("\n");
+}
+
 // The route's rate limits with their keys and stores, and its concurrency limit.
 void printLimits(const config::Route& rc) {
   if (rc.rate_limits.empty() && rc.concurrency_limit == 0) {
@@ -194,6 +209,7 @@ int explainCommand(const std::string& config_path, const std::string& method,
     std::printf("response header remove: %s\n", joined(rc.response_headers.remove).c_str());
   }
   if (rc.timeout) std::printf("timeout:   %lld ms\n", static_cast<long long>(rc.timeout->count()));
+  printIpRules(rc);
   printLimits(rc);
   return 0;
 }

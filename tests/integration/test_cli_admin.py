@@ -262,6 +262,16 @@ def test_explain_shows_auth_and_authorize(portico_bin, write):
     p = run(portico_bin, "explain", "-c", path, "GET", "http://x/other")
     assert "auth:      public" in p.stdout
     assert "authorize" not in p.stdout
+    assert "ip:" not in p.stdout
+
+
+def test_explain_shows_ip_rules(portico_bin, write):
+    path = write(EXPLAIN_AUTH.replace(
+        "auth: public}", "auth: public, ip: {allow: [10.0.0.0/8], deny: [10.6.6.0/24, '::1']}}"))
+    p = run(portico_bin, "explain", "-c", path, "GET", "http://x/other")
+    assert p.returncode == 0, p.stderr
+    assert "ip:        allow [10.0.0.0/8]; deny [10.6.6.0/24, ::1] (deny wins)" in p.stdout, \
+        p.stdout
 
 
 EXPLAIN_LIMITS = """\
