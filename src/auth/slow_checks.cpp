@@ -233,8 +233,8 @@ SlowCheckResult Authenticator::introspect(const config::IntrospectionProviderCon
                         "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                         "Accept: application/json\r\n";
   std::string body = "token=" + formEncode(token) + "&token_type_hint=access_token";
-  HttpGetResult response = httpRequest("POST", config.endpoint, headers, body,
-                                                 config.endpoint_ca, config.timeout);
+  HttpGetResult response =
+      httpRequest("POST", config.endpoint, headers, body, config.endpoint_ca, config.timeout);
   if (!response.ok) return result;  // down, slow, 4xx/5xx: never a pass
   auto claims = std::make_shared<jwt::Json>();
   if (!jwt::parseJson(response.body, *claims) || !claims->is_object()) return result;

@@ -64,8 +64,9 @@ void printIpRules(const config::Route& rc) {
     return out;
   };
   std::printf("ip:        ");
-  if (!rc.ip->allow.empty()) std::printf("allow [%s]%s", list(rc.ip->allow).c_str(),
-                                         rc.ip->deny.empty() ? "" : "; ");
+  if (!rc.ip->allow.empty()) {
+    std::printf("allow [%s]%s", list(rc.ip->allow).c_str(), rc.ip->deny.empty() ? "" : "; ");
+  }
   if (!rc.ip->deny.empty()) std::printf("deny [%s] (deny wins)", list(rc.ip->deny).c_str());
   std::printf("\n");
 }

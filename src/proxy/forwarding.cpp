@@ -113,8 +113,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
       case RequestField::Forward: break;
     }
-    if (rq.head.connection_lists_headers &&
-        http::connectionListsField(rq.head.headers, h.name)) {
+    if (rq.head.connection_lists_headers && http::connectionListsField(rq.head.headers, h.name)) {
       continue;
     }
     if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;

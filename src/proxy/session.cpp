@@ -411,8 +411,7 @@ void Session::startRequest(size_t head_end) {
 
   rq.snap = worker_.acquireSnapshot();
   const Snapshot& snap = *rq.snap->shared;
-  router::RequestView view{rq.head.method, rq.host, rq.path, rq.head.query,
-                           rq.head.headers};
+  router::RequestView view{rq.head.method, rq.host, rq.path, rq.head.query, rq.head.headers};
   router::MatchResult match = snap.router->match(view);
   bool has_body = rq.head.framing != http::BodyFraming::None;
   if (rq.head.upgrade && !has_body && !rq.version_1_0) {

@@ -84,19 +84,18 @@ void Session::startSlowCheck(auth::AuthResult pending, bool has_body) {
           : worker_.callPool();
   net::EventLoop* loop = &worker_.loop();
   // The job holds the snapshot: its authenticator lives as long as the check runs.
-  bool queued = pool != nullptr &&
-                pool->submit(verifyQueueKey(peer_), [snapshot = rq_->snap->shared, provider, loop, self = this, generation,
-                              waiting = rq_->slow_check.arm(),
-                              credential = std::move(pending.pending_credential)]() mutable {
-                  if (!waiting->load(std::memory_order_relaxed)) return;
-                  auth::SlowCheckResult check = snapshot->auth->checkSlowly(
-                      provider, credential, static_cast<int64_t>(time(nullptr)));
-                  loop->post([self, generation, provider, credential = std::move(credential),
-                              check = std::move(check)] {
-                    self->resumeAuth(generation, provider, credential, check);
-                  });
-                });
-  if (!queued) {
+  auto job = [snapshot = rq_->snap->shared, provider, loop, self = this, generation,
+              waiting = rq_->slow_check.arm(),
+              credential = std::move(pending.pending_credential)]() mutable {
+    if (!waiting->load(std::memory_order_relaxed)) return;
+    auth::SlowCheckResult check =
+        snapshot->auth->checkSlowly(provider, credential, static_cast<int64_t>(time(nullptr)));
+    loop->post([self, generation, provider, credential = std::move(credential),
+                check = std::move(check)] {
+      self->resumeAuth(generation, provider, credential, check);
+    });
+  };
+  if (pool == nullptr || !pool->submit(verifyQueueKey(peer_), std::move(job))) {
     replyError(http::ErrorCode::Unavailable, "too many authentication checks are waiting",
                has_body);
   }

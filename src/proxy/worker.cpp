@@ -134,8 +134,8 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   ws->clusters.reserve(snap.upstreams.size());
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {
     const UpstreamRuntime& upstream = snap.upstreams[u];
-    upstream::Cluster& cluster = ws->clusters.emplace_back(upstream.config->balancing,
-                                                           static_cast<uint32_t>(index_));
+    upstream::Cluster& cluster =
+        ws->clusters.emplace_back(upstream.config->balancing, static_cast<uint32_t>(index_));
     for (size_t e = 0; e < upstream.addresses.size(); ++e) {
       auto& pool = pools_[upstream.endpoint_keys[e]];
       if (!pool) {
