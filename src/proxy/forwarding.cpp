@@ -62,17 +62,9 @@ void appendField(Buffer& out, std::string_view name, std::string_view value) {
 
 bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& peer) {
   if (cidrs.empty()) return false;
-  auto bytes = peer.asV6Bytes();
-  for (const auto& cidr : cidrs) {
-    unsigned bits = cidr.prefix_len;
-    size_t full = bits / 8;
-    if (!std::equal(bytes.begin(), bytes.begin() + full, cidr.address.begin())) continue;
-    unsigned rest = bits % 8;
-    if (rest == 0) return true;
-    uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
-    if ((bytes[full] & mask) == (cidr.address[full] & mask)) return true;
-  }
-  return false;
+  const auto bytes = peer.asV6Bytes();
+  return std::any_of(cidrs.begin(), cidrs.end(),
+                     [&](const config::Cidr& cidr) { return cidr.contains(bytes); });
 }
 
 void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchResult&) {

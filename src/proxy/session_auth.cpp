@@ -1,12 +1,11 @@
 // The auth step of a session: the route's providers, then authorize; checks too slow for the
 // worker (password hashes, token introspection) go to the verify pool and come back here.
-#include <algorithm>
 #include <ctime>
-#include <iterator>
 #include <string_view>
 
 #include "auth/authenticator.hpp"
 #include "auth/verify_pool.hpp"
+#include "config/cidr.hpp"
 #include "core/siphash.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
@@ -64,8 +63,7 @@ namespace {
 // client holds a whole /64 as easily as one address).
 uint64_t verifyQueueKey(const net::SocketAddress& peer) {
   const auto bytes = peer.asV6Bytes();
-  constexpr uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  const bool v4 = std::equal(std::begin(kV4Mapped), std::end(kV4Mapped), bytes.begin());
+  const bool v4 = config::isIpv4Mapped(bytes);
   const std::string_view key(reinterpret_cast<const char*>(bytes.data()), v4 ? 16 : 8);
   return sipHash<1, 3>(processSipKey(), key);
 }
