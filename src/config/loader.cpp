@@ -301,14 +301,12 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
   if (const Field* f = map.find("protocol")) {
     if (auto value = ctx.text(f->item())) {
       if (*value == "grpc") {
-        ctx.error(ctx.pos(f->item()), "protocol " + quote(*value) +
-                                          " is not supported yet by this version of portico "
-                                          "(use http1 or http2)");
+        up.protocol = Upstream::Protocol::Grpc;
       } else if (*value == "http2") {
         up.protocol = Upstream::Protocol::Http2;
       } else if (*value != "http1") {
-        ctx.error(ctx.pos(f->item()),
-                  "invalid value " + quote(*value) + " for \"protocol\" (use http1 or http2)");
+        ctx.error(ctx.pos(f->item()), "invalid value " + quote(*value) +
+                                          " for \"protocol\" (use http1, http2 or grpc)");
       }
     }
   }

@@ -11,6 +11,7 @@
 
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
+#include "filters/cors/config.hpp"
 #include "filters/ip_rules/config.hpp"
 
 namespace portico::config::detail {
@@ -31,10 +32,10 @@ bool hasControlBreak(std::string_view value) {
 }
 
 constexpr std::string_view kRouteKeys[] = {
-    "name",      "match",   "priority",       "upstream",   "split",
-    "rewrite",   "auth",    "headers",        "authorize",  "timeout",
-    "max_body_bytes", "rate_limit", "concurrency_limit", "ip"};
-constexpr std::string_view kRouteUnsupported[] = {"cache", "cors", "grpc", "aggregate"};
+    "name",           "match",      "priority",          "upstream",  "split",
+    "rewrite",        "auth",       "headers",           "authorize", "timeout",
+    "max_body_bytes", "rate_limit", "concurrency_limit", "ip",        "cors"};
+constexpr std::string_view kRouteUnsupported[] = {"cache", "grpc", "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
@@ -123,6 +124,9 @@ class RouteParser {
     }
     if (const Field* f = map.find("ip")) {
       route.ip = filters::parseIpRules(ctx_, f->item());
+    }
+    if (const Field* f = map.find("cors")) {
+      route.cors = filters::parseCors(ctx_, f->item());
     }
     if (const Field* f = map.find("concurrency_limit")) {
       route.concurrency_limit = static_cast<uint32_t>(

@@ -116,9 +116,13 @@ TEST_F(ConfigTls, UpstreamTlsAndProtocol) {
             std::vector<std::string>{"a client certificate needs both \"cert\" and \"key\""});
   EXPECT_EQ(messages("", "    tls: {sni: \"*.internal\"}\n"),
             std::vector<std::string>{"invalid value \"*.internal\" for \"sni\" (use a DNS name)"});
-  EXPECT_EQ(messages("", "    protocol: grpc\n"),
-            std::vector<std::string>{"protocol \"grpc\" is not supported yet by this version of "
-                                     "portico (use http1 or http2)"});
+  r = load("", "    protocol: grpc\n");
+  ASSERT_TRUE(r.config) << r.errors[0].format();
+  EXPECT_EQ(r.config->upstreams.at("u").protocol, Upstream::Protocol::Grpc);
+  EXPECT_TRUE(r.config->upstreams.at("u").speaksHttp2());
+  EXPECT_EQ(
+      messages("", "    protocol: h3\n"),
+      std::vector<std::string>{"invalid value \"h3\" for \"protocol\" (use http1, http2 or grpc)"});
 }
 
 TEST_F(ConfigTls, MtlsProviderAndSubjects) {

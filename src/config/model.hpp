@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/cidr.hpp"
+#include "filters/cors/config.hpp"
 #include "filters/ip_rules/config.hpp"
 
 namespace portico::config {
@@ -115,7 +116,8 @@ struct UpstreamTls {
 };
 
 struct Upstream {
-  enum class Protocol : uint8_t { Http1, Http2 };
+  // Grpc is HTTP/2 whose requests always carry `te: trailers` (gRPC needs it).
+  enum class Protocol : uint8_t { Http1, Http2, Grpc };
   enum class Balancing : uint8_t { RoundRobin, LeastRequest };
   enum class Builtin : uint8_t { None, Echo };
 
@@ -128,6 +130,8 @@ struct Upstream {
   uint32_t max_connections = 1024;  // per worker and endpoint
   uint32_t max_idle = 128;          // per worker and endpoint
   std::optional<UpstreamTls> tls;
+
+  bool speaksHttp2() const { return protocol != Protocol::Http1; }
 };
 
 struct HeaderMatch {
@@ -300,6 +304,7 @@ struct Route {
   std::optional<Duration> timeout;          // overrides the upstream's request timeout
   std::optional<uint64_t> max_body_bytes;   // overrides the listener's
   std::optional<filters::IpRulesConfig> ip;  // `ip: {allow, deny}`
+  std::optional<filters::CorsConfig> cors;
   bool auth_public = false;                 // true: `auth: public`
   std::vector<std::string> auth;            // provider names (any one authenticates); set iff
                                             // !auth_public; each names an auth_providers entry

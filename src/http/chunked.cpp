@@ -115,7 +115,8 @@ bool ChunkedDecoder::stepTrailer(char c) {
   }
 }
 
-ChunkedDecoder::Result ChunkedDecoder::feed(const char* data, size_t len, std::string* data_out) {
+ChunkedDecoder::Result ChunkedDecoder::feed(const char* data, size_t len, std::string* data_out,
+                                            std::string* trailers_out) {
   Result r;
   size_t i = 0;
   auto fail = [&] {
@@ -189,7 +190,10 @@ ChunkedDecoder::Result ChunkedDecoder::feed(const char* data, size_t len, std::s
         const bool field_byte =
             state_ != State::FinalLf && !(state_ == State::TrailerStart && c == '\r');
         if (!stepTrailer(c)) return fail();
-        if (field_byte) ++r.trailer_bytes;
+        if (field_byte) {
+          ++r.trailer_bytes;
+          if (trailers_out) trailers_out->push_back(c);
+        }
         ++i;
         break;
       }

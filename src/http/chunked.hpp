@@ -25,7 +25,9 @@ class ChunkedDecoder {
   };
 
   void reset() { *this = ChunkedDecoder{}; }
-  Result feed(const char* data, size_t len, std::string* data_out = nullptr);
+  // `trailers_out`, when given, gets the trailer section's field lines ("name: value\r\n").
+  Result feed(const char* data, size_t len, std::string* data_out = nullptr,
+              std::string* trailers_out = nullptr);
   uint64_t dataBytes() const { return data_bytes_; }
   // Data bytes received plus those the current chunk's size line still announces.
   uint64_t announcedBytes() const { return data_bytes_ + remaining_; }

@@ -87,6 +87,20 @@ TEST(ChunkedDecoder, CountsTrailerFieldBytesAcrossSplits) {
   }
 }
 
+TEST(ChunkedDecoder, GivesTrailerFieldLinesAcrossSplits) {
+  const std::string body = "1\r\na\r\n0\r\ngrpc-status: 0\r\nX-B: \r\n\r\n";
+  for (size_t split = 1; split < body.size(); ++split) {
+    ChunkedDecoder d;
+    std::string data, trailers;
+    auto a = d.feed(body.data(), split, &data, &trailers);
+    auto b = d.feed(body.data() + a.consumed, body.size() - a.consumed, &data, &trailers);
+    ASSERT_FALSE(a.error || b.error) << split;
+    EXPECT_TRUE(b.done);
+    EXPECT_EQ(data, "a");
+    EXPECT_EQ(trailers, "grpc-status: 0\r\nX-B: \r\n") << split;
+  }
+}
+
 TEST(ChunkedDecoder, AnnouncedBytesIncludeTheChunkInProgress) {
   const std::string wire = "4\r\nabcd\r\n100000010\r\nAAAA";
   ChunkedDecoder d;

@@ -59,4 +59,12 @@ inline const HeaderField* findHeader(HeaderList headers, std::string_view name) 
   return nullptr;
 }
 
+// A CORS preflight (Fetch standard §4.8: OPTIONS with Origin and Access-Control-Request-Method)
+// asks whether the request it announces may be made: its method, or empty for any other request.
+inline std::string_view preflightMethod(std::string_view method, HeaderList headers) {
+  if (method != "OPTIONS" || findHeader(headers, "origin") == nullptr) return {};
+  const HeaderField* requested = findHeader(headers, "access-control-request-method");
+  return requested != nullptr ? requested->value : std::string_view();
+}
+
 }  // namespace portico::http

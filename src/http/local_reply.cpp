@@ -1,5 +1,7 @@
 #include "http/local_reply.hpp"
 
+#include "http/header.hpp"
+
 namespace portico::http {
 
 int statusOf(ErrorCode code) {
@@ -48,6 +50,8 @@ std::string_view reasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 204:
+      return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -83,7 +87,150 @@ void appendJsonEscaped(std::string_view s, Buffer& out) {
   }
 }
 
+namespace {
+
+void appendConnection(bool close, bool keep_alive_1_0, Buffer& out) {
+  if (close)
+    out.append("\r\nConnection: close");
+  else if (keep_alive_1_0)
+    out.append("\r\nConnection: keep-alive");
+}
+
+void appendCommonFields(const LocalReply& reply, Buffer& out) {
+  if (!reply.request_id.empty()) {
+    out.append("\r\nX-Request-Id: ");
+    out.append(reply.request_id);
+  }
+  if (!reply.www_authenticate.empty()) {
+    out.append("\r\nWWW-Authenticate: ");
+    out.append(reply.www_authenticate);
+  }
+  if (!reply.allow.empty()) {
+    out.append("\r\nAllow: ");
+    out.append(reply.allow);
+  }
+  appendConnection(reply.close, reply.keep_alive_1_0, out);
+  out.append("\r\n");
+  out.append(reply.extra_headers);
+  out.append(reply.filter_headers);
+}
+
+// A trailers-only response: the status and the message travel in the head, which HTTP/2 sends
+// as one HEADERS frame with END_STREAM.
+void writeGrpcReply(const LocalReply& reply, Buffer& out) {
+  out.append("HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nGrpc-Status: ");
+  out.appendDecimal(static_cast<uint64_t>(grpcStatusOf(statusOf(reply.code))));
+  out.append("\r\nGrpc-Message: ");
+  appendGrpcMessage(reply.message, out);
+  out.append("\r\nContent-Length: 0");
+  appendCommonFields(reply, out);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+int grpcStatusOf(int http_status) {
+  switch (http_status) {
+    case 400:
+      return 13;  // INTERNAL, as gRPC maps HTTP statuses it did not expect
+    case 401:
+      return 16;  // UNAUTHENTICATED
+    case 403:
+      return 7;  // PERMISSION_DENIED
+    case 404:
+      return 12;  // UNIMPLEMENTED
+    case 405:
+      return 12;
+    case 408:
+      return 4;  // DEADLINE_EXCEEDED
+    case 413:
+      return 8;  // RESOURCE_EXHAUSTED
+    case 429:
+      return 8;
+    case 502:
+      return 14;  // UNAVAILABLE
+    case 503:
+      return 14;
+    case 504:
+      return 4;
+    case 500:
+      return 13;
+    default:
+      return http_status >= 500 ? 14 : 2;  // UNKNOWN
+  }
+}
+
+bool isGrpcContentType(std::string_view content_type) {
+  constexpr std::string_view kGrpc = "application/grpc";
+  if (content_type.size() < kGrpc.size() ||
+      !equalsIgnoreCase(content_type.substr(0, kGrpc.size()), kGrpc)) {
+    return false;
+  }
+  if (content_type.size() == kGrpc.size()) return true;
+  char next = content_type[kGrpc.size()];
+  return next == '+' || next == ';' || next == '-';
+}
+
+std::optional<uint64_t> parseGrpcTimeoutMs(std::string_view value) {
+  if (value.size() < 2 || value.size() > 9) return std::nullopt;
+  uint64_t amount = 0;
+  for (char c : value.substr(0, value.size() - 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    amount = amount * 10 + static_cast<uint64_t>(c - '0');
+  }
+  switch (value.back()) {
+    case 'H':
+      return amount * 3'600'000;
+    case 'M':
+      return amount * 60'000;
+    case 'S':
+      return amount * 1000;
+    case 'm':
+      return amount;
+    case 'u':
+      return (amount + 999) / 1000;
+    case 'n':
+      return (amount + 999'999) / 1'000'000;
+    default:
+      return std::nullopt;
+  }
+}
+
+void appendGrpcMessage(std::string_view message, Buffer& out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : message) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u <= 0x7e && c != '%') {
+      out.append(c);
+    } else {
+      char esc[3] = {'%', kHex[u >> 4], kHex[u & 15]};
+      out.append(std::string_view(esc, 3));
+    }
+  }
+}
+
+void writeEmptyReply(const EmptyReply& reply, Buffer& out) {
+  out.append("HTTP/1.1 ");
+  out.appendDecimal(static_cast<uint64_t>(reply.status));
+  out.append(' ');
+  out.append(reasonPhrase(reply.status));
+  // RFC 9110 §8.6: a 204 has no Content-Length; anything else says its body is empty.
+  if (reply.status != 204) out.append("\r\nContent-Length: 0");
+  if (!reply.request_id.empty()) {
+    out.append("\r\nX-Request-Id: ");
+    out.append(reply.request_id);
+  }
+  appendConnection(reply.close, reply.keep_alive_1_0, out);
+  out.append("\r\n");
+  out.append(reply.headers);
+  out.append("\r\n");
+}
+
 void writeLocalReply(const LocalReply& reply, Buffer& out) {
+  if (reply.grpc) {
+    writeGrpcReply(reply, out);
+    return;
+  }
   int status = statusOf(reply.code);
   // The body first, into a small stack buffer, so Content-Length is known.
   Buffer body(256 + reply.message.size() + reply.request_id.size());
@@ -103,22 +250,7 @@ void writeLocalReply(const LocalReply& reply, Buffer& out) {
   out.append(reasonPhrase(status));
   out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
   out.appendDecimal(body.size());
-  if (!reply.request_id.empty()) {
-    out.append("\r\nX-Request-Id: ");
-    out.append(reply.request_id);
-  }
-  if (!reply.www_authenticate.empty()) {
-    out.append("\r\nWWW-Authenticate: ");
-    out.append(reply.www_authenticate);
-  }
-  if (!reply.allow.empty()) {
-    out.append("\r\nAllow: ");
-    out.append(reply.allow);
-  }
-  if (reply.close) out.append("\r\nConnection: close");
-  else if (reply.keep_alive_1_0) out.append("\r\nConnection: keep-alive");
-  out.append("\r\n");
-  out.append(reply.extra_headers);
+  appendCommonFields(reply, out);
   out.append("\r\n");
   out.append(body.view());
 }

@@ -1,7 +1,10 @@
 #pragma once
 // Every response the gateway makes itself (SPEC §4): JSON error body, matching status, the
-// request id, and Connection: close when the connection ends after it.
+// request id, and Connection: close when the connection ends after it. A gRPC client gets its
+// errors as a trailers-only gRPC response instead (SPEC §8).
 
+#include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "core/buffer.hpp"
@@ -39,10 +42,32 @@ struct LocalReply {
   std::string_view extra_headers;     // whole lines, each ending in CRLF (Retry-After, ...)
   bool close = false;      // adds Connection: close
   bool keep_alive_1_0 = false;  // HTTP/1.0 client that asked for keep-alive
+  std::string_view filter_headers;  // whole lines the route's filters add (CORS, ...)
+  bool grpc = false;  // the request is gRPC: 200, grpc-status and grpc-message, no body
 };
 
 // Appends the whole response (head and body) to `out`.
 void writeLocalReply(const LocalReply& reply, Buffer& out);
+
+// An answer the gateway makes without a body (a CORS preflight's 204, ...).
+struct EmptyReply {
+  int status;
+  std::string_view request_id;
+  std::string_view headers;  // whole lines, each ending in CRLF
+  bool close = false;
+  bool keep_alive_1_0 = false;
+};
+void writeEmptyReply(const EmptyReply& reply, Buffer& out);
+
+// The gRPC status code (grpc/doc/statuscodes.md) a gateway error with this HTTP status carries.
+int grpcStatusOf(int http_status);
+// Whether a content-type names a gRPC request (application/grpc, application/grpc+proto, ...).
+bool isGrpcContentType(std::string_view content_type);
+// A grpc-timeout value ("100m", "5S": up to 8 digits and a unit of H M S m u n) in
+// milliseconds, rounded up; nullopt when it is not one.
+std::optional<uint64_t> parseGrpcTimeoutMs(std::string_view value);
+// Appends `message` percent-encoded as grpc-message wants it (grpc/doc/PROTOCOL-HTTP2.md).
+void appendGrpcMessage(std::string_view message, Buffer& out);
 // Appends `s` JSON-escaped (without quotes) to `out`.
 void appendJsonEscaped(std::string_view s, Buffer& out);
 // Appends `s` as a JSON string: quoted and escaped.

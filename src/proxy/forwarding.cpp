@@ -58,6 +58,24 @@ void appendField(Buffer& out, std::string_view name, std::string_view value) {
   out.append("\r\n");
 }
 
+// Whether the client's TE lists "trailers" (RFC 9110 §10.1.4).
+bool acceptsTrailers(http::HeaderList headers) {
+  for (const auto& h : headers) {
+    if (h.name.size() != 2 || !http::equalsIgnoreCase(h.name, "te")) continue;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      item = item.substr(0, item.find(';'));
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (http::equalsIgnoreCase(item, "trailers")) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& peer) {
@@ -117,6 +135,13 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   }
   if (rq.upgrade) {
     out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
+  }
+  // TE is hop-by-hop, but "trailers" says what the end client can take: an HTTP/2 upstream
+  // gets it (the HTTP/2 client below passes this one TE on), and gRPC always does.
+  const config::Upstream& upstream = *rq.snap->shared->upstreams[rq.upstream_index].config;
+  if (upstream.speaksHttp2() &&
+      (upstream.protocol == config::Upstream::Protocol::Grpc || acceptsTrailers(rq.head.headers))) {
+    out.append("TE: trailers\r\n");
   }
   if (rq.authenticated) appendIdentityHeaders(out);
   appendField(out, "X-Request-Id", std::string_view(rq.request_id, rq.request_id_len));
@@ -204,6 +229,7 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
       appendField(out_, name, value);
     }
   }
+  out_.append(rq_->filter_headers);
   if (rq_->touch_count > 0) {
     rq_->extra_headers.clear();
     appendLimitHeaders(rq_->extra_headers);

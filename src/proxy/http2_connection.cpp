@@ -79,8 +79,9 @@ struct Http2Connection::Callbacks {
       stream->cookie.append(value);
       return 0;
     }
-    // te is only ever "trailers" here (nghttp2 checks); expect is answered by nobody in HTTP/2.
-    if (name == "te" || name == "expect") return 0;
+    // te is only ever "trailers" here (nghttp2 checks): kept, so that an HTTP/2 upstream learns
+    // the client takes trailers. Expect is answered by nobody in HTTP/2.
+    if (name == "expect") return 0;
     if (name == "content-length") stream->has_content_length = true;
     stream->fields.append(name);
     stream->fields.append(": ");
@@ -180,6 +181,12 @@ struct Http2Connection::Callbacks {
     if (made_room && stream->session_blocked) {
       stream->session_blocked = false;
       c.markReady(*stream);
+    }
+    if ((*data_flags & NGHTTP2_DATA_FLAG_EOF) != 0 && !stream->trailers.empty() &&
+        stream->chunked_decoder.done()) {
+      // The stream ends with the trailers' HEADERS frame instead of this DATA frame.
+      if (!c.submitTrailers(*stream)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     return n;
   }
@@ -489,7 +496,7 @@ size_t Http2Connection::takeResponse(Http2Stream& stream, const char* data, size
         break;
       case http::BodyFraming::Chunked: {
         stream.decoded.clear();
-        auto r = stream.chunked_decoder.feed(p, n, &stream.decoded);
+        auto r = stream.chunked_decoder.feed(p, n, &stream.decoded, &stream.trailers);
         if (r.error) {
           reset(stream, NGHTTP2_INTERNAL_ERROR);
           return size;
@@ -548,6 +555,28 @@ bool Http2Connection::submitHead(Http2Stream& stream, size_t head_end) {
   if (rc != 0) return false;
   stream.head_submitted = true;
   return true;
+}
+
+bool Http2Connection::submitTrailers(Http2Stream& stream) {
+  std::vector<nghttp2_nv> fields;
+  std::string& lines = stream.trailers;
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    size_t end = lines.find("\r\n", pos);
+    if (end == std::string::npos) break;
+    std::string_view line(lines.data() + pos, end - pos);
+    size_t colon = line.find(':');
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    // Lowered in place: HTTP/2 names are lowercase (RFC 9113 §8.2.1).
+    for (size_t i = pos; i < pos + name.size(); ++i) lines[i] = http::asciiLower(lines[i]);
+    if (!http::isHopByHop(name)) fields.push_back(http::nghttp2Field(name, value));
+    pos = end + 2;
+  }
+  return nghttp2_submit_trailer(session_, stream.id, fields.data(), fields.size()) == 0;
 }
 
 void Http2Connection::reset(Http2Stream& stream, uint32_t error_code) {

@@ -56,6 +56,7 @@ struct Http2Stream {
   uint64_t remaining = 0;
   http::ChunkedDecoder chunked_decoder;
   std::string decoded;           // scratch for de-chunking
+  std::string trailers;          // the chunked body's trailer fields: a HEADERS frame after DATA
   Buffer body;                   // waiting for DATA frames
   bool response_ended = false;
   bool deferred = false;         // the data source said "nothing yet"
@@ -112,6 +113,8 @@ class Http2Connection {
   size_t takeResponse(Http2Stream& stream, const char* data, size_t size);
   bool submitHead(Http2Stream& stream, size_t head_end);
   void acknowledge(Http2Stream& stream);
+  // Sends the response's trailer fields as the stream's last HEADERS frame.
+  bool submitTrailers(Http2Stream& stream);
   void markReady(Http2Stream& stream);
   void reset(Http2Stream& stream, uint32_t error_code);
   void erase(int32_t id);

@@ -23,6 +23,7 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
       path(scratch_in.path),
       forward_target(scratch_in.forward_target),
       extra_headers(scratch_in.extra_headers),
+      filter_headers(scratch_in.filter_headers),
       echo_body(scratch_in.echo_body),
       start_us(now_us) {
   method.clear();
@@ -30,6 +31,7 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
   path.clear();
   forward_target.clear();
   extra_headers.clear();
+  filter_headers.clear();
   echo_body.clear();
 }
 

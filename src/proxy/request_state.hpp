@@ -57,6 +57,7 @@ struct RequestScratch {
   std::string path;            // normalized (what the access log shows)
   std::string forward_target;  // rewritten path + "?" + query
   std::string extra_headers;   // for the local reply or response head
+  std::string filter_headers;  // the route's filters' fields for the response, whoever makes it
   std::string echo_body;
   std::vector<ratelimit::Touch> touches;  // RequestState::touch_count of them are valid
   // The Redis script call: keys (prefixed), quota period ends, and views of both with the
@@ -105,6 +106,7 @@ struct RequestState {
   std::string& path;
   std::string& forward_target;
   std::string& extra_headers;  // for the local reply or response head
+  std::string& filter_headers;
   std::string& echo_body;
 
   // The snapshot (refcounted) and the upstream connection are the worker's: the session gives
@@ -121,6 +123,8 @@ struct RequestState {
   size_t request_id_len = 0;
   bool version_1_0 = false;
   bool keep_alive_1_0 = false;
+  bool grpc = false;  // content-type application/grpc*: errors are answered the gRPC way
+  uint64_t grpc_deadline_ms = 0;  // from grpc-timeout (loop time); 0: none
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 

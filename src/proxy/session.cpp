@@ -103,7 +103,10 @@ void Session::onUpstreamEvents(upstream::Connection&, uint32_t) { drive(); }
 
 void Session::onUpstreamTimeout(upstream::Connection& conn) {
   if (!rq_ || &conn != rq_->up) return;
-  if (conn.connecting) {
+  if (rq_->grpc_deadline_ms != 0 && worker_.loop().nowMs() >= rq_->grpc_deadline_ms &&
+      !rq_->resp_head_done) {
+    upstreamFailed(http::ErrorCode::UpstreamTimeout, "deadline exceeded");
+  } else if (conn.connecting) {
     upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream connect timed out");
   } else if (!rq_->resp_head_done) {
     upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream did not answer in time");
@@ -364,6 +367,7 @@ void Session::startRequest(size_t head_end) {
   // request has been dispatched.
   in_.consume(head_end);
   rq.method.assign(rq.head.method);
+  if (rq.head.method == "POST") noteGrpc();  // gRPC calls are POSTs; others pay nothing
   rq.version_1_0 = rq.head.version_minor == 0;
   rq.keep_alive_1_0 = rq.version_1_0 && rq.head.keep_alive;
   // A stream session serves one request: its stream ends with the response.
@@ -413,6 +417,10 @@ void Session::startRequest(size_t head_end) {
   const Snapshot& snap = *rq.snap->shared;
   router::RequestView view{rq.head.method, rq.host, rq.path, rq.head.query, rq.head.headers};
   router::MatchResult match = snap.router->match(view);
+  if (std::string_view announced = http::preflightMethod(rq.head.method, rq.head.headers);
+      !announced.empty()) {
+    routePreflight(announced, view, match);
+  }
   bool has_body = rq.head.framing != http::BodyFraming::None;
   if (rq.head.upgrade && !has_body && !rq.version_1_0) {
     const http::HeaderField* upgrade = http::findHeader(rq.head.headers, "upgrade");
@@ -444,12 +452,60 @@ void Session::startRequest(size_t head_end) {
   checkLimits(route, match);
 }
 
+void Session::noteGrpc() {
+  RequestState& rq = *rq_;
+  const http::HeaderField* type = http::findHeader(rq.head.headers, "content-type");
+  rq.grpc = type != nullptr && http::isGrpcContentType(type->value);
+  if (!rq.grpc) return;
+  const http::HeaderField* timeout = http::findHeader(rq.head.headers, "grpc-timeout");
+  if (timeout == nullptr) return;
+  if (auto ms = http::parseGrpcTimeoutMs(timeout->value)) {
+    rq.grpc_deadline_ms = worker_.loop().nowMs() + std::max<uint64_t>(*ms, 1);
+  }
+}
+
+// A preflight's route is the one the request it announces would take, when that route's
+// filters answer preflights (its `methods` need not list OPTIONS). A method no route on the path
+// takes is still answered (with a no) by a route there that answers preflights. Any other
+// OPTIONS is routed as itself.
+void Session::routePreflight(std::string_view announced, router::RequestView view,
+                             router::MatchResult& match) {
+  const Snapshot& snap = *rq_->snap->shared;
+  auto answers = [&](const router::MatchResult& m) {
+    return m.status == router::MatchStatus::Matched &&
+           snap.routes[m.route_index].answers_preflights;
+  };
+  view.method = announced;
+  router::MatchResult as_announced = snap.router->match(view);
+  if (answers(as_announced)) {
+    match = std::move(as_announced);
+    return;
+  }
+  if (as_announced.status != router::MatchStatus::MethodNotAllowed) return;
+  std::string_view allow = as_announced.allow;  // "GET, POST": what the path's routes take
+  while (!allow.empty()) {
+    size_t comma = allow.find(',');
+    view.method = allow.substr(0, comma);
+    allow = comma == std::string_view::npos ? std::string_view() : allow.substr(comma + 2);
+    router::MatchResult other = snap.router->match(view);
+    if (answers(other)) {
+      match = std::move(other);
+      return;
+    }
+  }
+}
+
 bool Session::runRequestFilters(const RouteRuntime& route, bool has_body) {
+  RequestState& rq = *rq_;
   const net::SocketAddress client = clientAddress();
-  const filters::RequestInfo request{client};
+  const filters::RequestInfo request{client, rq.head.method, rq.head.headers};
   for (const auto& filter : route.request_filters) {
-    if (auto refusal = filter->onRequestHead(request)) {
-      replyError(refusal->code, refusal->message, has_body);
+    if (auto reply = filter->onRequestHead(request, rq.filter_headers)) {
+      if (reply->empty_status != 0) {
+        replyEmpty(reply->empty_status, has_body);
+      } else {
+        replyError(reply->code, reply->message, has_body);
+      }
       return false;
     }
   }
@@ -615,11 +671,27 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
   rq_->status = http::statusOf(code);
-  http::writeLocalReply(
-      {code, message, std::string_view(rq_->request_id, rq_->request_id_len), allow,
-       www_authenticate, rq_->extra_headers, close_after_response_, rq_->keep_alive_1_0},
-      out_);
+  http::writeLocalReply({code, message, std::string_view(rq_->request_id, rq_->request_id_len),
+                         allow, www_authenticate, rq_->extra_headers, close_after_response_,
+                         rq_->keep_alive_1_0, rq_->filter_headers, rq_->grpc},
+                        out_);
   rq_->extra_headers.clear();
+  endWithLocalReply(close);
+}
+
+void Session::replyEmpty(int status, bool close) {
+  if (close) {
+    close_after_response_ = true;
+    if (!rq_->req_body_done || !in_.empty()) linger_ = true;
+  }
+  rq_->status = status;
+  http::writeEmptyReply({status, std::string_view(rq_->request_id, rq_->request_id_len),
+                         rq_->filter_headers, close_after_response_, rq_->keep_alive_1_0},
+                        out_);
+  endWithLocalReply(close);
+}
+
+void Session::endWithLocalReply(bool close) {
   state_ = State::Proxy;
   rq_->echo = false;
   rq_->resp_head_done = true;

@@ -131,6 +131,8 @@ class Session final : public net::EventHandler,
   bool scanResponseBody();
   bool tryStaleRetry();
   uint64_t requestTimeoutMs() const;
+  // `timeout_ms`, or less to end at the request's gRPC deadline.
+  uint64_t withinDeadline(uint64_t timeout_ms) const;
   bool readUpstream();
   bool continueUpstreamHandshake();
   bool processResponseHead();
@@ -144,6 +146,9 @@ class Session final : public net::EventHandler,
   void upstreamFailed(http::ErrorCode code, const char* message);
   void replyError(http::ErrorCode code, std::string_view message, bool close,
                   std::string_view allow = {}, std::string_view www_authenticate = {});
+  // A bodiless answer of the gateway's (a CORS preflight's 204).
+  void replyEmpty(int status, bool close);
+  void endWithLocalReply(bool close);
   // Runs the route's authentication and authorization: Refused after replying 401/403/503.
   AuthStep checkAuth(const RouteRuntime& route, bool has_body);
   bool finishAuth(const RouteRuntime& route, bool has_body, auth::AuthResult result);
@@ -153,6 +158,10 @@ class Session final : public net::EventHandler,
   std::string_view clientAddressForLimits(std::string& scratch) const;
   // The peer, or behind trusted_proxies the rightmost X-Forwarded-For address not one of them.
   net::SocketAddress clientAddress() const;
+  // A gRPC request: its errors are gRPC answers, and its grpc-timeout a deadline.
+  void noteGrpc();
+  void routePreflight(std::string_view announced, router::RequestView view,
+                      router::MatchResult& match);
   // The route's request filters (filters/filter.hpp); false when one answered the request.
   bool runRequestFilters(const RouteRuntime& route, bool has_body);
   void giveBackLocal(size_t before);

@@ -29,6 +29,7 @@ void Session::writeAccessLog() {
   std::string_view endpoint;
   if (upstream != nullptr && !rq.echo && rq.upstream_start_us != 0) {
     endpoint = upstream->endpoint_keys[rq.endpoint_index];
+    endpoint = endpoint.substr(0, endpoint.find(' '));  // the address, not the pool's suffixes
   }
   double total_ms = static_cast<double>(end_us - rq_->start_us) / 1000.0;
   double upstream_ms =

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "core/clock.hpp"
@@ -27,7 +28,14 @@ bool isIdempotent(std::string_view method) {
 uint64_t Session::requestTimeoutMs() const {
   const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
   auto timeout = rq_->route->config->timeout.value_or(upstream.config->timeouts.request);
-  return static_cast<uint64_t>(timeout.count());
+  return withinDeadline(static_cast<uint64_t>(timeout.count()));
+}
+
+uint64_t Session::withinDeadline(uint64_t timeout_ms) const {
+  if (rq_->grpc_deadline_ms == 0) return timeout_ms;
+  uint64_t now = worker_.loop().nowMs();
+  uint64_t left = rq_->grpc_deadline_ms > now ? rq_->grpc_deadline_ms - now : 1;
+  return std::min(timeout_ms, left);
 }
 
 void Session::connectUpstream() {
@@ -50,7 +58,8 @@ void Session::connectUpstream() {
   rq_->upstream_start_us = monotonicUs();
   auto& loop = worker_.loop();
   if (rq_->up->connecting) {
-    loop.setTimeout(*rq_->up, static_cast<uint64_t>(upstream.config->timeouts.connect.count()));
+    loop.setTimeout(
+        *rq_->up, withinDeadline(static_cast<uint64_t>(upstream.config->timeouts.connect.count())));
   } else {
     loop.setTimeout(*rq_->up, requestTimeoutMs());
   }
@@ -185,9 +194,10 @@ bool Session::readUpstream() {
     in.commit(static_cast<size_t>(n));
     if (static_cast<size_t>(n) < want && !up.rdhup && !up.tls.active()) up.readable = false;
     if (rq_->resp_head_done && rq_->req_framing != http::BodyFraming::UntilClose) {
-      worker_.loop().setTimeout(up, static_cast<uint64_t>(
-                                        rq_->snap->shared->upstreams[rq_->upstream_index]
-                                            .config->timeouts.idle.count()));
+      worker_.loop().setTimeout(
+          up,
+          withinDeadline(static_cast<uint64_t>(
+              rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts.idle.count())));
     }
   } else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
     up.eof = true;
@@ -256,7 +266,7 @@ bool Session::processResponseHead() {
     }
     rq_->upstream_head_us = monotonicUs();
     const auto& timeouts = rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts;
-    worker_.loop().setTimeout(up, static_cast<uint64_t>(timeouts.idle.count()));
+    worker_.loop().setTimeout(up, withinDeadline(static_cast<uint64_t>(timeouts.idle.count())));
     rq_->status = up.head.status;
     rq_->resp_framing = up.head.framing;
     rq_->resp_remaining = up.head.content_length;

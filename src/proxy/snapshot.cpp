@@ -59,8 +59,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     UpstreamRuntime rt;
     rt.config = &upstream;
     if (upstream.tls) {
-      rt.tls = tls::ClientContext::build(
-          *upstream.tls, name, upstream.protocol == config::Upstream::Protocol::Http2, errors);
+      rt.tls = tls::ClientContext::build(*upstream.tls, name, upstream.speaksHttp2(), errors);
     }
     for (const auto& ep : upstream.endpoints) {
       net::SocketAddress addr;
@@ -75,7 +74,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       key += ":" + std::to_string(ep.port);
       // TLS connections are set up for one upstream's trust and name: pooled apart.
       if (upstream.tls) key += " tls " + name;
-      if (upstream.protocol == config::Upstream::Protocol::Http2) key += " h2";
+      if (upstream.speaksHttp2()) key += " h2";
       rt.endpoint_keys.push_back(std::move(key));
       rt.addresses.push_back(addr);
       rt.hosts.push_back(ep.host);
@@ -103,6 +102,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     rt.response_drop = dropList(route.response_headers);
     rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
     rt.request_filters = filters::buildRequestFilters(route);
+    rt.answers_preflights = filters::answersPreflights(route);
     for (const auto& name : route.auth) {
       int index = snap->auth->providerIndex(name);
       if (index < 0) {

@@ -49,6 +49,7 @@ struct RouteRuntime {
   bool rewrites = false;
   std::vector<uint32_t> auth_providers;  // Authenticator indexes; empty iff auth: public
   filters::RequestFilters request_filters;  // run before auth, in order
+  bool answers_preflights = false;  // a CORS preflight is routed as the request it announces
 };
 
 struct Snapshot {

@@ -145,7 +145,7 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
       }
       pool->idle_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.idle.count());
       pool->tls = upstream.tls;
-      pool->http2 = upstream.config->protocol == config::Upstream::Protocol::Http2;
+      pool->http2 = upstream.config->speaksHttp2();
       pool->connect_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.connect.count());
       pool->tls_host = upstream.hosts[e];
       cluster.addEndpoint(pool.get());

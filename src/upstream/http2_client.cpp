@@ -292,7 +292,12 @@ bool Http2ClientConnection::submit(Http2ClientStream& stream, size_t head_end) {
   fields.push_back(http::nghttp2Field(":authority", head.host));
   fields.push_back(http::nghttp2Field(":path", head.target));
   for (const auto& h : head.headers) {
-    if (http::isHopByHop(h.name) || http::equalsIgnoreCase(h.name, "host")) continue;
+    // RFC 9113 §8.2.2: the one TE an HTTP/2 request may carry is "trailers".
+    const bool te_trailers =
+        h.name.size() == 2 && http::equalsIgnoreCase(h.name, "te") && h.value == "trailers";
+    if ((http::isHopByHop(h.name) && !te_trailers) || http::equalsIgnoreCase(h.name, "host")) {
+      continue;
+    }
     char* name = const_cast<char*>(h.name.data());  // lowercased in place (RFC 9113 §8.2.1)
     for (size_t i = 0; i < h.name.size(); ++i) name[i] = http::asciiLower(name[i]);
     fields.push_back(http::nghttp2Field(h.name, h.value));

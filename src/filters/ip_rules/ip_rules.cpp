@@ -22,9 +22,9 @@ bool IpRulesFilter::admits(const net::SocketAddress& client) const {
   return rules_.allow.empty() || anyContains(rules_.allow, address, ipv4);
 }
 
-std::optional<Refusal> IpRulesFilter::onRequestHead(const RequestInfo& request) const {
+std::optional<Reply> IpRulesFilter::onRequestHead(const RequestInfo& request, std::string&) const {
   if (admits(request.client)) return std::nullopt;
-  return Refusal{http::ErrorCode::Forbidden, "client address not allowed on this route"};
+  return Reply{http::ErrorCode::Forbidden, "client address not allowed on this route"};
 }
 
 }  // namespace portico::filters

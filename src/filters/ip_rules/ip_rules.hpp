@@ -11,7 +11,8 @@ namespace portico::filters {
 class IpRulesFilter final : public RequestFilter {
  public:
   explicit IpRulesFilter(IpRulesConfig rules) : rules_(std::move(rules)) {}
-  std::optional<Refusal> onRequestHead(const RequestInfo& request) const override;
+  std::optional<Reply> onRequestHead(const RequestInfo& request,
+                                     std::string& response_headers) const override;
   bool admits(const net::SocketAddress& client) const;
 
  private:

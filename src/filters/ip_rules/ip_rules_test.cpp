@@ -34,10 +34,12 @@ TEST(IpRules, DenyWinsOverAllow) {
   EXPECT_TRUE(f.admits(address("10.2.3.4")));
   EXPECT_FALSE(f.admits(address("10.1.2.3")));
   EXPECT_FALSE(f.admits(address("192.0.2.1")));  // outside the allow list
-  auto refusal = f.onRequestHead(RequestInfo{address("10.1.2.3")});
+  std::string headers;
+  auto refusal = f.onRequestHead(RequestInfo{address("10.1.2.3"), "GET", {}}, headers);
   ASSERT_TRUE(refusal);
   EXPECT_EQ(refusal->code, http::ErrorCode::Forbidden);
-  EXPECT_FALSE(f.onRequestHead(RequestInfo{address("10.2.3.4")}));
+  EXPECT_FALSE(f.onRequestHead(RequestInfo{address("10.2.3.4"), "GET", {}}, headers));
+  EXPECT_EQ(headers, "");
 }
 
 TEST(IpRules, DenyAloneAdmitsTheRest) {
