@@ -5,14 +5,94 @@
 
 namespace portico::filters {
 
-RequestFilters buildRequestFilters(const config::Route& route) {
-  RequestFilters filters;
+FilterFactories buildFilterFactories(const config::Route& route) {
+  FilterFactories factories;
   // Address rules first: a denied client learns nothing, not even the CORS policy.
-  if (route.ip) filters.push_back(std::make_unique<IpRulesFilter>(*route.ip));
-  if (route.cors) filters.push_back(std::make_unique<CorsFilter>(*route.cors));
-  return filters;
+  if (route.ip) factories.push_back(std::make_unique<IpRulesFactory>(*route.ip));
+  if (route.cors) factories.push_back(std::make_unique<CorsFactory>(*route.cors));
+  return factories;
 }
 
 bool answersPreflights(const config::Route& route) { return route.cors.has_value(); }
+
+void FilterChain::create(const FilterFactories& factories, Arena& arena) {
+  filters_ = arena.array<Filter*>(factories.size());
+  for (size_t i = 0; i < factories.size(); ++i) filters_[i] = &factories[i]->create(arena);
+}
+
+FilterStatus FilterChain::requestHeaders(FilterCallbacks& stream, const RequestInfo& request) {
+  request_ = &request;
+  return run(stream, Phase::RequestHeaders, 0);
+}
+
+FilterStatus FilterChain::requestBody(FilterCallbacks& stream, std::string_view data, bool end) {
+  data_ = data;
+  end_ = end;
+  return run(stream, Phase::RequestBody, 0);
+}
+
+FilterStatus FilterChain::responseHeaders(FilterCallbacks& stream, ResponseInfo& response) {
+  response_ = &response;
+  return run(stream, Phase::ResponseHeaders, 0);
+}
+
+FilterStatus FilterChain::responseBody(FilterCallbacks& stream, std::string_view data, bool end) {
+  data_ = data;
+  end_ = end;
+  return run(stream, Phase::ResponseBody, 0);
+}
+
+FilterStatus FilterChain::resume(FilterCallbacks& stream) {
+  if (!paused_ || completed_) return FilterStatus::StopIteration;
+  paused_ = false;
+  return run(stream, phase_, paused_at_ + 1);
+}
+
+void FilterChain::replied() {
+  paused_ = false;
+  if (isRequestPhase(phase_)) request_replied_ = true;
+}
+
+void FilterChain::complete(const StreamOutcome& outcome) {
+  if (completed_) return;
+  completed_ = true;
+  paused_ = false;
+  for (Filter* filter : filters_) filter->onComplete(outcome);
+}
+
+FilterStatus FilterChain::run(FilterCallbacks& stream, Phase phase, size_t from) {
+  if (completed_ || paused_) return FilterStatus::StopIteration;
+  if (isRequestPhase(phase) && request_replied_) return FilterStatus::Replied;
+  const bool reverse = !isRequestPhase(phase);
+  for (size_t i = from; i < filters_.size(); ++i) {
+    Filter& filter = *filters_[reverse ? filters_.size() - 1 - i : i];
+    FilterStatus status = runOne(stream, phase, filter);
+    if (completed_) return FilterStatus::StopIteration;  // the stream ended inside the phase
+    if (status == FilterStatus::Continue) continue;
+    if (status == FilterStatus::StopIteration) {
+      phase_ = phase;
+      paused_at_ = i;
+      paused_ = true;
+    } else if (isRequestPhase(phase)) {
+      request_replied_ = true;
+    }
+    return status;
+  }
+  return FilterStatus::Continue;
+}
+
+FilterStatus FilterChain::runOne(FilterCallbacks& stream, Phase phase, Filter& filter) {
+  switch (phase) {
+    case Phase::RequestHeaders:
+      return filter.onRequestHeaders(stream, *request_);
+    case Phase::RequestBody:
+      return filter.onRequestBody(stream, data_, end_);
+    case Phase::ResponseHeaders:
+      return filter.onResponseHeaders(stream, *response_);
+    case Phase::ResponseBody:
+      return filter.onResponseBody(stream, data_, end_);
+  }
+  return FilterStatus::Continue;
+}
 
 }  // namespace portico::filters

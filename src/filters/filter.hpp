@@ -1,33 +1,50 @@
 #pragma once
-// The filters of a route's request path. A route's filters are built once per snapshot from
-// its config (filters/chain.cpp, the one place that names them) and shared by the workers, so
-// a filter holds no per-request state. The session runs them in order when a request's head
-// has been read and routed, before authentication: a filter lets the request go on or answers
-// it, and may add fields to the request's response, whoever makes it (the upstream or the
-// gateway).
+// A route's filters: the steps a request goes through between the client and the upstream.
 //
-// (#12 grows this into the full chain: request and response headers and bodies, complete,
-// and filters that pause a stream.)
+// A route's filter factories are built once per config snapshot from its config
+// (filters/chain.cpp, the one place that names them) and shared by the workers. Each request
+// gets its own filter instances, made in its arena by the factories and destroyed when it ends,
+// so a filter keeps its per-request state in itself and nowhere else. A FilterChain runs them:
+// request phases in route order, response phases in reverse, then complete, exactly once.
+//
+// A phase returns Continue (the next filter runs), StopIteration (this filter will call
+// FilterCallbacks::resume() or reply() later; nothing runs meanwhile) or Replied (it answered
+// with FilterCallbacks::reply(); the request goes no further).
 
+#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/arena.hpp"
 #include "http/header.hpp"
 #include "http/local_reply.hpp"
 #include "net/socket.hpp"
 
 namespace portico::filters {
 
+enum class FilterStatus : uint8_t { Continue, StopIteration, Replied };
+
 // What a filter reads of a request.
 struct RequestInfo {
   // The client: the peer, or behind trusted_proxies the rightmost X-Forwarded-For address that
   // is not one of them.
-  const net::SocketAddress& client;
+  net::SocketAddress client;
   std::string_view method;
   http::HeaderList headers;
+};
+
+// The response head on its way to the client (the upstream's, or the gateway's own answer).
+struct ResponseInfo {
+  int status = 0;
+  std::string& added_fields;  // whole lines ("Name: value\r\n") the filters add
+};
+
+// How a request ended, for the complete phase.
+struct StreamOutcome {
+  int status = 0;      // what the client was answered (0: nothing)
+  bool reset = false;  // cut before its end: client gone, reset stream, timeout, error
 };
 
 // A filter's answer that ends the request: an error (SPEC §4's JSON body, or gRPC's
@@ -38,14 +55,44 @@ struct Reply {
   int empty_status = 0;
 };
 
-class RequestFilter {
+// What a filter may ask of its stream, in a phase or after it returned StopIteration. Valid for
+// the filter's lifetime: a filter that started work which calls back later cancels it in
+// onComplete(), which always runs before the filter is destroyed.
+class FilterCallbacks {
  public:
-  virtual ~RequestFilter() = default;
-  // `response_headers` collects whole lines ("Name: value\r\n") for this request's response.
-  virtual std::optional<Reply> onRequestHead(const RequestInfo& request,
-                                             std::string& response_headers) const = 0;
+  virtual ~FilterCallbacks() = default;
+  // Answers the request. In a request phase, the filter then returns Replied; after a
+  // StopIteration, this ends the pause.
+  virtual void reply(const Reply& reply) = 0;
+  // After a StopIteration: the paused phase goes on with the next filter.
+  virtual void resume() = 0;
 };
 
-using RequestFilters = std::vector<std::unique_ptr<const RequestFilter>>;
+class Filter {
+ public:
+  using enum FilterStatus;
+  virtual ~Filter() = default;
+  // Request path, in route order.
+  virtual FilterStatus onRequestHeaders(FilterCallbacks&, const RequestInfo&) { return Continue; }
+  virtual FilterStatus onRequestBody(FilterCallbacks&, std::string_view, bool /*end*/) {
+    return Continue;
+  }
+  // Response path, in reverse order; they also run over the gateway's own answers.
+  virtual FilterStatus onResponseHeaders(FilterCallbacks&, ResponseInfo&) { return Continue; }
+  virtual FilterStatus onResponseBody(FilterCallbacks&, std::string_view, bool /*end*/) {
+    return Continue;
+  }
+  // Exactly once, after the response finished or the request was cut. Cancel async work here.
+  virtual void onComplete(const StreamOutcome&) {}
+};
+
+// Built once per route per snapshot; immutable; shared by all workers.
+class FilterFactory {
+ public:
+  virtual ~FilterFactory() = default;
+  virtual Filter& create(Arena& arena) const = 0;
+};
+
+using FilterFactories = std::vector<std::unique_ptr<const FilterFactory>>;
 
 }  // namespace portico::filters

@@ -229,6 +229,7 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
       appendField(out_, name, value);
     }
   }
+  runResponseFilters(head.status);
   out_.append(rq_->filter_headers);
   if (rq_->touch_count > 0) {
     rq_->extra_headers.clear();

@@ -35,7 +35,11 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
   echo_body.clear();
 }
 
-RequestState::~RequestState() = default;
+RequestState::~RequestState() {
+  // The filters hear the end before they go (a no-op when the session told them already).
+  chain.complete({status, !finished});
+  scratch.arena.reset();
+}
 
 RequestHandle::RequestHandle() = default;
 RequestHandle::~RequestHandle() = default;

@@ -11,7 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "core/arena.hpp"
 #include "core/buffer.hpp"
+#include "filters/chain.hpp"
 #include "http/http1_parser.hpp"
 #include "ratelimit/limiter.hpp"
 #include "router/router.hpp"
@@ -65,6 +67,8 @@ struct RequestScratch {
   std::vector<std::string> redis_keys;
   std::vector<std::string> redis_period_ends;
   std::vector<std::string_view> redis_views;
+  Arena arena{512};                     // the request's filters; reset when the request ends
+  filters::RequestInfo filter_request;  // what the filters read (kept while one pauses)
 };
 
 // Whether anybody still waits for a slow check queued on a verify pool: a job whose request has
@@ -128,6 +132,9 @@ struct RequestState {
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 
+  filters::FilterChain chain;                  // the route's filters, made for this request
+  std::optional<filters::Reply> filter_reply;  // a filter's answer, to be sent
+
   bool authenticated = false;
   std::unique_ptr<auth::Identity> identity;  // made by the first auth check
   bool pending_has_body = false;
@@ -160,6 +167,7 @@ struct RequestState {
   size_t resp_scanned = 0;
   bool upstream_reusable = false;
   int status = 0;
+  bool finished = false;  // the response was complete (not cut): what the complete phase hears
 
   uint64_t start_us = 0;
   uint64_t upstream_start_us = 0;

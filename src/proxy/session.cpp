@@ -141,6 +141,10 @@ void Session::onTimer() {
       replyError(http::ErrorCode::Unavailable, "the authentication check took too long", true);
       drive();
       break;
+    case State::FilterWait:
+      replyError(http::ErrorCode::Unavailable, "the route's filters took too long", true);
+      drive();
+      break;
     case State::LimitWait:
       if (rq_->delay_until_ms != 0) {
         endLimitWait();
@@ -162,6 +166,7 @@ void Session::armClientTimer() {
       loop.setDeadline(*this, accepted_ms_ + static_cast<uint64_t>(limits.header_timeout.count()));
       break;
     case State::AuthPending:
+    case State::FilterWait:
       loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       break;
     case State::LimitWait:
@@ -239,7 +244,10 @@ void Session::drive() {
         continue;
       }
       // Nothing to do until the check, Redis or the delay comes back.
-      if (state_ == State::AuthPending || state_ == State::LimitWait) break;
+      if (state_ == State::AuthPending || state_ == State::LimitWait ||
+          state_ == State::FilterWait) {
+        break;
+      }
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();
@@ -437,7 +445,16 @@ void Session::startRequest(size_t head_end) {
   }
   const RouteRuntime& route = snap.routes[match.route_index];
   rq.route = &route;
-  if (!route.request_filters.empty() && !runRequestFilters(route, has_body)) return;
+  if (!route.filter_factories.empty()) {
+    rq.chain.create(route.filter_factories, rq.scratch.arena);
+    if (!runRequestFilters(match, has_body)) return;
+  }
+  afterRequestFilters(route, match, has_body);
+}
+
+void Session::afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match,
+                                  bool has_body) {
+  RequestState& rq = *rq_;
   if (!route.auth_providers.empty()) {
     switch (checkAuth(route, has_body)) {
       case AuthStep::Refused:
@@ -495,21 +512,71 @@ void Session::routePreflight(std::string_view announced, router::RequestView vie
   }
 }
 
-bool Session::runRequestFilters(const RouteRuntime& route, bool has_body) {
+bool Session::runRequestFilters(const router::MatchResult& match, bool has_body) {
   RequestState& rq = *rq_;
-  const net::SocketAddress client = clientAddress();
-  const filters::RequestInfo request{client, rq.head.method, rq.head.headers};
-  for (const auto& filter : route.request_filters) {
-    if (auto reply = filter->onRequestHead(request, rq.filter_headers)) {
-      if (reply->empty_status != 0) {
-        replyEmpty(reply->empty_status, has_body);
-      } else {
-        replyError(reply->code, reply->message, has_body);
-      }
+  filters::RequestInfo& request = rq.scratch.filter_request;
+  request = {clientAddress(), rq.head.method, rq.head.headers};
+  switch (rq.chain.requestHeaders(*this, request)) {
+    case filters::FilterStatus::Continue:
+      return true;
+    case filters::FilterStatus::Replied:
+      sendFilterReply(has_body);
       return false;
-    }
+    case filters::FilterStatus::StopIteration:
+      rq.pending_match = match;  // the rest runs when the filter resumes the request
+      rq.pending_has_body = has_body;
+      state_ = State::FilterWait;
+      return false;
   }
-  return true;
+  return false;
+}
+
+void Session::reply(const filters::Reply& answer) {
+  if (!rq_) return;
+  rq_->filter_reply = answer;
+  if (state_ != State::FilterWait) return;  // in a phase: sent when the filter returns Replied
+  rq_->chain.replied();
+  state_ = State::ReadHead;  // until the reply moves it on
+  sendFilterReply(rq_->pending_has_body);
+  drive();
+}
+
+void Session::resume() {
+  if (!rq_ || state_ != State::FilterWait) return;
+  state_ = State::ReadHead;  // until admit() or a reply moves it on
+  RequestState& rq = *rq_;
+  switch (rq.chain.resume(*this)) {
+    case filters::FilterStatus::Continue:
+      afterRequestFilters(*rq.route, *rq.pending_match, rq.pending_has_body);
+      break;
+    case filters::FilterStatus::Replied:
+      sendFilterReply(rq.pending_has_body);
+      break;
+    case filters::FilterStatus::StopIteration:
+      state_ = State::FilterWait;  // the next filter paused in turn
+      return;
+  }
+  drive();
+}
+
+void Session::sendFilterReply(bool has_body) {
+  RequestState& rq = *rq_;
+  filters::Reply answer = rq.filter_reply.value_or(
+      filters::Reply{http::ErrorCode::Internal, "a filter ended the request without an answer"});
+  rq.filter_reply.reset();
+  if (answer.empty_status != 0) {
+    replyEmpty(answer.empty_status, has_body);
+  } else {
+    replyError(answer.code, answer.message, has_body);
+  }
+}
+
+void Session::runResponseFilters(int status) {
+  RequestState& rq = *rq_;
+  if (rq.chain.empty()) return;
+  filters::ResponseInfo response{status, rq.filter_headers};
+  // (No filter pauses a response yet: a StopIteration here is taken as Continue.)
+  rq.chain.responseHeaders(*this, response);
 }
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
@@ -616,6 +683,7 @@ void Session::beginRequest() {
 
 void Session::endRequest(bool upstream_reusable) {
   if (!rq_) return;
+  rq_->chain.complete({rq_->status, !rq_->finished});
   if (rq_->up != nullptr) detachUpstream(upstream_reusable);
   if (rq_->snap != nullptr) worker_.releaseSnapshot(rq_->snap);
   rq_.reset();
@@ -628,6 +696,7 @@ void Session::finishRequest() {
                rq_->up->in.empty() && rq_->resp_framing != http::BodyFraming::UntilClose;
   }
   if (!rq_->req_body_done) close_after_response_ = true;  // the rest of its body is still coming
+  rq_->finished = true;
   writeAccessLog();
   endRequest(reusable);
   if (close_after_response_ || worker_.draining()) {
@@ -665,12 +734,14 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     ++limit_generation_;
     rq_->delay_until_ms = 0;
   }
+  if (state_ == State::FilterWait) rq_->chain.replied();  // the paused filter is not waited for
   if (close) {
     close_after_response_ = true;
     // The client may still be sending what we will not read (a body over the limit, ...).
     if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
   rq_->status = http::statusOf(code);
+  runResponseFilters(rq_->status);
   http::writeLocalReply({code, message, std::string_view(rq_->request_id, rq_->request_id_len),
                          allow, www_authenticate, rq_->extra_headers, close_after_response_,
                          rq_->keep_alive_1_0, rq_->filter_headers, rq_->grpc},
@@ -685,6 +756,7 @@ void Session::replyEmpty(int status, bool close) {
     if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
   rq_->status = status;
+  runResponseFilters(status);
   http::writeEmptyReply({status, std::string_view(rq_->request_id, rq_->request_id_len),
                          rq_->filter_headers, close_after_response_, rq_->keep_alive_1_0},
                         out_);

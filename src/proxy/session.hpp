@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/buffer.hpp"
+#include "filters/filter.hpp"
 #include "http/http1_parser.hpp"
 #include "http/local_reply.hpp"
 #include "net/event_loop.hpp"
@@ -49,7 +50,8 @@ PrefaceMatch matchHttp2Preface(std::string_view data);
 class Session final : public net::EventHandler,
                       public net::Timed,
                       public upstream::ConnectionOwner,
-                      public ratelimit::RedisWaiter {
+                      public ratelimit::RedisWaiter,
+                      public filters::FilterCallbacks {
  public:
   explicit Session(Worker& worker);
   ~Session() override;
@@ -87,6 +89,9 @@ class Session final : public net::EventHandler,
   void onUpstreamTimeout(upstream::Connection& conn) override;
   // The answer of the Redis script for this request's limits (null: Redis could not answer).
   void onRedisReply(uint32_t tag, const redisReply* reply) override;
+  // The current request's filters (filters/filter.hpp): an answer, or going on after a pause.
+  void reply(const filters::Reply& reply) override;
+  void resume() override;
 
   size_t live_index = 0;  // position in the worker's live list
 
@@ -98,8 +103,18 @@ class Session final : public net::EventHandler,
   // (the request head's views into in_ must stay valid).
   // LimitWait: the rate limits wait for Redis's answer, or (delay_until_ms_ set) the request
   // waits for its turn in mode delay.
+  // FilterWait: one of the route's filters paused the request (StopIteration); like
+  // AuthPending, nothing is read meanwhile.
   enum class State : uint8_t {
-    Handshake, ReadHead, AuthPending, LimitWait, Proxy, Flush, Http2, Closed
+    Handshake,
+    ReadHead,
+    AuthPending,
+    LimitWait,
+    FilterWait,
+    Proxy,
+    Flush,
+    Http2,
+    Closed
   };
   enum class AuthStep : uint8_t { Passed, Refused, Pending };
   static constexpr size_t kMaxBodyBuffer = 64 * 1024;  // per direction, while streaming bodies
@@ -162,8 +177,15 @@ class Session final : public net::EventHandler,
   void noteGrpc();
   void routePreflight(std::string_view announced, router::RequestView view,
                       router::MatchResult& match);
-  // The route's request filters (filters/filter.hpp); false when one answered the request.
-  bool runRequestFilters(const RouteRuntime& route, bool has_body);
+  // The route's filters' request phase; false when one answered or paused the request.
+  bool runRequestFilters(const router::MatchResult& match, bool has_body);
+  // The request passed its filters: authentication, authorization, then the limits.
+  void afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match,
+                           bool has_body);
+  void sendFilterReply(bool has_body);
+  // The route's filters' response phase over a head of this status: their fields go into
+  // filter_headers.
+  void runResponseFilters(int status);
   void giveBackLocal(size_t before);
   void sendToRedis();
   void redisFailed();

@@ -101,7 +101,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     rt.request_drop = dropList(route.request_headers);
     rt.response_drop = dropList(route.response_headers);
     rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
-    rt.request_filters = filters::buildRequestFilters(route);
+    rt.filter_factories = filters::buildFilterFactories(route);
     rt.answers_preflights = filters::answersPreflights(route);
     for (const auto& name : route.auth) {
       int index = snap->auth->providerIndex(name);

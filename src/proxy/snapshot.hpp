@@ -48,7 +48,7 @@ struct RouteRuntime {
   std::vector<std::string> response_drop;
   bool rewrites = false;
   std::vector<uint32_t> auth_providers;  // Authenticator indexes; empty iff auth: public
-  filters::RequestFilters request_filters;  // run before auth, in order
+  filters::FilterFactories filter_factories;  // each request's filters, in route order
   bool answers_preflights = false;  // a CORS preflight is routed as the request it announces
 };
 

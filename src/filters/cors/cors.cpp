@@ -25,8 +25,7 @@ void appendField(std::string& out, std::string_view name, std::string_view value
 
 }  // namespace
 
-CorsFilter::CorsFilter(CorsConfig config) : config_(std::move(config)) {
-  // Fixed for the route: built once here, appended as they are per request.
+CorsFactory::CorsFactory(CorsConfig config) : config_(std::move(config)) {
   appendList(preflight_fields_, "Access-Control-Allow-Methods", config_.methods);
   appendList(preflight_fields_, "Access-Control-Allow-Headers", config_.headers);
   if (config_.max_age_seconds) {
@@ -40,7 +39,9 @@ CorsFilter::CorsFilter(CorsConfig config) : config_(std::move(config)) {
   appendList(response_fields_, "Access-Control-Expose-Headers", config_.expose_headers);
 }
 
-bool CorsFilter::allowsOrigin(std::string_view origin) const {
+Filter& CorsFactory::create(Arena& arena) const { return arena.make<CorsFilter>(*this, arena); }
+
+bool CorsFactory::allowsOrigin(std::string_view origin) const {
   // "null" (sandboxed documents, file: pages) is never covered by "*": any page can send it.
   if (config_.any_origin && origin != "null") return true;
   return std::any_of(
@@ -48,37 +49,50 @@ bool CorsFilter::allowsOrigin(std::string_view origin) const {
       [&](const std::string& allowed) { return http::equalsIgnoreCase(allowed, origin); });
 }
 
-bool CorsFilter::allowsMethod(std::string_view method) const {
+bool CorsFactory::allowsMethod(std::string_view method) const {
   return std::find(config_.methods.begin(), config_.methods.end(), method) != config_.methods.end();
 }
 
-std::optional<Reply> CorsFilter::onRequestHead(const RequestInfo& request,
-                                               std::string& response_headers) const {
+std::string_view CorsFilter::keep(std::string_view text) {
+  std::span<char> copy = arena_.array<char>(text.size());
+  std::copy(text.begin(), text.end(), copy.begin());
+  return {copy.data(), copy.size()};
+}
+
+FilterStatus CorsFilter::onRequestHeaders(FilterCallbacks& stream, const RequestInfo& request) {
   const http::HeaderField* origin = http::findHeader(request.headers, "origin");
-  if (origin == nullptr) return std::nullopt;
-  // The answer depends on Origin whether or not it is allowed: caches must keep them apart.
-  response_headers.append("Vary: Origin\r\n");
-  const bool allowed = allowsOrigin(origin->value);
+  if (origin == nullptr) return Continue;
+  const bool allowed = policy_.allowsOrigin(origin->value);
+  answer_ = allowed ? Answer::Allowed : Answer::Refused;
+  if (allowed) origin_ = keep(origin->value);
   std::string_view preflight = http::preflightMethod(request.method, request.headers);
-  if (preflight.empty()) {
-    if (allowed) {
-      appendField(response_headers, "Access-Control-Allow-Origin", origin->value);
-      response_headers.append(response_fields_);
-    }
-    return std::nullopt;
+  if (preflight.empty()) return Continue;
+  if (allowed && policy_.allowsMethod(preflight)) {
+    answer_ = Answer::PreflightAllowed;
+    const http::HeaderField* asked =
+        http::findHeader(request.headers, "access-control-request-headers");
+    if (!policy_.listsHeaders() && asked != nullptr) asked_headers_ = keep(asked->value);
+  } else {
+    answer_ = Answer::Refused;
   }
-  if (allowed && allowsMethod(preflight)) {
-    appendField(response_headers, "Access-Control-Allow-Origin", origin->value);
-    response_headers.append(preflight_fields_);
-    if (config_.headers.empty()) {
-      const http::HeaderField* asked =
-          http::findHeader(request.headers, "access-control-request-headers");
-      if (asked != nullptr && !asked->value.empty()) {
-        appendField(response_headers, "Access-Control-Allow-Headers", asked->value);
-      }
-    }
+  stream.reply({.empty_status = 204});
+  return Replied;
+}
+
+FilterStatus CorsFilter::onResponseHeaders(FilterCallbacks&, ResponseInfo& response) {
+  if (answer_ == Answer::None) return Continue;
+  std::string& out = response.added_fields;
+  // The answer depends on Origin whether or not it is allowed: caches must keep them apart.
+  out.append("Vary: Origin\r\n");
+  if (answer_ == Answer::Refused) return Continue;
+  appendField(out, "Access-Control-Allow-Origin", origin_);
+  if (answer_ == Answer::Allowed) {
+    out.append(policy_.responseFields());
+    return Continue;
   }
-  return Reply{.empty_status = 204};
+  out.append(policy_.preflightFields());
+  if (!asked_headers_.empty()) appendField(out, "Access-Control-Allow-Headers", asked_headers_);
+  return Continue;
 }
 
 }  // namespace portico::filters

@@ -10,19 +10,40 @@
 
 namespace portico::filters {
 
-class CorsFilter final : public RequestFilter {
+class CorsFactory final : public FilterFactory {
  public:
-  explicit CorsFilter(CorsConfig config);
-  std::optional<Reply> onRequestHead(const RequestInfo& request,
-                                     std::string& response_headers) const override;
+  explicit CorsFactory(CorsConfig config);
+  Filter& create(Arena& arena) const override;
 
- private:
   bool allowsOrigin(std::string_view origin) const;
   bool allowsMethod(std::string_view method) const;
+  bool listsHeaders() const { return !config_.headers.empty(); }
+  // The fixed fields after Access-Control-Allow-Origin, built once for the route.
+  const std::string& preflightFields() const { return preflight_fields_; }
+  const std::string& responseFields() const { return response_fields_; }
 
+ private:
   CorsConfig config_;
-  std::string preflight_fields_;  // after Access-Control-Allow-Origin, on an allowed preflight
-  std::string response_fields_;   // likewise, on other requests
+  std::string preflight_fields_;
+  std::string response_fields_;
+};
+
+class CorsFilter final : public Filter {
+ public:
+  CorsFilter(const CorsFactory& policy, Arena& arena) : policy_(policy), arena_(arena) {}
+  FilterStatus onRequestHeaders(FilterCallbacks& stream, const RequestInfo& request) override;
+  FilterStatus onResponseHeaders(FilterCallbacks& stream, ResponseInfo& response) override;
+
+ private:
+  enum class Answer : uint8_t { None, Refused, Allowed, PreflightAllowed };
+  // A copy in the request's arena: the request head's own bytes may be gone by the response.
+  std::string_view keep(std::string_view text);
+
+  const CorsFactory& policy_;
+  Arena& arena_;
+  Answer answer_ = Answer::None;
+  std::string_view origin_;
+  std::string_view asked_headers_;  // a preflight's, echoed when the policy lists none
 };
 
 }  // namespace portico::filters

@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "config/loader.hpp"
+#include "filters/filter_testing.hpp"
 
 namespace portico::filters {
 namespace {
@@ -19,10 +23,10 @@ routes:
                                   [](const std::string&) { return std::optional<std::string>(); });
 }
 
-CorsFilter filterOf(std::string_view cors) {
+CorsFactory filterOf(std::string_view cors) {
   config::LoadResult r = load(cors);
   EXPECT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].format());
-  return CorsFilter(r.config ? *r.config->routes[0].cors : CorsConfig{});
+  return CorsFactory(r.config ? *r.config->routes[0].cors : CorsConfig{});
 }
 
 std::string firstError(std::string_view cors) {
@@ -33,13 +37,26 @@ std::string firstError(std::string_view cors) {
 
 struct Outcome {
   std::optional<Reply> reply;
-  std::string headers;
+  std::string headers;  // what the response (the upstream's, or the reply) gets
 };
 
-Outcome run(const CorsFilter& f, std::string_view method, std::vector<http::HeaderField> fields) {
+// One request through a fresh filter: its request head, then the response head.
+Outcome run(const CorsFactory& factory, std::string_view method,
+            std::vector<std::pair<std::string, std::string>> head) {
   net::SocketAddress client;
+  Arena arena;
+  testing::RecordingStream stream;
+  Filter& filter = factory.create(arena);
   Outcome out;
-  out.reply = f.onRequestHead(RequestInfo{client, method, fields}, out.headers);
+  std::vector<http::HeaderField> fields;
+  for (const auto& [name, value] : head) fields.push_back({name, value});
+  FilterStatus status = filter.onRequestHeaders(stream, RequestInfo{client, method, fields});
+  EXPECT_EQ(status == FilterStatus::Replied, stream.replies == 1);
+  out.reply = stream.last_reply;
+  // The request head's bytes may be overwritten by the time the response comes.
+  for (auto& [name, value] : head) std::fill(value.begin(), value.end(), '#');
+  ResponseInfo response{out.reply ? 204 : 200, out.headers};
+  EXPECT_EQ(filter.onResponseHeaders(stream, response), FilterStatus::Continue);
   return out;
 }
 
@@ -48,7 +65,7 @@ constexpr std::string_view kPolicy =
     "expose_headers: [X-Request-Id, X-Up], credentials: true, max_age: 10m}";
 
 TEST(Cors, AllowedPreflightIsAnsweredWithThePolicy) {
-  CorsFilter f = filterOf(kPolicy);
+  CorsFactory f = filterOf(kPolicy);
   Outcome o =
       run(f, "OPTIONS",
           {{"Origin", "https://app.example.com"}, {"Access-Control-Request-Method", "POST"}});
@@ -64,7 +81,7 @@ TEST(Cors, AllowedPreflightIsAnsweredWithThePolicy) {
 }
 
 TEST(Cors, PreflightForAnotherOriginOrMethodIsAnsweredWithoutAllowOrigin) {
-  CorsFilter f = filterOf(kPolicy);
+  CorsFactory f = filterOf(kPolicy);
   for (auto [origin, method] :
        {std::pair{"https://evil.example", "POST"}, std::pair{"https://app.example.com", "DELETE"},
         std::pair{"https://app.example.com.evil.example", "GET"}}) {
@@ -76,7 +93,7 @@ TEST(Cors, PreflightForAnotherOriginOrMethodIsAnsweredWithoutAllowOrigin) {
 }
 
 TEST(Cors, ActualRequestFromAnAllowedOriginGetsTheResponseFields) {
-  CorsFilter f = filterOf(kPolicy);
+  CorsFactory f = filterOf(kPolicy);
   Outcome o = run(f, "GET", {{"origin", "https://app.example.com"}});
   EXPECT_FALSE(o.reply);
   EXPECT_EQ(o.headers,
@@ -87,7 +104,7 @@ TEST(Cors, ActualRequestFromAnAllowedOriginGetsTheResponseFields) {
 }
 
 TEST(Cors, OtherRequestsAreLeftAlone) {
-  CorsFilter f = filterOf(kPolicy);
+  CorsFactory f = filterOf(kPolicy);
   Outcome none = run(f, "GET", {{"Host", "a"}});
   EXPECT_FALSE(none.reply);
   EXPECT_EQ(none.headers, "");
@@ -102,7 +119,7 @@ TEST(Cors, OtherRequestsAreLeftAlone) {
 }
 
 TEST(Cors, AnyOriginIsEchoedNeverStarAndNullIsNotAny) {
-  CorsFilter f = filterOf("{origins: [\"*\"], credentials: true}");
+  CorsFactory f = filterOf("{origins: [\"*\"], credentials: true}");
   Outcome o = run(f, "OPTIONS",
                   {{"Origin", "https://x.example"},
                    {"Access-Control-Request-Method", "PUT"},

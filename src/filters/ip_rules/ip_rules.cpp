@@ -15,16 +15,19 @@ bool anyContains(const std::vector<config::Cidr>& cidrs, const config::Address16
 
 }  // namespace
 
-bool IpRulesFilter::admits(const net::SocketAddress& client) const {
+Filter& IpRulesFactory::create(Arena& arena) const { return arena.make<IpRulesFilter>(*this); }
+
+bool IpRulesFactory::admits(const net::SocketAddress& client) const {
   const config::Address16 address = client.asV6Bytes();
   const bool ipv4 = config::isIpv4Mapped(address);
   if (anyContains(rules_.deny, address, ipv4)) return false;
   return rules_.allow.empty() || anyContains(rules_.allow, address, ipv4);
 }
 
-std::optional<Reply> IpRulesFilter::onRequestHead(const RequestInfo& request, std::string&) const {
-  if (admits(request.client)) return std::nullopt;
-  return Reply{http::ErrorCode::Forbidden, "client address not allowed on this route"};
+FilterStatus IpRulesFilter::onRequestHeaders(FilterCallbacks& stream, const RequestInfo& request) {
+  if (rules_.admits(request.client)) return Continue;
+  stream.reply({http::ErrorCode::Forbidden, "client address not allowed on this route"});
+  return Replied;
 }
 
 }  // namespace portico::filters

@@ -8,15 +8,23 @@
 
 namespace portico::filters {
 
-class IpRulesFilter final : public RequestFilter {
+class IpRulesFactory final : public FilterFactory {
  public:
-  explicit IpRulesFilter(IpRulesConfig rules) : rules_(std::move(rules)) {}
-  std::optional<Reply> onRequestHead(const RequestInfo& request,
-                                     std::string& response_headers) const override;
+  explicit IpRulesFactory(IpRulesConfig rules) : rules_(std::move(rules)) {}
+  Filter& create(Arena& arena) const override;
   bool admits(const net::SocketAddress& client) const;
 
  private:
   IpRulesConfig rules_;
+};
+
+class IpRulesFilter final : public Filter {
+ public:
+  explicit IpRulesFilter(const IpRulesFactory& rules) : rules_(rules) {}
+  FilterStatus onRequestHeaders(FilterCallbacks& stream, const RequestInfo& request) override;
+
+ private:
+  const IpRulesFactory& rules_;
 };
 
 }  // namespace portico::filters

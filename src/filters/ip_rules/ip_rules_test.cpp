@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "config/loader.hpp"
+#include "filters/filter_testing.hpp"
 
 namespace portico::filters {
 namespace {
@@ -17,10 +18,10 @@ routes:
                                   [](const std::string&) { return std::optional<std::string>(); });
 }
 
-IpRulesFilter filterOf(std::string_view ip) {
+IpRulesFactory filterOf(std::string_view ip) {
   config::LoadResult r = load(ip);
   EXPECT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].format());
-  return IpRulesFilter(r.config ? *r.config->routes[0].ip : IpRulesConfig{});
+  return IpRulesFactory(r.config ? *r.config->routes[0].ip : IpRulesConfig{});
 }
 
 net::SocketAddress address(std::string_view text) {
@@ -30,20 +31,24 @@ net::SocketAddress address(std::string_view text) {
 }
 
 TEST(IpRules, DenyWinsOverAllow) {
-  IpRulesFilter f = filterOf("{allow: [10.0.0.0/8], deny: [10.1.0.0/16]}");
+  IpRulesFactory f = filterOf("{allow: [10.0.0.0/8], deny: [10.1.0.0/16]}");
   EXPECT_TRUE(f.admits(address("10.2.3.4")));
   EXPECT_FALSE(f.admits(address("10.1.2.3")));
   EXPECT_FALSE(f.admits(address("192.0.2.1")));  // outside the allow list
-  std::string headers;
-  auto refusal = f.onRequestHead(RequestInfo{address("10.1.2.3"), "GET", {}}, headers);
-  ASSERT_TRUE(refusal);
-  EXPECT_EQ(refusal->code, http::ErrorCode::Forbidden);
-  EXPECT_FALSE(f.onRequestHead(RequestInfo{address("10.2.3.4"), "GET", {}}, headers));
-  EXPECT_EQ(headers, "");
+  Arena arena;
+  testing::RecordingStream stream;
+  Filter& filter = f.create(arena);
+  EXPECT_EQ(filter.onRequestHeaders(stream, RequestInfo{address("10.1.2.3"), "GET", {}}),
+            FilterStatus::Replied);
+  ASSERT_EQ(stream.replies, 1);
+  EXPECT_EQ(stream.last_reply->code, http::ErrorCode::Forbidden);
+  EXPECT_EQ(filter.onRequestHeaders(stream, RequestInfo{address("10.2.3.4"), "GET", {}}),
+            FilterStatus::Continue);
+  EXPECT_EQ(stream.replies, 1);
 }
 
 TEST(IpRules, DenyAloneAdmitsTheRest) {
-  IpRulesFilter f = filterOf("{deny: [192.0.2.0/24, '2001:db8::/32']}");
+  IpRulesFactory f = filterOf("{deny: [192.0.2.0/24, '2001:db8::/32']}");
   EXPECT_FALSE(f.admits(address("192.0.2.77")));
   EXPECT_TRUE(f.admits(address("192.0.3.1")));
   EXPECT_FALSE(f.admits(address("2001:db8::1")));
@@ -51,19 +56,19 @@ TEST(IpRules, DenyAloneAdmitsTheRest) {
 }
 
 TEST(IpRules, FamiliesNeverMatchEachOther) {
-  IpRulesFilter v4 = filterOf("{allow: [0.0.0.0/0]}");
+  IpRulesFactory v4 = filterOf("{allow: [0.0.0.0/0]}");
   EXPECT_TRUE(v4.admits(address("203.0.113.9")));
   EXPECT_FALSE(v4.admits(address("2001:db8::1")));
   EXPECT_FALSE(v4.admits(address("::1")));
-  IpRulesFilter v6 = filterOf("{allow: ['::/0']}");
+  IpRulesFactory v6 = filterOf("{allow: ['::/0']}");
   EXPECT_TRUE(v6.admits(address("2001:db8::1")));
   EXPECT_FALSE(v6.admits(address("203.0.113.9")));
-  IpRulesFilter deny_v6 = filterOf("{deny: ['::/0']}");
+  IpRulesFactory deny_v6 = filterOf("{deny: ['::/0']}");
   EXPECT_TRUE(deny_v6.admits(address("203.0.113.9")));
 }
 
 TEST(IpRules, SingleAddressesAndOddPrefixes) {
-  IpRulesFilter f = filterOf("{allow: [127.0.0.1, 10.0.0.0/9]}");
+  IpRulesFactory f = filterOf("{allow: [127.0.0.1, 10.0.0.0/9]}");
   EXPECT_TRUE(f.admits(address("127.0.0.1")));
   EXPECT_FALSE(f.admits(address("127.0.0.2")));
   EXPECT_TRUE(f.admits(address("10.127.255.255")));
