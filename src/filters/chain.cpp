@@ -1,15 +1,21 @@
 #include "filters/chain.hpp"
 
+#include "filters/auth/auth.hpp"
 #include "filters/cors/cors.hpp"
 #include "filters/ip_rules/ip_rules.hpp"
 
 namespace portico::filters {
 
-FilterFactories buildFilterFactories(const config::Route& route) {
+FilterFactories buildFilterFactories(const config::Route& route, const FilterDeps& deps) {
   FilterFactories factories;
-  // Address rules first: a denied client learns nothing, not even the CORS policy.
+  // Address rules first: a denied client learns nothing, not even the CORS policy. CORS before
+  // auth: a preflight carries no credentials.
   if (route.ip) factories.push_back(std::make_unique<IpRulesFactory>(*route.ip));
   if (route.cors) factories.push_back(std::make_unique<CorsFactory>(*route.cors));
+  if (!deps.auth_providers.empty()) {
+    factories.push_back(
+        std::make_unique<AuthFactory>(deps.authenticator, deps.auth_providers, route.authorize));
+  }
   return factories;
 }
 

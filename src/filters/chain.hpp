@@ -7,9 +7,19 @@
 #include "config/model.hpp"
 #include "filters/filter.hpp"
 
+namespace portico::auth {
+class Authenticator;
+}
+
 namespace portico::filters {
 
-FilterFactories buildFilterFactories(const config::Route& route);
+// What the filters are built with besides the route's own config.
+struct FilterDeps {
+  const auth::Authenticator& authenticator;
+  const std::vector<uint32_t>& auth_providers;  // the route's, as the authenticator's indexes
+};
+
+FilterFactories buildFilterFactories(const config::Route& route, const FilterDeps& deps);
 // Whether the route's filters answer CORS preflights themselves: a preflight is then routed as
 // the request it announces, since the route's `methods` need not list OPTIONS.
 bool answersPreflights(const config::Route& route);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/arena.hpp"
+#include "filters/environment.hpp"
 #include "http/header.hpp"
 #include "http/local_reply.hpp"
 #include "net/socket.hpp"
@@ -33,6 +34,8 @@ struct RequestInfo {
   net::SocketAddress client;
   std::string_view method;
   http::HeaderList headers;
+  std::string_view query;   // raw, after '?'
+  net::SocketAddress peer;  // the connection's peer (the client's proxy, behind one)
 };
 
 // The response head on its way to the client (the upstream's, or the gateway's own answer).
@@ -51,8 +54,10 @@ struct StreamOutcome {
 // trailers-only answer), or with `empty_status` set, that status without a body.
 struct Reply {
   http::ErrorCode code = http::ErrorCode::Internal;
-  std::string_view message;
+  std::string_view message;  // copied by the stream: it may go with the filter's own state
   int empty_status = 0;
+  std::string_view www_authenticate = {};  // for a 401
+  bool close = false;  // the connection ends after the answer (a request that may desync it)
 };
 
 // What a filter may ask of its stream, in a phase or after it returned StopIteration. Valid for
@@ -66,6 +71,9 @@ class FilterCallbacks {
   virtual void reply(const Reply& reply) = 0;
   // After a StopIteration: the paused phase goes on with the next filter.
   virtual void resume() = 0;
+  // The stream's surroundings (filters/environment.hpp); null in filters' unit tests that do not
+  // provide them.
+  virtual StreamEnvironment* environment() { return nullptr; }
 };
 
 class Filter {

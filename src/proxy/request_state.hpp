@@ -71,30 +71,6 @@ struct RequestScratch {
   filters::RequestInfo filter_request;  // what the filters read (kept while one pauses)
 };
 
-// Whether anybody still waits for a slow check queued on a verify pool: a job whose request has
-// ended (the client left, the check timed out) is skipped instead of hashing for nobody
-// (review M5). The flag drops with the request.
-class WaitFlag {
- public:
-  WaitFlag() = default;
-  WaitFlag(const WaitFlag&) = delete;
-  WaitFlag& operator=(const WaitFlag&) = delete;
-  ~WaitFlag() { drop(); }
-
-  std::shared_ptr<const std::atomic<bool>> arm() {
-    drop();
-    flag_ = std::make_shared<std::atomic<bool>>(true);
-    return flag_;
-  }
-  void drop() {
-    if (flag_) flag_->store(false, std::memory_order_relaxed);
-    flag_.reset();
-  }
-
- private:
-  std::shared_ptr<std::atomic<bool>> flag_;
-};
-
 struct RequestState {
   RequestState(uint64_t now_us, RequestScratch& scratch);
   ~RequestState();
@@ -132,13 +108,10 @@ struct RequestState {
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 
-  filters::FilterChain chain;                  // the route's filters, made for this request
-  std::optional<filters::Reply> filter_reply;  // a filter's answer, to be sent
+  filters::FilterChain chain;  // the route's filters, made for this request
 
   bool authenticated = false;
   std::unique_ptr<auth::Identity> identity;  // made by the first auth check
-  bool pending_has_body = false;
-  WaitFlag slow_check;
 
   size_t touch_count = 0;  // limits decided: the first touch_count of `touches`
   InFlightSlot in_flight;

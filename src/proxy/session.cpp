@@ -137,10 +137,6 @@ void Session::onTimer() {
     case State::Http2:
       close();
       break;
-    case State::AuthPending:
-      replyError(http::ErrorCode::Unavailable, "the authentication check took too long", true);
-      drive();
-      break;
     case State::FilterWait:
       replyError(http::ErrorCode::Unavailable, "the route's filters took too long", true);
       drive();
@@ -165,7 +161,6 @@ void Session::armClientTimer() {
     case State::Handshake:
       loop.setDeadline(*this, accepted_ms_ + static_cast<uint64_t>(limits.header_timeout.count()));
       break;
-    case State::AuthPending:
     case State::FilterWait:
       loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       break;
@@ -244,10 +239,7 @@ void Session::drive() {
         continue;
       }
       // Nothing to do until the check, Redis or the delay comes back.
-      if (state_ == State::AuthPending || state_ == State::LimitWait ||
-          state_ == State::FilterWait) {
-        break;
-      }
+      if (state_ == State::FilterWait || state_ == State::LimitWait) break;
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();
@@ -447,25 +439,12 @@ void Session::startRequest(size_t head_end) {
   rq.route = &route;
   if (!route.filter_factories.empty()) {
     rq.chain.create(route.filter_factories, rq.scratch.arena);
-    if (!runRequestFilters(match, has_body)) return;
+    if (!runRequestFilters(match)) return;
   }
-  afterRequestFilters(route, match, has_body);
+  afterRequestFilters(route, match);
 }
 
-void Session::afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match,
-                                  bool has_body) {
-  RequestState& rq = *rq_;
-  if (!route.auth_providers.empty()) {
-    switch (checkAuth(route, has_body)) {
-      case AuthStep::Refused:
-        return;
-      case AuthStep::Pending:
-        rq.pending_match = match;  // admitted when the check comes back
-        return;
-      case AuthStep::Passed:
-        break;
-    }
-  }
+void Session::afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match) {
   checkLimits(route, match);
 }
 
@@ -479,104 +458,6 @@ void Session::noteGrpc() {
   if (auto ms = http::parseGrpcTimeoutMs(timeout->value)) {
     rq.grpc_deadline_ms = worker_.loop().nowMs() + std::max<uint64_t>(*ms, 1);
   }
-}
-
-// A preflight's route is the one the request it announces would take, when that route's
-// filters answer preflights (its `methods` need not list OPTIONS). A method no route on the path
-// takes is still answered (with a no) by a route there that answers preflights. Any other
-// OPTIONS is routed as itself.
-void Session::routePreflight(std::string_view announced, router::RequestView view,
-                             router::MatchResult& match) {
-  const Snapshot& snap = *rq_->snap->shared;
-  auto answers = [&](const router::MatchResult& m) {
-    return m.status == router::MatchStatus::Matched &&
-           snap.routes[m.route_index].answers_preflights;
-  };
-  view.method = announced;
-  router::MatchResult as_announced = snap.router->match(view);
-  if (answers(as_announced)) {
-    match = std::move(as_announced);
-    return;
-  }
-  if (as_announced.status != router::MatchStatus::MethodNotAllowed) return;
-  std::string_view allow = as_announced.allow;  // "GET, POST": what the path's routes take
-  while (!allow.empty()) {
-    size_t comma = allow.find(',');
-    view.method = allow.substr(0, comma);
-    allow = comma == std::string_view::npos ? std::string_view() : allow.substr(comma + 2);
-    router::MatchResult other = snap.router->match(view);
-    if (answers(other)) {
-      match = std::move(other);
-      return;
-    }
-  }
-}
-
-bool Session::runRequestFilters(const router::MatchResult& match, bool has_body) {
-  RequestState& rq = *rq_;
-  filters::RequestInfo& request = rq.scratch.filter_request;
-  request = {clientAddress(), rq.head.method, rq.head.headers};
-  switch (rq.chain.requestHeaders(*this, request)) {
-    case filters::FilterStatus::Continue:
-      return true;
-    case filters::FilterStatus::Replied:
-      sendFilterReply(has_body);
-      return false;
-    case filters::FilterStatus::StopIteration:
-      rq.pending_match = match;  // the rest runs when the filter resumes the request
-      rq.pending_has_body = has_body;
-      state_ = State::FilterWait;
-      return false;
-  }
-  return false;
-}
-
-void Session::reply(const filters::Reply& answer) {
-  if (!rq_) return;
-  rq_->filter_reply = answer;
-  if (state_ != State::FilterWait) return;  // in a phase: sent when the filter returns Replied
-  rq_->chain.replied();
-  state_ = State::ReadHead;  // until the reply moves it on
-  sendFilterReply(rq_->pending_has_body);
-  drive();
-}
-
-void Session::resume() {
-  if (!rq_ || state_ != State::FilterWait) return;
-  state_ = State::ReadHead;  // until admit() or a reply moves it on
-  RequestState& rq = *rq_;
-  switch (rq.chain.resume(*this)) {
-    case filters::FilterStatus::Continue:
-      afterRequestFilters(*rq.route, *rq.pending_match, rq.pending_has_body);
-      break;
-    case filters::FilterStatus::Replied:
-      sendFilterReply(rq.pending_has_body);
-      break;
-    case filters::FilterStatus::StopIteration:
-      state_ = State::FilterWait;  // the next filter paused in turn
-      return;
-  }
-  drive();
-}
-
-void Session::sendFilterReply(bool has_body) {
-  RequestState& rq = *rq_;
-  filters::Reply answer = rq.filter_reply.value_or(
-      filters::Reply{http::ErrorCode::Internal, "a filter ended the request without an answer"});
-  rq.filter_reply.reset();
-  if (answer.empty_status != 0) {
-    replyEmpty(answer.empty_status, has_body);
-  } else {
-    replyError(answer.code, answer.message, has_body);
-  }
-}
-
-void Session::runResponseFilters(int status) {
-  RequestState& rq = *rq_;
-  if (rq.chain.empty()) return;
-  filters::ResponseInfo response{status, rq.filter_headers};
-  // (No filter pauses a response yet: a StopIteration here is taken as Continue.)
-  rq.chain.responseHeaders(*this, response);
 }
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
@@ -726,10 +607,6 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     worker_.newRequestId(rq_->request_id);
     rq_->request_id_len = 32;
   }
-  if (state_ == State::AuthPending) {
-    ++auth_generation_;  // a late answer finds nobody waiting
-    rq_->slow_check.drop();
-  }
   if (state_ == State::LimitWait) {
     ++limit_generation_;
     rq_->delay_until_ms = 0;
@@ -774,7 +651,6 @@ void Session::endWithLocalReply(bool close) {
 void Session::close() {
   if (state_ == State::Closed) return;
   endRequest(false);
-  ++auth_generation_;
   ++limit_generation_;
   if (parent_ != nullptr) {
     if (Http2Stream* stream = stream_) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/buffer.hpp"
+#include "filters/environment.hpp"
 #include "filters/filter.hpp"
 #include "http/http1_parser.hpp"
 #include "http/local_reply.hpp"
@@ -25,8 +26,6 @@
 
 namespace portico::auth {
 struct Identity;
-struct AuthResult;
-struct SlowCheckResult;
 }
 namespace portico::tls {
 class ServerContext;
@@ -51,7 +50,8 @@ class Session final : public net::EventHandler,
                       public net::Timed,
                       public upstream::ConnectionOwner,
                       public ratelimit::RedisWaiter,
-                      public filters::FilterCallbacks {
+                      public filters::FilterCallbacks,
+                      public filters::StreamEnvironment {
  public:
   explicit Session(Worker& worker);
   ~Session() override;
@@ -74,9 +74,6 @@ class Session final : public net::EventHandler,
   void runDeferredDrive();
   // On a stream session: the stream has bytes to read or room to write.
   void onStreamReady();
-  // The verify pool's answer to a Pending check (ignored unless `generation` still waits).
-  void resumeAuth(uint32_t generation, uint32_t provider, const std::string& credential,
-                  const auth::SlowCheckResult& check);
   // On a stream session: the client reset the stream, or the connection is going away.
   void abortStream();
   bool drive_deferred = false;
@@ -92,6 +89,17 @@ class Session final : public net::EventHandler,
   // The current request's filters (filters/filter.hpp): an answer, or going on after a pause.
   void reply(const filters::Reply& reply) override;
   void resume() override;
+  filters::StreamEnvironment* environment() override { return this; }
+  // filters::StreamEnvironment (the connection's certificate is looked up once).
+  const tls::PeerCertificate* clientCertificate() override;
+  auth::Identity& identity() override;
+  void markAuthenticated() override;
+  net::EventLoop& loop() override;
+  std::shared_ptr<const void> holdSnapshot() override;
+  auth::TokenCache* tokenCache() override;
+  const std::vector<std::shared_ptr<const auth::jwt::KeySet>>* fetchedKeys() override;
+  void unknownKid(uint32_t provider) override;
+  auth::VerifyPool* verifyPool(bool hashing) override;
 
   size_t live_index = 0;  // position in the worker's live list
 
@@ -99,16 +107,14 @@ class Session final : public net::EventHandler,
   // Handshake: TLS is being set up. Flush: the last response is being written, then the
   // connection closes.
   // Http2: the connection speaks HTTP/2; its streams are served by stream sessions.
-  // AuthPending: a slow authentication check runs on the verify pool; nothing is read meanwhile
-  // (the request head's views into in_ must stay valid).
   // LimitWait: the rate limits wait for Redis's answer, or (delay_until_ms_ set) the request
   // waits for its turn in mode delay.
-  // FilterWait: one of the route's filters paused the request (StopIteration); like
-  // AuthPending, nothing is read meanwhile.
+  // FilterWait: one of the route's filters paused the request (StopIteration: a slow
+  // authentication check, ...); nothing is read meanwhile (the request head's views into in_
+  // must stay valid).
   enum class State : uint8_t {
     Handshake,
     ReadHead,
-    AuthPending,
     LimitWait,
     FilterWait,
     Proxy,
@@ -116,7 +122,6 @@ class Session final : public net::EventHandler,
     Http2,
     Closed
   };
-  enum class AuthStep : uint8_t { Passed, Refused, Pending };
   static constexpr size_t kMaxBodyBuffer = 64 * 1024;  // per direction, while streaming bodies
   static constexpr size_t kInBuffer = 16 * 1024;   // what a connection reads into, at first
   static constexpr size_t kOutBuffer = 4 * 1024;   // what responses heads are built in
@@ -132,8 +137,6 @@ class Session final : public net::EventHandler,
   // The client socket, through TLS when the listener has it; the syscalls' conventions.
   ssize_t readSocket(void* data, size_t size);
   ssize_t writeSocket(const iovec* iov, int count);
-  // The connection's verified client certificate (looked up once), or null.
-  const tls::PeerCertificate* clientCertificate();
   bool readClient();
   bool writeClient();
   bool tryStartRequest();
@@ -164,10 +167,6 @@ class Session final : public net::EventHandler,
   // A bodiless answer of the gateway's (a CORS preflight's 204).
   void replyEmpty(int status, bool close);
   void endWithLocalReply(bool close);
-  // Runs the route's authentication and authorization: Refused after replying 401/403/503.
-  AuthStep checkAuth(const RouteRuntime& route, bool has_body);
-  bool finishAuth(const RouteRuntime& route, bool has_body, auth::AuthResult result);
-  void startSlowCheck(auth::AuthResult pending, bool has_body);
   // The request passed auth: concurrency and rate limits, then admit().
   void checkLimits(const RouteRuntime& route, const router::MatchResult& match);
   std::string_view clientAddressForLimits(std::string& scratch) const;
@@ -178,11 +177,9 @@ class Session final : public net::EventHandler,
   void routePreflight(std::string_view announced, router::RequestView view,
                       router::MatchResult& match);
   // The route's filters' request phase; false when one answered or paused the request.
-  bool runRequestFilters(const router::MatchResult& match, bool has_body);
-  // The request passed its filters: authentication, authorization, then the limits.
-  void afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match,
-                           bool has_body);
-  void sendFilterReply(bool has_body);
+  bool runRequestFilters(const router::MatchResult& match);
+  // The request passed its filters: the limits, then the upstream.
+  void afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match);
   // The route's filters' response phase over a head of this status: their fields go into
   // filter_headers.
   void runResponseFilters(int status);
@@ -252,7 +249,6 @@ class Session final : public net::EventHandler,
 
   // --- the current request: exists from its first byte to the end of its exchange ---
   RequestHandle rq_;
-  uint32_t auth_generation_ = 0;   // bumped when a pending check stops being awaited
   uint32_t limit_generation_ = 0;  // likewise for a Redis answer or a delay
 };
 

@@ -101,8 +101,6 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     rt.request_drop = dropList(route.request_headers);
     rt.response_drop = dropList(route.response_headers);
     rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
-    rt.filter_factories = filters::buildFilterFactories(route);
-    rt.answers_preflights = filters::answersPreflights(route);
     for (const auto& name : route.auth) {
       int index = snap->auth->providerIndex(name);
       if (index < 0) {
@@ -115,6 +113,8 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     if (!route.auth_public && rt.auth_providers.empty()) {
       errors.push_back("route \"" + route.name + "\" has no auth decision");
     }
+    rt.filter_factories = filters::buildFilterFactories(route, {*snap->auth, rt.auth_providers});
+    rt.answers_preflights = filters::answersPreflights(route);
     snap->routes.push_back(std::move(rt));
   }
   if (cfg.redis) {
