@@ -2,7 +2,9 @@
 
 #include "filters/auth/auth.hpp"
 #include "filters/cors/cors.hpp"
+#include "filters/headers/headers.hpp"
 #include "filters/ip_rules/ip_rules.hpp"
+#include "filters/rate_limit/rate_limit.hpp"
 
 namespace portico::filters {
 
@@ -15,6 +17,15 @@ FilterFactories buildFilterFactories(const config::Route& route, const FilterDep
   if (!deps.auth_providers.empty()) {
     factories.push_back(
         std::make_unique<AuthFactory>(deps.authenticator, deps.auth_providers, route.authorize));
+  }
+  if (hasHeaderEdits(route)) {
+    factories.push_back(
+        std::make_unique<HeadersFactory>(route.request_headers, route.response_headers));
+  }
+  // Limits after auth: they count per consumer, and an unauthenticated request costs none.
+  if (route.concurrency_limit > 0 || deps.limiter.hasLimits(deps.route_index)) {
+    factories.push_back(std::make_unique<RateLimitFactory>(RateLimitFactory::Settings{
+        deps.route_index, route.name, route.concurrency_limit, &deps.limiter, deps.redis}));
   }
   return factories;
 }

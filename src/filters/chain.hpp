@@ -10,6 +10,9 @@
 namespace portico::auth {
 class Authenticator;
 }
+namespace portico::ratelimit {
+class Limiter;
+}
 
 namespace portico::filters {
 
@@ -17,6 +20,9 @@ namespace portico::filters {
 struct FilterDeps {
   const auth::Authenticator& authenticator;
   const std::vector<uint32_t>& auth_providers;  // the route's, as the authenticator's indexes
+  const ratelimit::Limiter& limiter;
+  uint32_t route_index;        // in the snapshot
+  const config::Redis* redis;  // null without a redis section
 };
 
 FilterFactories buildFilterFactories(const config::Route& route, const FilterDeps& deps);

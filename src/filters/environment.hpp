@@ -3,8 +3,12 @@
 // on, what the request carries to later steps, and the worker's services. The session
 // implements it; each method is a plain call on the worker's thread.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace portico::auth {
@@ -15,9 +19,18 @@ namespace jwt {
 class KeySet;
 }
 }  // namespace portico::auth
+namespace portico::http {
+struct FieldEdits;
+}
 namespace portico::net {
 class EventLoop;
 }
+namespace portico::ratelimit {
+class LocalStore;
+class SyncStore;
+class RedisWaiter;
+struct LimitScratch;
+}  // namespace portico::ratelimit
 namespace portico::tls {
 struct PeerCertificate;
 }
@@ -37,6 +50,14 @@ class StreamEnvironment {
   // Who the client is: made on first use, filled by authentication.
   virtual auth::Identity& identity() = 0;
   virtual void markAuthenticated() = 0;
+  virtual bool authenticated() const = 0;
+  // The client as `key: ip` limits count it (an IPv6 client by its prefix), written into
+  // `scratch` when it is not the connection's own text.
+  virtual std::string_view limitClientKey(std::string& scratch) = 0;
+  // The upstream request is written with these edits (which outlive the request).
+  virtual void editUpstreamRequest(const http::FieldEdits& edits) = 0;
+  // Containers kept across the requests of this stream's slot (ratelimit::LimitScratch).
+  virtual ratelimit::LimitScratch& limitScratch() = 0;
 
   // --- the worker ---
   virtual net::EventLoop& loop() = 0;
@@ -49,6 +70,18 @@ class StreamEnvironment {
   virtual void unknownKid(uint32_t provider) = 0;
   // Where slow checks run: password hashing, or calls out (token introspection).
   virtual auth::VerifyPool* verifyPool(bool hashing) = 0;
+  // This worker's in-flight counter of a route's concurrency limit (index in the snapshot).
+  virtual std::atomic<int64_t>& concurrencyCounter(uint32_t route, const std::string& name) = 0;
+  virtual ratelimit::LocalStore& localStore() = 0;
+  virtual ratelimit::SyncStore& syncStore() = 0;
+  // Sends a Redis script call whose answer goes to `waiter`, but only while this request lives
+  // and waits for it; false when it cannot be sent (no Redis, its queue full).
+  virtual bool callRedis(std::span<const std::string_view> keys,
+                         std::span<const std::string_view> args,
+                         ratelimit::RedisWaiter& waiter) = 0;
+  // After a StopIteration: the stream resumes by itself at `at_ms` (loop time), unless the
+  // filter replies or resumes first.
+  virtual void resumeAt(uint64_t at_ms) = 0;
 };
 
 }  // namespace portico::filters

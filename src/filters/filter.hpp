@@ -42,6 +42,9 @@ struct RequestInfo {
 struct ResponseInfo {
   int status = 0;
   std::string& added_fields;  // whole lines ("Name: value\r\n") the filters add
+  bool from_upstream = false;  // the upstream's answer, not the gateway's own
+  // Lowercased, sorted names of the upstream's fields to leave out (one filter may set it).
+  const std::vector<std::string>* dropped = nullptr;
 };
 
 // How a request ended, for the complete phase.

@@ -2,8 +2,10 @@
 // For filters' unit tests: a stream that records what its filters asked of it.
 
 #include <optional>
+#include <stdexcept>
 #include <string>
 
+#include "filters/environment.hpp"
 #include "filters/filter.hpp"
 
 namespace portico::filters::testing {
@@ -20,6 +22,42 @@ struct RecordingStream final : FilterCallbacks {
   int resumes = 0;
   std::optional<Reply> last_reply;
   std::string reply_message;  // last_reply's message, kept
+};
+
+// A StreamEnvironment whose every service fails the test when used; a test overrides the
+// ones its filter needs.
+class UnusedEnvironment : public StreamEnvironment {
+ public:
+  const tls::PeerCertificate* clientCertificate() override { return nullptr; }
+  auth::Identity& identity() override { throw unused("identity"); }
+  void markAuthenticated() override { throw unused("markAuthenticated"); }
+  bool authenticated() const override { return false; }
+  std::string_view limitClientKey(std::string&) override { throw unused("limitClientKey"); }
+  void editUpstreamRequest(const http::FieldEdits&) override { throw unused("edits"); }
+  ratelimit::LimitScratch& limitScratch() override { throw unused("limitScratch"); }
+  net::EventLoop& loop() override { throw unused("loop"); }
+  std::shared_ptr<const void> holdSnapshot() override { return nullptr; }
+  auth::TokenCache* tokenCache() override { return nullptr; }
+  const std::vector<std::shared_ptr<const auth::jwt::KeySet>>* fetchedKeys() override {
+    return nullptr;
+  }
+  void unknownKid(uint32_t) override {}
+  auth::VerifyPool* verifyPool(bool) override { return nullptr; }
+  std::atomic<int64_t>& concurrencyCounter(uint32_t, const std::string&) override {
+    throw unused("concurrencyCounter");
+  }
+  ratelimit::LocalStore& localStore() override { throw unused("localStore"); }
+  ratelimit::SyncStore& syncStore() override { throw unused("syncStore"); }
+  bool callRedis(std::span<const std::string_view>, std::span<const std::string_view>,
+                 ratelimit::RedisWaiter&) override {
+    return false;
+  }
+  void resumeAt(uint64_t) override { throw unused("resumeAt"); }
+
+ private:
+  static std::logic_error unused(const char* what) {
+    return std::logic_error(std::string("the test's environment has no ") + what);
+  }
 };
 
 }  // namespace portico::filters::testing

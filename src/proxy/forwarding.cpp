@@ -85,7 +85,7 @@ bool inCidrs(const std::vector<config::Cidr>& cidrs, const net::SocketAddress& p
                      [&](const config::Cidr& cidr) { return cidr.contains(bytes); });
 }
 
-void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchResult&) {
+void Session::buildUpstreamHead() {
   RequestState& rq = *rq_;
   Buffer& out = rq.upstream_head;
   out.clear();
@@ -95,12 +95,8 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   out.append(rq.forward_target);
   out.append(" HTTP/1.1\r\n");
 
-  const config::Route& rc = *route.config;
-  bool host_set = false;
-  for (const auto& [name, value] : rc.request_headers.set) {
-    if (http::equalsIgnoreCase(name, "host")) host_set = true;
-  }
-  if (!host_set) {
+  const http::FieldEdits* edits = rq.upstream_edits;
+  if (edits == nullptr || !edits->sets_host) {
     std::string_view host = rq.head.host;
     if (host.empty()) host = rq.snap->shared->upstreams[rq.upstream_index].config->name;
     appendField(out, "Host", host);
@@ -126,7 +122,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
     if (rq.head.connection_lists_headers && http::connectionListsField(rq.head.headers, h.name)) {
       continue;
     }
-    if (!route.request_drop.empty() && inDropList(route.request_drop, h.name)) continue;
+    if (edits != nullptr && inDropList(edits->drop, h.name)) continue;
     // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
     if (drop_underscores && http::hasUnderscore(h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
@@ -172,7 +168,7 @@ void Session::buildUpstreamHead(const RouteRuntime& route, const router::MatchRe
   } else if (client_sent_length) {
     out.append("Content-Length: 0\r\n");
   }
-  for (const auto& [name, value] : rc.request_headers.set) appendField(out, name, value);
+  if (edits != nullptr) out.append(edits->add);
   out.append("\r\n");
 }
 
@@ -203,7 +199,8 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
   out_.append(' ');
   out_.append(head.reason.empty() ? http::reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
-  const RouteRuntime* route = rq_->route;
+  // The filters first: they say which of the upstream's fields stay out.
+  const std::vector<std::string>* dropped = runResponseFilters(head.status, true);
   for (const auto& h : head.headers) {
     if (http::isHopByHop(h.name)) continue;
     if (h.name.size() == 12 && http::equalsIgnoreCase(h.name, "x-request-id")) continue;
@@ -214,29 +211,14 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
     if (head.connection_lists_headers && http::connectionListsField(head.headers, h.name)) {
       continue;
     }
-    if (route != nullptr && !route->response_drop.empty() &&
-        inDropList(route->response_drop, h.name)) {
-      continue;
-    }
+    if (dropped != nullptr && inDropList(*dropped, h.name)) continue;
     appendField(out_, h.name, h.value);
   }
   appendField(out_, "X-Request-Id", std::string_view(rq_->request_id, rq_->request_id_len));
   if (head.framing == http::BodyFraming::Chunked && !rq_->resp_dechunk) {
     out_.append("Transfer-Encoding: chunked\r\n");
   }
-  if (route != nullptr) {
-    for (const auto& [name, value] : route->config->response_headers.set) {
-      appendField(out_, name, value);
-    }
-  }
-  runResponseFilters(head.status);
   out_.append(rq_->filter_headers);
-  if (rq_->touch_count > 0) {
-    rq_->extra_headers.clear();
-    appendLimitHeaders(rq_->extra_headers);
-    out_.append(rq_->extra_headers);
-    rq_->extra_headers.clear();
-  }
   if (head.status == 101) {
     out_.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
   } else if (close_after_response_) {

@@ -17,7 +17,6 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
     : scratch(scratch_in),
       head(scratch_in.head),
       upstream_head(scratch_in.upstream_head),
-      touches(scratch_in.touches),
       method(scratch_in.method),
       host(scratch_in.host),
       path(scratch_in.path),

@@ -14,6 +14,7 @@
 #include "core/arena.hpp"
 #include "core/buffer.hpp"
 #include "filters/chain.hpp"
+#include "http/field_edits.hpp"
 #include "http/http1_parser.hpp"
 #include "ratelimit/limiter.hpp"
 #include "router/router.hpp"
@@ -30,24 +31,6 @@ namespace portico::proxy {
 struct WorkerSnapshot;
 struct RouteRuntime;
 
-// A slot of a route's concurrency limit, given back when the request ends.
-class InFlightSlot {
- public:
-  InFlightSlot() = default;
-  InFlightSlot(const InFlightSlot&) = delete;
-  InFlightSlot& operator=(const InFlightSlot&) = delete;
-  ~InFlightSlot() { release(); }
-
-  void hold(std::atomic<int64_t>* counter) { counter_ = counter; }
-  void release() {
-    if (counter_ != nullptr) counter_->fetch_sub(1, std::memory_order_relaxed);
-    counter_ = nullptr;
-  }
-
- private:
-  std::atomic<int64_t>* counter_ = nullptr;
-};
-
 // Containers that a request fills and the next one overwrites from the start, kept for their
 // capacity (the parse of a head, the head sent upstream, the limits' keys, the strings) so that
 // a request allocates nothing for them. RequestState's constructor empties the strings.
@@ -61,12 +44,7 @@ struct RequestScratch {
   std::string extra_headers;   // for the local reply or response head
   std::string filter_headers;  // the route's filters' fields for the response, whoever makes it
   std::string echo_body;
-  std::vector<ratelimit::Touch> touches;  // RequestState::touch_count of them are valid
-  // The Redis script call: keys (prefixed), quota period ends, and views of both with the
-  // limits' own arguments.
-  std::vector<std::string> redis_keys;
-  std::vector<std::string> redis_period_ends;
-  std::vector<std::string_view> redis_views;
+  ratelimit::LimitScratch limits;
   Arena arena{512};                     // the request's filters; reset when the request ends
   filters::RequestInfo filter_request;  // what the filters read (kept while one pauses)
 };
@@ -80,7 +58,6 @@ struct RequestState {
   RequestScratch& scratch;
   http::RequestHead& head;
   Buffer& upstream_head;
-  std::vector<ratelimit::Touch>& touches;
   std::string& method;
   std::string& host;
   std::string& path;
@@ -113,11 +90,10 @@ struct RequestState {
   bool authenticated = false;
   std::unique_ptr<auth::Identity> identity;  // made by the first auth check
 
-  size_t touch_count = 0;  // limits decided: the first touch_count of `touches`
-  InFlightSlot in_flight;
-  bool redis_retried = false;  // sent again once after NOSCRIPT
-  size_t redis_count = 0;
-  uint64_t delay_until_ms = 0;
+  // While a filter waits: for Redis's answer (who gets it), or until a time (loop ms).
+  ratelimit::RedisWaiter* redis_waiter = nullptr;
+  const http::FieldEdits* upstream_edits = nullptr;  // the route's, set by its filters
+  uint64_t resume_at_ms = 0;
 
   bool echo = false;
   uint64_t echo_body_bytes = 0;

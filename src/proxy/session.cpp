@@ -138,14 +138,11 @@ void Session::onTimer() {
       close();
       break;
     case State::FilterWait:
-      replyError(http::ErrorCode::Unavailable, "the route's filters took too long", true);
-      drive();
-      break;
-    case State::LimitWait:
-      if (rq_->delay_until_ms != 0) {
-        endLimitWait();
+      if (rq_->resume_at_ms != 0) {
+        rq_->resume_at_ms = 0;
+        resume();  // the wait the filter asked for is over
       } else {
-        replyError(http::ErrorCode::Unavailable, "rate limit store unavailable", true);
+        replyError(http::ErrorCode::Unavailable, "the route's filters took too long", true);
         drive();
       }
       break;
@@ -162,11 +159,8 @@ void Session::armClientTimer() {
       loop.setDeadline(*this, accepted_ms_ + static_cast<uint64_t>(limits.header_timeout.count()));
       break;
     case State::FilterWait:
-      loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
-      break;
-    case State::LimitWait:
-      if (rq_->delay_until_ms != 0) {
-        loop.setDeadline(*this, rq_->delay_until_ms);
+      if (rq_->resume_at_ms != 0) {
+        loop.setDeadline(*this, rq_->resume_at_ms);
       } else {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       }
@@ -239,7 +233,7 @@ void Session::drive() {
         continue;
       }
       // Nothing to do until the check, Redis or the delay comes back.
-      if (state_ == State::FilterWait || state_ == State::LimitWait) break;
+      if (state_ == State::FilterWait) break;
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();
@@ -441,11 +435,7 @@ void Session::startRequest(size_t head_end) {
     rq.chain.create(route.filter_factories, rq.scratch.arena);
     if (!runRequestFilters(match)) return;
   }
-  afterRequestFilters(route, match);
-}
-
-void Session::afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match) {
-  checkLimits(route, match);
+  admit(route, match);
 }
 
 void Session::noteGrpc() {
@@ -490,7 +480,7 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
     rq.forward_target.push_back('?');
     rq.forward_target.append(rq.head.query);
   }
-  buildUpstreamHead(route, match);
+  buildUpstreamHead();
 
   rq.req_framing = rq.head.framing;
   rq.req_remaining = rq.head.content_length;
@@ -607,18 +597,19 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
     worker_.newRequestId(rq_->request_id);
     rq_->request_id_len = 32;
   }
-  if (state_ == State::LimitWait) {
-    ++limit_generation_;
-    rq_->delay_until_ms = 0;
+  if (state_ == State::FilterWait) {
+    // The paused filter is not waited for: a late Redis answer or wake-up finds nobody.
+    rq_->chain.replied();
+    rq_->redis_waiter = nullptr;
+    rq_->resume_at_ms = 0;
   }
-  if (state_ == State::FilterWait) rq_->chain.replied();  // the paused filter is not waited for
   if (close) {
     close_after_response_ = true;
     // The client may still be sending what we will not read (a body over the limit, ...).
     if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
   rq_->status = http::statusOf(code);
-  runResponseFilters(rq_->status);
+  runResponseFilters(rq_->status, false);
   http::writeLocalReply({code, message, std::string_view(rq_->request_id, rq_->request_id_len),
                          allow, www_authenticate, rq_->extra_headers, close_after_response_,
                          rq_->keep_alive_1_0, rq_->filter_headers, rq_->grpc},
@@ -633,7 +624,7 @@ void Session::replyEmpty(int status, bool close) {
     if (!rq_->req_body_done || !in_.empty()) linger_ = true;
   }
   rq_->status = status;
-  runResponseFilters(status);
+  runResponseFilters(status, false);
   http::writeEmptyReply({status, std::string_view(rq_->request_id, rq_->request_id_len),
                          rq_->filter_headers, close_after_response_, rq_->keep_alive_1_0},
                         out_);
@@ -651,7 +642,6 @@ void Session::endWithLocalReply(bool close) {
 void Session::close() {
   if (state_ == State::Closed) return;
   endRequest(false);
-  ++limit_generation_;
   if (parent_ != nullptr) {
     if (Http2Stream* stream = stream_) {
       stream_ = nullptr;

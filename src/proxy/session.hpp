@@ -84,7 +84,7 @@ class Session final : public net::EventHandler,
   void onTimer() override;
   void onUpstreamEvents(upstream::Connection& conn, uint32_t events) override;
   void onUpstreamTimeout(upstream::Connection& conn) override;
-  // The answer of the Redis script for this request's limits (null: Redis could not answer).
+  // A Redis answer for the current request's waiting filter (callRedis), passed on to it.
   void onRedisReply(uint32_t tag, const redisReply* reply) override;
   // The current request's filters (filters/filter.hpp): an answer, or going on after a pause.
   void reply(const filters::Reply& reply) override;
@@ -100,6 +100,16 @@ class Session final : public net::EventHandler,
   const std::vector<std::shared_ptr<const auth::jwt::KeySet>>* fetchedKeys() override;
   void unknownKid(uint32_t provider) override;
   auth::VerifyPool* verifyPool(bool hashing) override;
+  bool authenticated() const override;
+  std::string_view limitClientKey(std::string& scratch) override;
+  void editUpstreamRequest(const http::FieldEdits& edits) override;
+  ratelimit::LimitScratch& limitScratch() override;
+  std::atomic<int64_t>& concurrencyCounter(uint32_t route, const std::string& name) override;
+  ratelimit::LocalStore& localStore() override;
+  ratelimit::SyncStore& syncStore() override;
+  bool callRedis(std::span<const std::string_view> keys, std::span<const std::string_view> args,
+                 ratelimit::RedisWaiter& waiter) override;
+  void resumeAt(uint64_t at_ms) override;
 
   size_t live_index = 0;  // position in the worker's live list
 
@@ -107,21 +117,10 @@ class Session final : public net::EventHandler,
   // Handshake: TLS is being set up. Flush: the last response is being written, then the
   // connection closes.
   // Http2: the connection speaks HTTP/2; its streams are served by stream sessions.
-  // LimitWait: the rate limits wait for Redis's answer, or (delay_until_ms_ set) the request
-  // waits for its turn in mode delay.
   // FilterWait: one of the route's filters paused the request (StopIteration: a slow
-  // authentication check, ...); nothing is read meanwhile (the request head's views into in_
-  // must stay valid).
-  enum class State : uint8_t {
-    Handshake,
-    ReadHead,
-    LimitWait,
-    FilterWait,
-    Proxy,
-    Flush,
-    Http2,
-    Closed
-  };
+  // authentication check, Redis's answer for the rate limits, a delay); nothing is read
+  // meanwhile (the request head's views into in_ must stay valid).
+  enum class State : uint8_t { Handshake, ReadHead, FilterWait, Proxy, Flush, Http2, Closed };
   static constexpr size_t kMaxBodyBuffer = 64 * 1024;  // per direction, while streaming bodies
   static constexpr size_t kInBuffer = 16 * 1024;   // what a connection reads into, at first
   static constexpr size_t kOutBuffer = 4 * 1024;   // what responses heads are built in
@@ -167,9 +166,6 @@ class Session final : public net::EventHandler,
   // A bodiless answer of the gateway's (a CORS preflight's 204).
   void replyEmpty(int status, bool close);
   void endWithLocalReply(bool close);
-  // The request passed auth: concurrency and rate limits, then admit().
-  void checkLimits(const RouteRuntime& route, const router::MatchResult& match);
-  std::string_view clientAddressForLimits(std::string& scratch) const;
   // The peer, or behind trusted_proxies the rightmost X-Forwarded-For address not one of them.
   net::SocketAddress clientAddress() const;
   // A gRPC request: its errors are gRPC answers, and its grpc-timeout a deadline.
@@ -178,24 +174,15 @@ class Session final : public net::EventHandler,
                       router::MatchResult& match);
   // The route's filters' request phase; false when one answered or paused the request.
   bool runRequestFilters(const router::MatchResult& match);
-  // The request passed its filters: the limits, then the upstream.
-  void afterRequestFilters(const RouteRuntime& route, const router::MatchResult& match);
+
   // The route's filters' response phase over a head of this status: their fields go into
-  // filter_headers.
-  void runResponseFilters(int status);
-  void giveBackLocal(size_t before);
-  void sendToRedis();
-  void redisFailed();
-  void finishLimits();
-  void endLimitWait();
-  void replyLimited(const ratelimit::Touch& refused);
-  // RateLimit-Policy and RateLimit lines for the limits decided for this request.
-  void appendLimitHeaders(std::string& out) const;
-  // The request passed auth and limits: the body limit, then the upstream.
+  // filter_headers; returns the upstream's fields they leave out (lowercased, sorted), or null.
+  const std::vector<std::string>* runResponseFilters(int status, bool from_upstream);
+  // The request passed its filters: the body limit, then the upstream.
   void admit(const RouteRuntime& route, const router::MatchResult& match);
   void appendIdentityHeaders(Buffer& out);
   void serveEcho();
-  void buildUpstreamHead(const RouteRuntime& route, const router::MatchResult& match);
+  void buildUpstreamHead();
   void buildClientResponseHead(const http::ResponseHead& head);
   size_t requestBodyReady();
   size_t responseBodyReady();
@@ -249,7 +236,7 @@ class Session final : public net::EventHandler,
 
   // --- the current request: exists from its first byte to the end of its exchange ---
   RequestHandle rq_;
-  uint32_t limit_generation_ = 0;  // likewise for a Redis answer or a delay
+  uint32_t redis_generation_ = 0;  // tags callRedis: a late answer matches no waiting filter
 };
 
 }  // namespace portico::proxy

@@ -3,10 +3,13 @@
 // (filters/environment.hpp). No filter is named here.
 #include <ctime>
 #include <string_view>
+#include <utility>
 
 #include "auth/authenticator.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
+#include "ratelimit/local_store.hpp"
+#include "ratelimit/redis_client.hpp"
 
 namespace portico::proxy {
 
@@ -64,7 +67,12 @@ bool Session::runRequestFilters(const router::MatchResult& match) {
 void Session::reply(const filters::Reply& answer) {
   if (!rq_ || rq_->resp_head_done) return;
   const bool paused = state_ == State::FilterWait;
-  if (paused) state_ = State::ReadHead;  // until the reply moves it on
+  if (paused) {
+    rq_->chain.replied();  // first: the answer goes through the response phase
+    rq_->redis_waiter = nullptr;
+    rq_->resume_at_ms = 0;
+    state_ = State::ReadHead;  // until the reply moves it on
+  }
   // A body we will not read ends the connection after the answer.
   const bool close = answer.close || rq_->head.framing != http::BodyFraming::None;
   if (answer.empty_status != 0) {
@@ -72,10 +80,7 @@ void Session::reply(const filters::Reply& answer) {
   } else {
     replyError(answer.code, answer.message, close, {}, answer.www_authenticate);
   }
-  if (paused) {
-    rq_->chain.replied();
-    drive();
-  }
+  if (paused) drive();
 }
 
 void Session::resume() {
@@ -84,7 +89,7 @@ void Session::resume() {
   RequestState& rq = *rq_;
   switch (rq.chain.resume(*this)) {
     case filters::FilterStatus::Continue:
-      afterRequestFilters(*rq.route, *rq.pending_match);
+      admit(*rq.route, *rq.pending_match);
       break;
     case filters::FilterStatus::Replied:
       break;  // the filter answered
@@ -95,13 +100,16 @@ void Session::resume() {
   drive();
 }
 
-void Session::runResponseFilters(int status) {
+const std::vector<std::string>* Session::runResponseFilters(int status, bool from_upstream) {
   RequestState& rq = *rq_;
-  if (rq.chain.empty()) return;
-  filters::ResponseInfo response{status, rq.filter_headers};
+  if (rq.chain.empty()) return nullptr;
+  filters::ResponseInfo response{status, rq.filter_headers, from_upstream};
   // (No filter pauses a response yet: a StopIteration here is taken as Continue.)
   rq.chain.responseHeaders(*this, response);
+  return response.dropped;
 }
+
+void Session::editUpstreamRequest(const http::FieldEdits& edits) { rq_->upstream_edits = &edits; }
 
 // --- filters::StreamEnvironment ---
 
@@ -132,5 +140,36 @@ void Session::unknownKid(uint32_t provider) {
 auth::VerifyPool* Session::verifyPool(bool hashing) {
   return hashing ? worker_.hashPool() : worker_.callPool();
 }
+
+bool Session::authenticated() const { return rq_->authenticated && rq_->identity; }
+
+ratelimit::LimitScratch& Session::limitScratch() { return rq_->scratch.limits; }
+
+std::atomic<int64_t>& Session::concurrencyCounter(uint32_t route, const std::string& name) {
+  std::atomic<int64_t>*& counter = rq_->snap->concurrency[route];
+  if (counter == nullptr) counter = worker_.localStore()->concurrencyCounter(name);
+  return *counter;
+}
+
+ratelimit::LocalStore& Session::localStore() { return *worker_.localStore(); }
+
+ratelimit::SyncStore& Session::syncStore() { return *worker_.syncStore(); }
+
+bool Session::callRedis(std::span<const std::string_view> keys,
+                        std::span<const std::string_view> args, ratelimit::RedisWaiter& waiter) {
+  ratelimit::RedisClient* redis = worker_.redis();
+  if (redis == nullptr || !redis->evalScript(keys, args, this, ++redis_generation_)) return false;
+  rq_->redis_waiter = &waiter;
+  return true;
+}
+
+void Session::onRedisReply(uint32_t tag, const redisReply* reply) {
+  if (tag != redis_generation_ || !rq_ || state_ != State::FilterWait) return;
+  ratelimit::RedisWaiter* waiter = std::exchange(rq_->redis_waiter, nullptr);
+  if (waiter != nullptr) waiter->onRedisReply(tag, reply);
+  drive();  // also arms the timer of a wait the filter asked for (resumeAt)
+}
+
+void Session::resumeAt(uint64_t at_ms) { rq_->resume_at_ms = at_ms; }
 
 }  // namespace portico::proxy

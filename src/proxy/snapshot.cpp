@@ -10,24 +10,6 @@
 #include "tls/server_context.hpp"
 
 namespace portico::proxy {
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = http::asciiLower(c);
-  return out;
-}
-
-std::vector<std::string> dropList(const config::HeaderEdits& edits) {
-  std::vector<std::string> names = edits.remove;
-  for (const auto& [name, value] : edits.set) names.push_back(lower(name));
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-  return names;
-}
-
-}  // namespace
-
 Snapshot::Snapshot() = default;
 Snapshot::~Snapshot() = default;
 
@@ -40,6 +22,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
   const config::Config& cfg = snap->config;
 
   snap->auth = std::make_unique<auth::Authenticator>(cfg, errors);
+  snap->limiter = std::make_unique<ratelimit::Limiter>(cfg);
   snap->jwks_urls.resize(snap->auth->providerCount());
   snap->jwks.resize(snap->auth->providerCount());
   for (const auto& [name, provider] : cfg.auth_providers) {
@@ -98,8 +81,6 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       rt.upstreams.push_back(it->second);
       rt.cumulative_weight.push_back(total);
     }
-    rt.request_drop = dropList(route.request_headers);
-    rt.response_drop = dropList(route.response_headers);
     rt.rewrites = route.rewrite.strip_prefix || !route.rewrite.path.empty();
     for (const auto& name : route.auth) {
       int index = snap->auth->providerIndex(name);
@@ -113,7 +94,9 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
     if (!route.auth_public && rt.auth_providers.empty()) {
       errors.push_back("route \"" + route.name + "\" has no auth decision");
     }
-    rt.filter_factories = filters::buildFilterFactories(route, {*snap->auth, rt.auth_providers});
+    rt.filter_factories = filters::buildFilterFactories(
+        route, {*snap->auth, rt.auth_providers, *snap->limiter,
+                static_cast<uint32_t>(snap->routes.size()), cfg.redis ? &*cfg.redis : nullptr});
     rt.answers_preflights = filters::answersPreflights(route);
     snap->routes.push_back(std::move(rt));
   }
@@ -123,7 +106,6 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       errors.push_back("redis: cannot resolve \"" + cfg.redis->address + "\": " + error);
     }
   }
-  snap->limiter = std::make_unique<ratelimit::Limiter>(cfg);
   if (!errors.empty()) return nullptr;
   snap->router = std::make_unique<router::Router>(cfg.routes);
   return snap;

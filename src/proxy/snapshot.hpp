@@ -41,11 +41,7 @@ struct UpstreamRuntime {
 struct RouteRuntime {
   const config::Route* config = nullptr;
   std::vector<uint32_t> upstreams;         // indexes into Snapshot::upstreams, one per split entry
-  std::vector<uint32_t> cumulative_weight; // same length; last = total weight
-  // Lowercased names the upstream request must not carry: the route's removals and the names
-  // it sets (a set replaces whatever the client sent).
-  std::vector<std::string> request_drop;
-  std::vector<std::string> response_drop;
+  std::vector<uint32_t> cumulative_weight;  // same length; last = total weight
   bool rewrites = false;
   std::vector<uint32_t> auth_providers;  // Authenticator indexes; empty iff auth: public
   filters::FilterFactories filter_factories;  // each request's filters, in route order

@@ -67,6 +67,17 @@ struct Touch {
   bool decided = false;       // false: the store could not answer (Redis error)
 };
 
+// What a request's limits fill and the next request's overwrite from the start, kept for their
+// capacity so that a request allocates nothing for them: the counters touched, and the Redis
+// script call's keys (prefixed), quota period ends, and views of both with the limits' own
+// arguments.
+struct LimitScratch {
+  std::vector<Touch> touches;
+  std::vector<std::string> redis_keys;
+  std::vector<std::string> redis_period_ends;
+  std::vector<std::string_view> redis_views;
+};
+
 class Limiter {
  public:
   explicit Limiter(const config::Config& config);

@@ -7,6 +7,7 @@
 #include "auth/token_cache.hpp"
 #include "auth/verify_pool.hpp"
 #include "config/loader.hpp"
+#include "filters/filter_testing.hpp"
 #include "net/event_loop.hpp"
 
 namespace portico::filters {
@@ -35,7 +36,7 @@ routes:
 }
 
 // The stream and its surroundings, as the session provides them.
-class FakeStream final : public FilterCallbacks, public StreamEnvironment {
+class FakeStream final : public FilterCallbacks, public testing::UnusedEnvironment {
  public:
   explicit FakeStream(const auth::Authenticator& authenticator)
       : cache_(authenticator.makeCache()) {}
