@@ -4,6 +4,7 @@
 #include "filters/cors/cors.hpp"
 #include "filters/headers/headers.hpp"
 #include "filters/ip_rules/ip_rules.hpp"
+#include "filters/max_body_bytes/max_body_bytes.hpp"
 #include "filters/rate_limit/rate_limit.hpp"
 
 namespace portico::filters {
@@ -17,6 +18,9 @@ FilterFactories buildFilterFactories(const config::Route& route, const FilterDep
   if (!deps.auth_providers.empty()) {
     factories.push_back(
         std::make_unique<AuthFactory>(deps.authenticator, deps.auth_providers, route.authorize));
+  }
+  if (route.max_body_bytes) {
+    factories.push_back(std::make_unique<MaxBodyBytesFactory>(*route.max_body_bytes));
   }
   if (hasHeaderEdits(route)) {
     factories.push_back(

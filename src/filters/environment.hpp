@@ -54,6 +54,8 @@ class StreamEnvironment {
   // The client as `key: ip` limits count it (an IPv6 client by its prefix), written into
   // `scratch` when it is not the connection's own text.
   virtual std::string_view limitClientKey(std::string& scratch) = 0;
+  // The most request body this request may have (instead of the listener's limit).
+  virtual void limitRequestBody(uint64_t max_bytes) = 0;
   // The upstream request is written with these edits (which outlive the request).
   virtual void editUpstreamRequest(const http::FieldEdits& edits) = 0;
   // Containers kept across the requests of this stream's slot (ratelimit::LimitScratch).

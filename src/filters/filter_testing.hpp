@@ -34,6 +34,7 @@ class UnusedEnvironment : public StreamEnvironment {
   bool authenticated() const override { return false; }
   std::string_view limitClientKey(std::string&) override { throw unused("limitClientKey"); }
   void editUpstreamRequest(const http::FieldEdits&) override { throw unused("edits"); }
+  void limitRequestBody(uint64_t) override { throw unused("limitRequestBody"); }
   ratelimit::LimitScratch& limitScratch() override { throw unused("limitScratch"); }
   net::EventLoop& loop() override { throw unused("loop"); }
   std::shared_ptr<const void> holdSnapshot() override { return nullptr; }

@@ -431,6 +431,7 @@ void Session::startRequest(size_t head_end) {
   }
   const RouteRuntime& route = snap.routes[match.route_index];
   rq.route = &route;
+  rq.max_body = listen.limits.max_body_bytes;  // a route's filters may say otherwise
   if (!route.filter_factories.empty()) {
     rq.chain.create(route.filter_factories, rq.scratch.arena);
     if (!runRequestFilters(match)) return;
@@ -451,7 +452,6 @@ void Session::noteGrpc() {
 }
 
 void Session::admit(const RouteRuntime& route, const router::MatchResult& match) {
-  rq_->max_body = route.config->max_body_bytes.value_or(listener().limits.max_body_bytes);
   if (rq_->head.framing == http::BodyFraming::Length && rq_->head.content_length > rq_->max_body) {
     replyError(http::ErrorCode::PayloadTooLarge, "request body exceeds the size limit", true);
     return;

@@ -103,6 +103,7 @@ class Session final : public net::EventHandler,
   bool authenticated() const override;
   std::string_view limitClientKey(std::string& scratch) override;
   void editUpstreamRequest(const http::FieldEdits& edits) override;
+  void limitRequestBody(uint64_t max_bytes) override;
   ratelimit::LimitScratch& limitScratch() override;
   std::atomic<int64_t>& concurrencyCounter(uint32_t route, const std::string& name) override;
   ratelimit::LocalStore& localStore() override;
