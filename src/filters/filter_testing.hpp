@@ -5,10 +5,23 @@
 #include <stdexcept>
 #include <string>
 
+#include "config/loader.hpp"
 #include "filters/environment.hpp"
 #include "filters/filter.hpp"
 
 namespace portico::filters::testing {
+
+// A config with one route whose `key` is `value` (a filter's config), as the loader reads it.
+inline config::LoadResult loadRouteWith(std::string_view key, std::string_view value) {
+  std::string yaml =
+      "listeners: [{address: 127.0.0.1:8080}]\n"
+      "upstreams: {echo: {builtin: echo}}\n"
+      "routes:\n"
+      "  - {name: r, match: {path_prefix: /}, upstream: echo, auth: public, " +
+      std::string(key) + ": " + std::string(value) + "}\n";
+  return config::loadConfigString(yaml, "t.yaml",
+                                  [](const std::string&) { return std::optional<std::string>(); });
+}
 
 struct RecordingStream final : FilterCallbacks {
   void reply(const Reply& r) override {

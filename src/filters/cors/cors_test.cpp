@@ -13,15 +13,7 @@
 namespace portico::filters {
 namespace {
 
-config::LoadResult load(std::string_view cors) {
-  std::string yaml = R"(listeners: [{address: 127.0.0.1:8080}]
-upstreams: {echo: {builtin: echo}}
-routes:
-  - {name: r, match: {path_prefix: /}, upstream: echo, auth: public, cors: )" +
-                     std::string(cors) + "}\n";
-  return config::loadConfigString(yaml, "t.yaml",
-                                  [](const std::string&) { return std::optional<std::string>(); });
-}
+config::LoadResult load(std::string_view cors) { return testing::loadRouteWith("cors", cors); }
 
 CorsFactory filterOf(std::string_view cors) {
   config::LoadResult r = load(cors);

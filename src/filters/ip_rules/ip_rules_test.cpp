@@ -8,15 +8,7 @@
 namespace portico::filters {
 namespace {
 
-config::LoadResult load(std::string_view ip) {
-  std::string yaml = R"(listeners: [{address: 127.0.0.1:8080}]
-upstreams: {echo: {builtin: echo}}
-routes:
-  - {name: r, match: {path_prefix: /}, upstream: echo, auth: public, ip: )" +
-                     std::string(ip) + "}\n";
-  return config::loadConfigString(yaml, "t.yaml",
-                                  [](const std::string&) { return std::optional<std::string>(); });
-}
+config::LoadResult load(std::string_view ip) { return testing::loadRouteWith("ip", ip); }
 
 IpRulesFactory filterOf(std::string_view ip) {
   config::LoadResult r = load(ip);
