@@ -8,9 +8,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/buffer.hpp"
+#include "http/header.hpp"
+#include "http/http1_parser.hpp"
 
 namespace portico::http {
 
@@ -51,6 +55,30 @@ inline ssize_t readBodyForData(Buffer& body, bool ended, bool& deferred, uint8_t
     return NGHTTP2_ERR_DEFERRED;
   }
   return static_cast<ssize_t>(n);
+}
+
+// Submits a chunked body's trailer section ("name: value\r\n" lines, as ChunkedDecoder checked
+// them) as the stream's trailing HEADERS frame: names lowered in place (RFC 9113 §8.2.1),
+// connection-specific fields left out. Call it from the data source's last read, with
+// NGHTTP2_DATA_FLAG_NO_END_STREAM set.
+inline bool submitTrailerLines(nghttp2_session* session, int32_t stream_id, std::string& lines) {
+  std::vector<nghttp2_nv> fields;
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    size_t end = lines.find("\r\n", pos);
+    if (end == std::string::npos) break;
+    std::string_view line(lines.data() + pos, end - pos);
+    size_t colon = line.find(':');
+    std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    for (size_t i = pos; i < pos + name.size(); ++i) lines[i] = asciiLower(lines[i]);
+    if (!isHopByHop(name)) fields.push_back(nghttp2Field(name, value));
+    pos = end + 2;
+  }
+  return nghttp2_submit_trailer(session, stream_id, fields.data(), fields.size()) == 0;
 }
 
 }  // namespace portico::http

@@ -49,8 +49,9 @@ struct Http2Connection::Callbacks {
                       void* user_data) {
     Http2Connection& c = self(user_data);
     Http2Stream* stream = c.find(frame->hd.stream_id);
-    // Trailers (after the stream session started) are dropped.
-    if (stream == nullptr || stream->session != nullptr || stream->too_large) return 0;
+    if (stream == nullptr || stream->too_large) return 0;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+      return c.takeTrailer(*stream, name_data, name_len, value_data, value_len);
     // RFC 9113 §6.5.2's accounting (32 bytes per field). Past the limit nothing more is kept
     // (an HPACK bomb decodes into nothing) and the answer is 431, as over HTTP/1.1.
     stream->header_bytes += name_len + value_len + 32;
@@ -118,7 +119,15 @@ struct Http2Connection::Callbacks {
     }
     if (end_stream && !stream->request_ended) {
       stream->request_ended = true;
-      if (stream->chunked) stream->request.append(kChunkEnd);
+      if (stream->chunked && !stream->request_trailers.empty()) {
+        // The trailers ride in the chunked coding's trailer section.
+        stream->request.append("0\r\n");
+        stream->request.append(stream->request_trailers);
+        stream->request.append("\r\n");
+        std::string().swap(stream->request_trailers);
+      } else if (stream->chunked) {
+        stream->request.append(kChunkEnd);
+      }
       c.markReady(*stream);
     }
     return 0;
@@ -557,26 +566,26 @@ bool Http2Connection::submitHead(Http2Stream& stream, size_t head_end) {
   return true;
 }
 
-bool Http2Connection::submitTrailers(Http2Stream& stream) {
-  std::vector<nghttp2_nv> fields;
-  std::string& lines = stream.trailers;
-  size_t pos = 0;
-  while (pos < lines.size()) {
-    size_t end = lines.find("\r\n", pos);
-    if (end == std::string::npos) break;
-    std::string_view line(lines.data() + pos, end - pos);
-    size_t colon = line.find(':');
-    std::string_view name = line.substr(0, colon);
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    // Lowered in place: HTTP/2 names are lowercase (RFC 9113 §8.2.1).
-    for (size_t i = pos; i < pos + name.size(); ++i) lines[i] = http::asciiLower(lines[i]);
-    if (!http::isHopByHop(name)) fields.push_back(http::nghttp2Field(name, value));
-    pos = end + 2;
+int Http2Connection::takeTrailer(Http2Stream& stream, const uint8_t* name_data, size_t name_len,
+                                 const uint8_t* value_data, size_t value_len) {
+  std::string_view name(reinterpret_cast<const char*>(name_data), name_len);
+  std::string_view value(reinterpret_cast<const char*>(value_data), value_len);
+  if (!http::isValidHttp2Field(name, value) || name.starts_with(':')) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RFC 9113 §8.1: no pseudo-fields here
   }
-  return nghttp2_submit_trailer(session_, stream.id, fields.data(), fields.size()) == 0;
+  // Counted against the header limit with the head; past it, or without chunked coding to
+  // carry them (a request with Content-Length), trailers are dropped.
+  stream.header_bytes += name_len + value_len + 32;
+  if (!stream.chunked || stream.header_bytes > limits_.max_header_bytes) return 0;
+  stream.request_trailers.append(name);
+  stream.request_trailers.append(": ");
+  stream.request_trailers.append(value);
+  stream.request_trailers.append("\r\n");
+  return 0;
+}
+
+bool Http2Connection::submitTrailers(Http2Stream& stream) {
+  return http::submitTrailerLines(session_, stream.id, stream.trailers);
 }
 
 void Http2Connection::reset(Http2Stream& stream, uint32_t error_code) {

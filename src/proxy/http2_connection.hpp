@@ -46,6 +46,7 @@ struct Http2Stream {
   bool too_large = false;        // over max_header_bytes: answered 431 by the connection
   bool chunked = false;          // no Content-Length: the body is sent chunked
   bool request_ended = false;    // END_STREAM seen
+  std::string request_trailers;  // "name: value\r\n": the chunked request's trailer section
   Buffer request;
   size_t unacknowledged = 0;     // DATA bytes received and not yet given back to the window
 
@@ -115,6 +116,9 @@ class Http2Connection {
   void acknowledge(Http2Stream& stream);
   // Sends the response's trailer fields as the stream's last HEADERS frame.
   bool submitTrailers(Http2Stream& stream);
+  // One field of the request's trailers (a HEADERS frame after its DATA).
+  int takeTrailer(Http2Stream& stream, const uint8_t* name_data, size_t name_len,
+                  const uint8_t* value_data, size_t value_len);
   void markReady(Http2Stream& stream);
   void reset(Http2Stream& stream, uint32_t error_code);
   void erase(int32_t id);

@@ -104,6 +104,7 @@ struct RequestState {
   size_t req_validated = 0;    // Chunked: bytes at the front of in_ checked and ready
   size_t req_scanned = 0;      // Chunked: bytes at the front of in_ the decoder has seen
   size_t req_trailer_bytes = 0;  // Chunked: trailer fields seen, held back to be dropped
+  bool keep_req_trailers = false;  // the upstream speaks HTTP/2: trailers go on
   bool req_body_done = true;
   uint64_t max_body = 0;
 

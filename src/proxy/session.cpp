@@ -471,6 +471,7 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   buildUpstreamHead();
 
   rq.req_framing = rq.head.framing;
+  rq.keep_req_trailers = upstream.config->speaksHttp2();
   rq.req_remaining = rq.head.content_length;
   rq.req_body_done = rq.req_framing == http::BodyFraming::None;
   const bool expect_continue = rq.head.expect_continue && !rq.req_body_done;
@@ -502,10 +503,11 @@ bool Session::scanRequestBody() {
     return true;
   }
   rq.req_scanned += r.consumed;
-  rq.req_trailer_bytes += r.trailer_bytes;
+  // Request trailers go only to HTTP/2 upstreams, as a HEADERS frame of their own. HTTP/1.1 ones
+  // do not get them (RFC 9110 §6.5.1 lets a proxy drop them; some servers merge them into the
+  // header section): the body ends with the last chunk and the CRLF.
+  if (!rq.keep_req_trailers) rq.req_trailer_bytes += r.trailer_bytes;
   if (r.done && rq.req_trailer_bytes > 0) {
-    // Request trailers are not passed on (RFC 9110 §6.5.1 lets a proxy drop them; some servers
-    // merge them into the header section): the body ends with the last chunk and the CRLF.
     in_.erase(rq.req_scanned - 2 - rq.req_trailer_bytes, rq.req_trailer_bytes);
     rq.req_scanned -= rq.req_trailer_bytes;
     rq.req_trailer_bytes = 0;

@@ -125,6 +125,14 @@ struct Http2ClientConnection::Callbacks {
       stream->session_blocked = false;
       c.markReady(*stream);
     }
+    if ((*data_flags & NGHTTP2_DATA_FLAG_EOF) != 0 && !stream->trailers.empty() &&
+        stream->chunked.done()) {
+      // The request ends with its trailers' HEADERS frame instead of this DATA frame.
+      if (!http::submitTrailerLines(c.session_, stream_id, stream->trailers)) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      }
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
     return n;
   }
 };
@@ -326,7 +334,7 @@ size_t Http2ClientConnection::takeBody(Http2ClientStream& stream, const char* da
     size_t n = std::min(size - taken, kStreamBuffer - stream.body.size());
     if (stream.framing == http::BodyFraming::Chunked) {
       stream.decoded.clear();
-      auto r = stream.chunked.feed(data + taken, n, &stream.decoded);
+      auto r = stream.chunked.feed(data + taken, n, &stream.decoded, &stream.trailers);
       if (r.error) return size;  // the session validated it already
       stream.body.append(stream.decoded);
       n = r.consumed;

@@ -39,6 +39,7 @@ struct Http2ClientStream {
   uint64_t remaining = 0;
   http::ChunkedDecoder chunked;
   std::string decoded;
+  std::string trailers;        // the chunked request's trailer section, for a HEADERS frame
   Buffer body;                 // request body waiting for DATA frames
   bool request_ended = false;
   bool head_request = false;   // HEAD: the response's length describes no body here

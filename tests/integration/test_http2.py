@@ -692,3 +692,53 @@ def test_h2_upstream_status_and_timeout(gateway):
         assert up.connection_count() == 1
     finally:
         up.stop()
+
+
+# ----- 11. Trailers end to end, HTTP/2 client to HTTP/2 upstream -------------------------------
+@pytest.mark.parametrize("protocol", ["http2", "grpc"])
+def test_h2_trailers_both_ways_through_an_h2_upstream(gateway, protocol):
+    up = H2Upstream("h2t", lifetime=60)
+    try:
+        cfg = gw.config([gw.route("all", {"path_prefix": "/"}, "h2u")],
+                        {"h2u": gw.up(up, protocol=protocol)}, listener={"http2": True})
+        g = gateway(cfg)
+        with H2Client(g.port) as c:
+            for i in range(2):  # and again on the same connection
+                sid = c.new_sid()
+                c.send_headers(sid, c.request_headers("POST", "/trailers", [("te", "trailers")]),
+                               end_stream=False)
+                c.send_body(sid, b"hello", end_stream=False)
+                c.send_headers(sid, [("x-req-sum", f"s{i}"), ("x-second", "2")], end_stream=True)
+                st = c.response(sid)
+                assert st.status == 200, st
+                assert st.trailers is not None and ("x-trailer", "yes") in st.trailers, st
+                rec = up.last()
+                assert rec.body == b"hello", rec
+                assert rec.header("te") == "trailers", rec.headers
+                trailers = dict(rec.trailers or [])
+                assert trailers.get("x-req-sum") == f"s{i}" and trailers.get("x-second") == "2", \
+                    rec.trailers
+                # Trailers never leak into the head.
+                assert rec.header("x-req-sum") is None, rec.headers
+        g.assert_healthy()
+    finally:
+        up.stop()
+
+
+def test_h2_client_trailers_to_http1_upstream_are_dropped(gateway, upstream):
+    g = gateway(gw.config([gw.route("all", {"path_prefix": "/"}, "u")], {"u": gw.up(upstream)},
+                          listener={"http2": True}))
+    with H2Client(g.port) as c:
+        sid = c.new_sid()
+        c.send_headers(sid, c.request_headers("POST", "/echo/t", [("te", "trailers")]),
+                       end_stream=False)
+        c.send_body(sid, b"abc", end_stream=False)
+        c.send_headers(sid, [("x-req-sum", "s")], end_stream=True)
+        st = c.response(sid)
+        assert st.status == 200, st
+    rec = upstream.last()
+    assert rec.body == b"abc", rec
+    # Dropped (RFC 9110 §6.5.1), never merged into the head: the body is exactly what was sent.
+    assert "x-req-sum" not in rec.header_names() and "te" not in rec.header_names(), rec.headers
+    assert rec.body_len == 3 and rec.complete, rec
+    g.assert_healthy()
