@@ -56,6 +56,8 @@ class StreamEnvironment {
   virtual std::string_view limitClientKey(std::string& scratch) = 0;
   // The most request body this request may have (instead of the listener's limit).
   virtual void limitRequestBody(uint64_t max_bytes) = 0;
+  // Whole lines ("Name: value\r\n") the upstream request gets, for filters to append to.
+  virtual std::string& upstreamFields() = 0;
   // The upstream request is written with these edits (which outlive the request).
   virtual void editUpstreamRequest(const http::FieldEdits& edits) = 0;
   // Containers kept across the requests of this stream's slot (ratelimit::LimitScratch).

@@ -48,6 +48,8 @@ class UnusedEnvironment : public StreamEnvironment {
   std::string_view limitClientKey(std::string&) override { throw unused("limitClientKey"); }
   void editUpstreamRequest(const http::FieldEdits&) override { throw unused("edits"); }
   void limitRequestBody(uint64_t) override { throw unused("limitRequestBody"); }
+  std::string& upstreamFields() override { return upstream_fields; }
+  std::string upstream_fields;  // what the filters added for the upstream
   ratelimit::LimitScratch& limitScratch() override { throw unused("limitScratch"); }
   net::EventLoop& loop() override { throw unused("loop"); }
   std::shared_ptr<const void> holdSnapshot() override { return nullptr; }

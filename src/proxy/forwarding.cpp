@@ -139,7 +139,7 @@ void Session::buildUpstreamHead() {
       (upstream.protocol == config::Upstream::Protocol::Grpc || acceptsTrailers(rq.head.headers))) {
     out.append("TE: trailers\r\n");
   }
-  if (rq.authenticated) appendIdentityHeaders(out);
+  out.append(rq.upstream_fields);  // the consumer's identity, from auth
   appendField(out, "X-Request-Id", std::string_view(rq.request_id, rq.request_id_len));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
@@ -170,27 +170,6 @@ void Session::buildUpstreamHead() {
   }
   if (edits != nullptr) out.append(edits->add);
   out.append("\r\n");
-}
-
-void Session::appendIdentityHeaders(Buffer& out) {
-  const auth::Identity& id = *rq_->identity;
-  if (id.consumer != nullptr) {
-    appendField(out, "X-Consumer-Name", id.consumer->name);
-    if (!id.consumer->groups.empty()) {
-      out.append("X-Consumer-Groups: ");
-      for (size_t i = 0; i < id.consumer->groups.size(); ++i) {
-        if (i) out.append(", ");
-        out.append(id.consumer->groups[i]);
-      }
-      out.append("\r\n");
-    }
-  }
-  if (id.provider != nullptr && id.provider->type == config::AuthProvider::Type::Jwt) {
-    for (const auto& [claim, header] : id.provider->jwt.forward_claims) {
-      std::string value = auth::claimHeaderValue(id.claimsOrNull(), claim);
-      if (!value.empty()) appendField(out, header, value);
-    }
-  }
 }
 
 void Session::buildClientResponseHead(const http::ResponseHead& head) {

@@ -23,6 +23,7 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
       forward_target(scratch_in.forward_target),
       extra_headers(scratch_in.extra_headers),
       filter_headers(scratch_in.filter_headers),
+      upstream_fields(scratch_in.upstream_fields),
       echo_body(scratch_in.echo_body),
       start_us(now_us) {
   method.clear();
@@ -31,6 +32,7 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
   forward_target.clear();
   extra_headers.clear();
   filter_headers.clear();
+  upstream_fields.clear();
   echo_body.clear();
 }
 

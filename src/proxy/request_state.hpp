@@ -43,6 +43,7 @@ struct RequestScratch {
   std::string forward_target;  // rewritten path + "?" + query
   std::string extra_headers;   // for the local reply or response head
   std::string filter_headers;  // the route's filters' fields for the response, whoever makes it
+  std::string upstream_fields;  // the route's filters' fields for the upstream request
   std::string echo_body;
   ratelimit::LimitScratch limits;
   Arena arena{512};                     // the request's filters; reset when the request ends
@@ -64,6 +65,7 @@ struct RequestState {
   std::string& forward_target;
   std::string& extra_headers;  // for the local reply or response head
   std::string& filter_headers;
+  std::string& upstream_fields;
   std::string& echo_body;
 
   // The snapshot (refcounted) and the upstream connection are the worker's: the session gives

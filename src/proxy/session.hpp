@@ -104,6 +104,7 @@ class Session final : public net::EventHandler,
   std::string_view limitClientKey(std::string& scratch) override;
   void editUpstreamRequest(const http::FieldEdits& edits) override;
   void limitRequestBody(uint64_t max_bytes) override;
+  std::string& upstreamFields() override;
   ratelimit::LimitScratch& limitScratch() override;
   std::atomic<int64_t>& concurrencyCounter(uint32_t route, const std::string& name) override;
   ratelimit::LocalStore& localStore() override;
@@ -181,7 +182,6 @@ class Session final : public net::EventHandler,
   const std::vector<std::string>* runResponseFilters(int status, bool from_upstream);
   // The request passed its filters: the body limit, then the upstream.
   void admit(const RouteRuntime& route, const router::MatchResult& match);
-  void appendIdentityHeaders(Buffer& out);
   void serveEcho();
   void buildUpstreamHead();
   void buildClientResponseHead(const http::ResponseHead& head);

@@ -109,6 +109,8 @@ const std::vector<std::string>* Session::runResponseFilters(int status, bool fro
   return response.dropped;
 }
 
+std::string& Session::upstreamFields() { return rq_->upstream_fields; }
+
 void Session::limitRequestBody(uint64_t max_bytes) { rq_->max_body = max_bytes; }
 
 void Session::editUpstreamRequest(const http::FieldEdits& edits) { rq_->upstream_edits = &edits; }

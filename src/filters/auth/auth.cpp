@@ -20,6 +20,31 @@ uint64_t verifyQueueKey(const net::SocketAddress& peer) {
   return sipHash<1, 3>(processSipKey(), key);
 }
 
+// Who the upstream is told the client is: the consumer, its groups, and the token's claims the
+// provider forwards. (A client's own fields of these names never reach the upstream.)
+void appendIdentityFields(const auth::Identity& id, std::string& out) {
+  auto field = [&out](std::string_view name, std::string_view value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  };
+  if (id.consumer != nullptr) {
+    field("X-Consumer-Name", id.consumer->name);
+    if (!id.consumer->groups.empty()) {
+      out.append("X-Consumer-Groups: ");
+      for (size_t i = 0; i < id.consumer->groups.size(); ++i) {
+        if (i) out.append(", ");
+        out.append(id.consumer->groups[i]);
+      }
+      out.append("\r\n");
+    }
+  }
+  if (id.provider != nullptr && id.provider->type == config::AuthProvider::Type::Jwt) {
+    for (const auto& [claim, header] : id.provider->jwt.forward_claims) {
+      std::string value = auth::claimHeaderValue(id.claimsOrNull(), claim);
+      if (!value.empty()) field(header, value);
+    }
+  }
+}
+
 }  // namespace
 
 Filter& AuthFactory::create(Arena& arena) const { return arena.make<AuthFilter>(*this); }
@@ -53,6 +78,7 @@ FilterStatus AuthFilter::finish(FilterCallbacks& stream, StreamEnvironment& env,
   switch (result.outcome) {
     case auth::AuthOutcome::Ok:
       env.markAuthenticated();
+      appendIdentityFields(env.identity(), env.upstreamFields());
       return Continue;
     case auth::AuthOutcome::Ambiguous:
       // Two credentials where one is expected: parsers behind us could pick either.

@@ -114,6 +114,7 @@ TEST(AuthFilter, ApiKeyAuthenticatesInThePhase) {
   ASSERT_NE(stream.identity_.consumer, nullptr);
   EXPECT_EQ(stream.identity_.consumer->name, "alice");
   EXPECT_EQ(stream.replies, 0);
+  EXPECT_EQ(stream.upstream_fields, "X-Consumer-Name: alice\r\n");
 }
 
 TEST(AuthFilter, NoCredentialIsA401WithItsChallenge) {
@@ -126,6 +127,7 @@ TEST(AuthFilter, NoCredentialIsA401WithItsChallenge) {
   EXPECT_EQ(stream.status, 401);
   EXPECT_NE(stream.www_authenticate.find("Basic"), std::string::npos) << stream.www_authenticate;
   EXPECT_FALSE(stream.authenticated);
+  EXPECT_EQ(stream.upstream_fields, "");
 }
 
 TEST(AuthFilter, PasswordsAreCheckedOffTheLoopWhileTheRequestWaits) {
