@@ -151,6 +151,21 @@ void Session::onTimer() {
   }
 }
 
+// While a filter waits nothing is read (the head's views point into in_), but a client that
+// reset or closed the connection is noticed at once, as NGINX does: its request is abandoned,
+// and the work done for it (a password check, a Redis call, a delay) stops.
+bool Session::clientGone() {
+  if (!readable_ || parent_ != nullptr || fd_ < 0) return false;
+  char byte;
+  ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return false;  // more bytes (pipelined): read after the pause
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    readable_ = false;
+    return false;
+  }
+  return true;  // FIN, or an error such as ECONNRESET
+}
+
 void Session::armClientTimer() {
   const auto& limits = listener().limits;
   auto& loop = worker_.loop();
@@ -233,7 +248,10 @@ void Session::drive() {
         continue;
       }
       // Nothing to do until the check, Redis or the delay comes back.
-      if (state_ == State::FilterWait) break;
+      if (state_ == State::FilterWait) {
+        if (clientGone()) close();
+        break;
+      }
       progress = readClient();
       if (state_ == State::ReadHead) {
         progress |= tryStartRequest();

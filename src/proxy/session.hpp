@@ -130,6 +130,7 @@ class Session final : public net::EventHandler,
   // The main loop: makes all the progress the sockets allow, then returns.
   void drive();
   bool continueHandshake();
+  bool clientGone();
   // Switches the connection to HTTP/2 (ALPN h2, prior knowledge, or an h2c upgrade).
   void startHttp2(std::string_view upgrade_settings = {}, std::string_view upgrade_head = {},
                   std::string_view upgrade_method = {});
