@@ -72,7 +72,8 @@ class FilterCallbacks {
   // Answers the request. In a request phase, the filter then returns Replied; after a
   // StopIteration, this ends the pause.
   virtual void reply(const Reply& reply) = 0;
-  // After a StopIteration: the paused phase goes on with the next filter.
+  // After a StopIteration (once the phase has returned it; from the worker's loop): the paused
+  // phase goes on with the next filter.
   virtual void resume() = 0;
   // The stream's surroundings (filters/environment.hpp); null in filters' unit tests that do not
   // provide them.

@@ -155,7 +155,9 @@ void Session::onTimer() {
 // reset or closed the connection is noticed at once, as NGINX does: its request is abandoned,
 // and the work done for it (a password check, a Redis call, a delay) stops.
 bool Session::clientGone() {
-  if (!readable_ || parent_ != nullptr || fd_ < 0) return false;
+  if (parent_ != nullptr || fd_ < 0) return false;
+  if (peer_eof_) return true;  // its FIN came with the request
+  if (!readable_) return false;
   char byte;
   ssize_t n = ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return false;  // more bytes (pipelined): read after the pause
