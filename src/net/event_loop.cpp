@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -66,6 +67,17 @@ void EventLoop::setDeadline(Timed& t, uint64_t at_ms) {
     t.scheduled_ = t.deadline_;
     timers_.push({t.deadline_, &t, t.timer_gen_});
   }
+}
+
+void EventLoop::TimerHeap::removeTarget(const Timed* target) {
+  std::erase_if(c, [target](const TimerEntry& e) { return e.target == target; });
+  std::make_heap(c.begin(), c.end(), comp);
+}
+
+void EventLoop::forget(Timed& t) {
+  timers_.removeTarget(&t);
+  t.deadline_ = 0;
+  t.scheduled_ = 0;
 }
 
 void EventLoop::runTimers() {

@@ -58,6 +58,9 @@ class EventLoop {
   // Sets `t`'s deadline to the absolute monotonic time at_ms (0 clears it).
   void setDeadline(Timed& t, uint64_t at_ms);
   void clearTimeout(Timed& t) { t.deadline_ = 0; }
+  // Drops `t`'s entries from the timer heap: for an object that is freed rather than recycled,
+  // whose entries would otherwise fire into freed memory. Linear in the number of timers.
+  void forget(Timed& t);
 
   // Runs until stop(). `after_batch` runs after each batch of events (flushing buffered logs).
   void run();
@@ -87,7 +90,10 @@ class EventLoop {
   int wake_fd_ = -1;
   bool running_ = false;
   uint64_t now_ms_ = 0;
-  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  struct TimerHeap : std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> {
+    void removeTarget(const Timed* target);
+  };
+  TimerHeap timers_;
   std::function<void()> after_batch_;
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 
 namespace portico::net {
@@ -69,6 +70,18 @@ TEST(EventLoop, PostRunsOnTheLoopThread) {
   loop.run();
   poster.join();
   EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST(EventLoop, AForgottenTimerNeverFiresIntoAFreedObject) {
+  EventLoop loop;
+  auto doomed = std::make_unique<Counter>(loop);
+  loop.setTimeout(*doomed, 10);
+  Counter witness(loop);
+  loop.setTimeout(witness, 40);
+  loop.forget(*doomed);
+  doomed.reset();  // under ASan, a heap entry left behind would read freed memory at 10 ms
+  loop.run();
+  EXPECT_EQ(witness.fired, 1);
 }
 
 }  // namespace

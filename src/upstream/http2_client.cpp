@@ -141,6 +141,9 @@ Http2ClientConnection::Http2ClientConnection(Host& host, EndpointPool& pool)
     : host_(host), pool_(pool) {}
 
 Http2ClientConnection::~Http2ClientConnection() {
+  // Unlike sessions and HTTP/1.1 connections, which are recycled, this object is freed: no
+  // timer entry may outlive it.
+  host_.loop().forget(*this);
   if (session_ != nullptr) nghttp2_session_del(session_);
   tls_.close();
   if (fd_ >= 0) ::close(fd_);
