@@ -777,7 +777,12 @@ def test_sync_round_trips_per_request_under_load(redis, gateway, upstream):
           f"{calls / len(flat):.4f} per request")
     assert len(flat) == REQUESTS
     assert set(statuses(flat)) <= {200, 429}, statuses(flat)
-    assert ok(flat) >= REQUESTS - KEYS * 3, statuses(flat)   # 1000 per key: all but pre-sync
+    # 1000 per key: all are admitted but the ones a key gets before its first lease comes back
+    # (the trust share, ceil(1000 * SYNC / 10) = 10, covers that long only at a slower pace): the
+    # faster the clients, the more a key sees in its first interval and the Redis round trip.
+    per_key_rate = REQUESTS / KEYS / elapsed
+    pre_sync = math.ceil(per_key_rate * (2 * SYNC + 0.05)) - math.ceil(1000 * SYNC / 10)
+    assert ok(flat) >= REQUESTS - KEYS * max(3, pre_sync), (statuses(flat), elapsed)
     assert upstream.count() == ok(flat)
     # One script call per interval (30 keys fit one call), not one per request.
     assert calls <= 1.3 * intervals + 3, (calls, intervals)
