@@ -45,6 +45,13 @@ inline bool hasUnderscore(std::string_view name) {
   return false;
 }
 
+// `v` without optional whitespace (SP, HTAB) at either end (RFC 9110 §5.6.3).
+inline std::string_view trimOws(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 inline bool hasUnderscoreName(HeaderList headers) {
   for (const auto& h : headers) {
     if (hasUnderscore(h.name)) return true;

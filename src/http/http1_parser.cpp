@@ -7,12 +7,6 @@
 namespace portico::http {
 namespace {
 
-std::string_view trimOws(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
 bool parseContentLength(std::string_view v, uint64_t& out) {
   if (v.empty() || v.size() > 18) return false;
   uint64_t n = 0;

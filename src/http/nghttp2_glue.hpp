@@ -71,9 +71,7 @@ inline bool submitTrailerLines(nghttp2_session* session, int32_t stream_id, std:
     size_t colon = line.find(':');
     std::string_view name = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    value = trimOws(value);
     for (size_t i = pos; i < pos + name.size(); ++i) lines[i] = asciiLower(lines[i]);
     if (!isHopByHop(name)) fields.push_back(nghttp2Field(name, value));
     pos = end + 2;

@@ -68,8 +68,7 @@ bool acceptsTrailers(http::HeaderList headers) {
       std::string_view item = rest.substr(0, comma);
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       item = item.substr(0, item.find(';'));
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      item = http::trimOws(item);
       if (http::equalsIgnoreCase(item, "trailers")) return true;
     }
   }

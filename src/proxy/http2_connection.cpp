@@ -194,7 +194,9 @@ struct Http2Connection::Callbacks {
     if ((*data_flags & NGHTTP2_DATA_FLAG_EOF) != 0 && !stream->trailers.empty() &&
         stream->chunked_decoder.done()) {
       // The stream ends with the trailers' HEADERS frame instead of this DATA frame.
-      if (!c.submitTrailers(*stream)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      if (!http::submitTrailerLines(c.session_, stream_id, stream->trailers)) {
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      }
       *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     return n;
@@ -582,10 +584,6 @@ int Http2Connection::takeTrailer(Http2Stream& stream, const uint8_t* name_data, 
   stream.request_trailers.append(value);
   stream.request_trailers.append("\r\n");
   return 0;
-}
-
-bool Http2Connection::submitTrailers(Http2Stream& stream) {
-  return http::submitTrailerLines(session_, stream.id, stream.trailers);
 }
 
 void Http2Connection::reset(Http2Stream& stream, uint32_t error_code) {

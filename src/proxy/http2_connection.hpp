@@ -114,8 +114,6 @@ class Http2Connection {
   size_t takeResponse(Http2Stream& stream, const char* data, size_t size);
   bool submitHead(Http2Stream& stream, size_t head_end);
   void acknowledge(Http2Stream& stream);
-  // Sends the response's trailer fields as the stream's last HEADERS frame.
-  bool submitTrailers(Http2Stream& stream);
   // One field of the request's trailers (a HEADERS frame after its DATA).
   int takeTrailer(Http2Stream& stream, const uint8_t* name_data, size_t name_len,
                   const uint8_t* value_data, size_t value_len);

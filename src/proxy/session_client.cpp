@@ -78,8 +78,7 @@ net::SocketAddress Session::clientAddress() const {
       size_t comma = list.find(',');
       std::string_view item = list.substr(0, comma);
       list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      item = http::trimOws(item);
       net::SocketAddress address;
       if (!parseForwardedFor(item, address)) {
         any = false;  // garbage from here on: trust nothing left of it
