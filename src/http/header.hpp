@@ -17,9 +17,40 @@ using HeaderList = std::span<const HeaderField>;
 
 inline char asciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
+// Eight bytes lowered at once: a byte gets 0x20 when it is 'A' to 'Z' (the sums cannot carry
+// from one byte into the next, as each is taken below 0x80 first).
+inline uint64_t asciiLowerWord(uint64_t word) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = kOnes * 0x80;
+  const uint64_t low7 = word & (kOnes * 0x7f);
+  const uint64_t at_least_a = low7 + kOnes * (0x80 - 'A');
+  const uint64_t above_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  const uint64_t upper = at_least_a & ~above_z & ~word & kHighs;
+  return word | (upper >> 2);
+}
+
+// Lowers data[0, size) in place.
+inline void asciiLowerInPlace(char* data, size_t size) {
+  size_t i = 0;
+  for (; i + 8 <= size; i += 8) {
+    uint64_t word;
+    __builtin_memcpy(&word, data + i, 8);
+    word = asciiLowerWord(word);
+    __builtin_memcpy(data + i, &word, 8);
+  }
+  for (; i < size; ++i) data[i] = asciiLower(data[i]);
+}
+
 inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
+  size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8) {
+    uint64_t x, y;
+    __builtin_memcpy(&x, a.data() + i, 8);
+    __builtin_memcpy(&y, b.data() + i, 8);
+    if (asciiLowerWord(x) != asciiLowerWord(y)) return false;
+  }
+  for (; i < a.size(); ++i) {
     if (asciiLower(a[i]) != asciiLower(b[i])) return false;
   }
   return true;
@@ -50,6 +81,21 @@ inline std::string_view trimOws(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   return v;
+}
+
+// Calls fn(name, value) for each "name: value\r\n" line of `lines` (fields the gateway wrote, or
+// a trailer section the chunked decoder checked).
+template <class Fn>
+void forEachFieldLine(std::string_view lines, Fn&& fn) {
+  size_t pos = 0;
+  while (pos < lines.size()) {
+    size_t end = lines.find("\r\n", pos);
+    if (end == std::string_view::npos) break;
+    std::string_view line = lines.substr(pos, end - pos);
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos) fn(line.substr(0, colon), trimOws(line.substr(colon + 1)));
+    pos = end + 2;
+  }
 }
 
 inline bool hasUnderscoreName(HeaderList headers) {

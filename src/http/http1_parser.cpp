@@ -53,32 +53,31 @@ ParseStatus parseFields(const char* data, size_t head_end, size_t pos, size_t ma
   const size_t end = head_end - 2;  // the blank line's CRLF
   while (pos < end) {
     const char* line = data + pos;
-    const char* eol = static_cast<const char*>(std::memchr(line, '\r', end - pos));
-    if (eol == nullptr) eol = data + end;
-    size_t line_len = static_cast<size_t>(eol - line);
+    const size_t rest = end - pos;  // findHeadEnd saw every CR followed by its LF
     if (line[0] == ' ' || line[0] == '\t') {
       error = ParseError::ObsFold;
       return ParseStatus::Error;
     }
     size_t colon = 0;
-    while (colon < line_len && isTchar(line[colon])) ++colon;
-    if (colon == 0 || colon >= line_len || line[colon] != ':') {
-      error = (colon < line_len && (line[colon] == ' ' || line[colon] == '\t'))
+    while (colon < rest && isTchar(line[colon])) ++colon;
+    if (colon == 0 || colon >= rest || line[colon] != ':') {
+      error = (colon < rest && (line[colon] == ' ' || line[colon] == '\t'))
                   ? ParseError::WhitespaceBeforeColon
                   : ParseError::BadHeaderName;
       return ParseStatus::Error;
     }
-    std::string_view value(line + colon + 1, line_len - colon - 1);
-    for (char c : value) {
-      if (!isFieldValueChar(c)) {
-        error = ParseError::BadHeaderValue;
-        return ParseStatus::Error;
-      }
+    // The value runs to the line's CR, the first byte that is not a value character.
+    const size_t value_at = colon + 1;
+    const size_t line_len = value_at + scanFieldValue(line + value_at, rest - value_at);
+    if (line_len < rest && line[line_len] != '\r') {
+      error = ParseError::BadHeaderValue;
+      return ParseStatus::Error;
     }
     if (out.headers.size() >= max_headers) {
       error = ParseError::TooManyHeaders;
       return ParseStatus::Error;
     }
+    std::string_view value(line + value_at, line_len - value_at);
     out.headers.push_back({std::string_view(line, colon), trimOws(value)});
     pos += line_len + 2;
   }
@@ -205,49 +204,11 @@ bool hasHttpVersion(std::string_view line) {
          isDigit(version[8]);
 }
 
-ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLimits& limits,
-                             RequestHead& out, ParseError& error) {
-  out.head_size = head_end;
-  out.expect_continue = false;
-  out.host = {};
-  const char* line_end = static_cast<const char*>(std::memchr(data, '\r', head_end));
-  size_t line_len = static_cast<size_t>(line_end - data);
-  std::string_view line(data, line_len);
+namespace {
 
-  size_t sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos || sp1 == 0) {
-    error = sp1 == 0 ? ParseError::BadRequestLine : ParseError::BadMethod;
-    return ParseStatus::Error;
-  }
-  out.method = line.substr(0, sp1);
-  for (char c : out.method) {
-    if (!isTchar(c)) {
-      error = ParseError::BadMethod;
-      return ParseStatus::Error;
-    }
-  }
-  size_t sp2 = line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) {
-    error = ParseError::BadRequestLine;
-    return ParseStatus::Error;
-  }
-  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = line.substr(sp2 + 1);
-  if (version == "HTTP/1.1") out.version_minor = 1;
-  else if (version == "HTTP/1.0") out.version_minor = 0;
-  else {
-    error = version.find(' ') != std::string_view::npos ? ParseError::BadRequestLine
-                                                        : ParseError::BadVersion;
-    return ParseStatus::Error;
-  }
-  if (out.target.size() > limits.max_uri_bytes) {
-    error = ParseError::UriTooLong;
-    return ParseStatus::Error;
-  }
-  if (head_end > limits.max_header_bytes) {
-    error = ParseError::HeadersTooLarge;
-    return ParseStatus::Error;
-  }
+// The request target (RFC 9112 §3.2): its characters and form, split into path and query.
+// `authority` is that of an absolute-form target.
+ParseStatus readTarget(RequestHead& out, std::string_view& authority, ParseError& error) {
   for (char c : out.target) {
     auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f || c == '#') {
@@ -255,10 +216,8 @@ ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLim
       return ParseStatus::Error;
     }
   }
-
-  std::string_view authority;
   std::string_view path_and_query;
-  if (out.target[0] == '/') {
+  if (!out.target.empty() && out.target[0] == '/') {
     path_and_query = out.target;
   } else if (out.target == "*") {
     if (out.method != "OPTIONS") {
@@ -296,11 +255,11 @@ ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLim
   size_t q = path_and_query.find('?');
   out.path = path_and_query.substr(0, q);
   out.query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
+  return ParseStatus::Complete;
+}
 
-  if (parseFields(data, head_end, line_len + 2, limits.max_headers, out, error) !=
-      ParseStatus::Complete) {
-    return ParseStatus::Error;
-  }
+// What a request's fields say about its body, its connection and its Host.
+ParseStatus readRequestFields(RequestHead& out, std::string_view authority, ParseError& error) {
   bool has_length = false;
   bool has_chunked = false;
   if (interpretFraming(out, has_length, has_chunked, error) != ParseStatus::Complete) {
@@ -338,6 +297,89 @@ ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLim
   }
   if (!authority.empty()) out.host = authority;
   return ParseStatus::Complete;
+}
+
+}  // namespace
+
+ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLimits& limits,
+                             RequestHead& out, ParseError& error) {
+  out.head_size = head_end;
+  out.expect_continue = false;
+  out.host = {};
+  const char* line_end = static_cast<const char*>(std::memchr(data, '\r', head_end));
+  size_t line_len = static_cast<size_t>(line_end - data);
+  std::string_view line(data, line_len);
+
+  size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) {
+    error = sp1 == 0 ? ParseError::BadRequestLine : ParseError::BadMethod;
+    return ParseStatus::Error;
+  }
+  out.method = line.substr(0, sp1);
+  for (char c : out.method) {
+    if (!isTchar(c)) {
+      error = ParseError::BadMethod;
+      return ParseStatus::Error;
+    }
+  }
+  size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1) {
+    error = ParseError::BadRequestLine;
+    return ParseStatus::Error;
+  }
+  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (version == "HTTP/1.1")
+    out.version_minor = 1;
+  else if (version == "HTTP/1.0")
+    out.version_minor = 0;
+  else {
+    error = version.find(' ') != std::string_view::npos ? ParseError::BadRequestLine
+                                                        : ParseError::BadVersion;
+    return ParseStatus::Error;
+  }
+  if (out.target.size() > limits.max_uri_bytes) {
+    error = ParseError::UriTooLong;
+    return ParseStatus::Error;
+  }
+  if (head_end > limits.max_header_bytes) {
+    error = ParseError::HeadersTooLarge;
+    return ParseStatus::Error;
+  }
+  std::string_view authority;
+  if (readTarget(out, authority, error) != ParseStatus::Complete) return ParseStatus::Error;
+  if (parseFields(data, head_end, line_len + 2, limits.max_headers, out, error) !=
+      ParseStatus::Complete) {
+    return ParseStatus::Error;
+  }
+  return readRequestFields(out, authority, error);
+}
+
+ParseStatus checkRequestHead(const RequestLimits& limits, RequestHead& out, ParseError& error) {
+  out.expect_continue = false;
+  out.host = {};
+  out.version_minor = 1;
+  for (char c : out.method) {
+    if (!isTchar(c)) {
+      error = ParseError::BadMethod;
+      return ParseStatus::Error;
+    }
+  }
+  if (out.method.empty()) {
+    error = ParseError::BadMethod;
+    return ParseStatus::Error;
+  }
+  if (out.target.size() > limits.max_uri_bytes) {
+    error = ParseError::UriTooLong;
+    return ParseStatus::Error;
+  }
+  if (out.headers.size() > limits.max_headers) {
+    error = ParseError::TooManyHeaders;
+    return ParseStatus::Error;
+  }
+  std::string_view authority;
+  if (readTarget(out, authority, error) != ParseStatus::Complete) return ParseStatus::Error;
+  return readRequestFields(out, authority, error);
 }
 
 ParseStatus parseResponseHead(const char* data, size_t head_end, std::string_view request_method,

@@ -93,6 +93,11 @@ bool hasHttpVersion(std::string_view request_line);
 ParseStatus parseRequestHead(const char* data, size_t head_end, const RequestLimits& limits,
                              RequestHead& out, ParseError& error);
 
+// The checks of parseRequestHead for a head whose method, target and fields were read by
+// another codec (HTTP/2's pseudo-fields and header list, each field already checked): the
+// target's size and form, framing, Host. Sets path, query, host, framing and version 1.1.
+ParseStatus checkRequestHead(const RequestLimits& limits, RequestHead& out, ParseError& error);
+
 // Parses a complete response head. `request_method` decides whether a body follows (HEAD).
 ParseStatus parseResponseHead(const char* data, size_t head_end, std::string_view request_method,
                               ResponseHead& out, ParseError& error);

@@ -259,5 +259,99 @@ TEST(RequestLine, HasHttpVersion) {
   EXPECT_FALSE(hasHttpVersion(""));
 }
 
+// The word-at-a-time check agrees with the byte one for every byte value at every position
+// of values of several lengths (the tail and whole words both).
+TEST(FieldValue, WordCheckAgreesWithByteCheck) {
+  for (size_t length : {1u, 7u, 8u, 9u, 16u, 23u}) {
+    for (size_t at = 0; at < length; ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string value(length, 'v');
+        value[at] = static_cast<char>(byte);
+        EXPECT_EQ(isFieldValue(value), isFieldValueChar(static_cast<char>(byte)))
+            << "length " << length << " at " << at << " byte " << byte;
+      }
+    }
+  }
+  EXPECT_TRUE(isFieldValue(""));
+  EXPECT_TRUE(isFieldValue("text/html;\tq=0.9, caf\xc3\xa9 ~ !"));
+  EXPECT_FALSE(isFieldValue("a value long enough\x7f"));
+}
+
+// The word-at-a-time case folding agrees with the byte one for every pair of byte values, in a
+// whole word and in the tail.
+TEST(CaseFolding, WordsAgreeWithBytes) {
+  for (size_t length : {8u, 11u}) {
+    const size_t at = length - 1;
+    for (int x = 0; x < 256; ++x) {
+      std::string a(length, 'k');
+      a[at] = static_cast<char>(x);
+      std::string lowered = a;
+      asciiLowerInPlace(lowered.data(), lowered.size());
+      ASSERT_EQ(lowered[at], asciiLower(a[at])) << x;
+      for (int y = 0; y < 256; ++y) {
+        std::string b(length, 'K');
+        b[at] = static_cast<char>(y);
+        ASSERT_EQ(equalsIgnoreCase(a, b),
+                  asciiLower(static_cast<char>(x)) == asciiLower(static_cast<char>(y)))
+            << x << " " << y << " length " << length;
+      }
+    }
+  }
+  EXPECT_TRUE(equalsIgnoreCase("Content-Length", "content-length"));
+  EXPECT_FALSE(equalsIgnoreCase("Content-Lengti", "content-length"));
+  EXPECT_FALSE(equalsIgnoreCase("content-length", "content-lengthx"));
+}
+
+// What the HTTP/2 codec hands over (method, target, fields) gets the HTTP/1.1 parser's checks.
+TEST(CheckedRequestHead, FramingHostAndTarget) {
+  RequestHead head;
+  ParseError error = ParseError::None;
+  head.method = "POST";
+  head.target = "/a/b?x=1";
+  head.headers = {{"host", "api.example:8080"}, {"content-length", "12"}};
+  ASSERT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Complete);
+  EXPECT_EQ(head.path, "/a/b");
+  EXPECT_EQ(head.query, "x=1");
+  EXPECT_EQ(head.host, "api.example:8080");
+  EXPECT_EQ(head.framing, BodyFraming::Length);
+  EXPECT_EQ(head.content_length, 12u);
+
+  head.headers = {{"content-length", "12"}};
+  EXPECT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::MissingHost);
+
+  head.headers = {{"host", "a"}, {"content-length", "1"}, {"content-length", "2"}};
+  EXPECT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::DuplicateContentLength);
+
+  head.headers = {{"host", "a b"}};
+  EXPECT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::BadHost);
+
+  head.headers = {{"host", "a"}};
+  head.target = "api.example:443";  // CONNECT's authority: not a target we serve
+  EXPECT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::BadTarget);
+
+  head.target = "/\x01";
+  EXPECT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::BadTarget);
+
+  const std::string long_target = "/" + std::string(100, 'a');
+  head.target = long_target;
+  EXPECT_EQ(checkRequestHead(RequestLimits{1024, 64, 256}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::UriTooLong);
+
+  head.target = "/";
+  head.headers.assign(3, HeaderField{"host", "a"});
+  EXPECT_EQ(checkRequestHead(RequestLimits{1024, 64, 2}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::TooManyHeaders);
+
+  head.method = "G T";
+  head.headers = {{"host", "a"}};
+  EXPECT_EQ(checkRequestHead(RequestLimits{}, head, error), ParseStatus::Error);
+  EXPECT_EQ(error, ParseError::BadMethod);
+}
+
 }  // namespace
 }  // namespace portico::http

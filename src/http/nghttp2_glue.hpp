@@ -57,25 +57,59 @@ inline ssize_t readBodyForData(Buffer& body, bool ended, bool& deferred, uint8_t
   return static_cast<ssize_t>(n);
 }
 
-// Submits a chunked body's trailer section ("name: value\r\n" lines, as ChunkedDecoder checked
-// them) as the stream's trailing HEADERS frame: names lowered in place (RFC 9113 §8.2.1),
-// connection-specific fields left out. Call it from the data source's last read, with
-// NGHTTP2_DATA_FLAG_NO_END_STREAM set.
-inline bool submitTrailerLines(nghttp2_session* session, int32_t stream_id, std::string& lines) {
-  std::vector<nghttp2_nv> fields;
-  size_t pos = 0;
-  while (pos < lines.size()) {
-    size_t end = lines.find("\r\n", pos);
-    if (end == std::string::npos) break;
-    std::string_view line(lines.data() + pos, end - pos);
-    size_t colon = line.find(':');
-    std::string_view name = line.substr(0, colon);
-    std::string_view value = line.substr(colon + 1);
-    value = trimOws(value);
-    for (size_t i = pos; i < pos + name.size(); ++i) lines[i] = asciiLower(lines[i]);
-    if (!isHopByHop(name)) fields.push_back(nghttp2Field(name, value));
-    pos = end + 2;
+// Header fields for nghttp2, names lowered (RFC 9113 §8.2.1) into storage of the list's own.
+// Kept and reused by its owner, so that a head allocates nothing once the list has grown.
+class FieldList {
+ public:
+  void clear() {
+    fields_.clear();
+    names_.clear();
   }
+  // A response head's list: :status first (RFC 9113 §8.3).
+  void startResponse(int status) {
+    clear();
+    status_[0] = static_cast<char>('0' + status / 100 % 10);
+    status_[1] = static_cast<char>('0' + status / 10 % 10);
+    status_[2] = static_cast<char>('0' + status % 10);
+    add(":status", std::string_view(status_, 3));
+  }
+  void add(std::string_view name, std::string_view value) {
+    fields_.push_back({nullptr, reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
+                       name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+    const size_t at = names_.size();
+    names_.append(name);
+    asciiLowerInPlace(names_.data() + at, name.size());
+  }
+  // Connection-specific fields (RFC 9113 §8.2.2) are left out.
+  void addForwarded(std::string_view name, std::string_view value) {
+    if (!isHopByHop(name)) add(name, value);
+  }
+  // The fields, valid until the next add() or clear(); nghttp2 copies them when submitted.
+  nghttp2_nv* data() {
+    size_t at = 0;  // names were appended in order: the storage may have moved meanwhile
+    for (auto& field : fields_) {
+      field.name = reinterpret_cast<uint8_t*>(names_.data() + at);
+      at += field.namelen;
+    }
+    return fields_.data();
+  }
+  size_t size() const { return fields_.size(); }
+
+ private:
+  std::vector<nghttp2_nv> fields_;
+  std::string names_;
+  char status_[3] = {};
+};
+
+// Submits a chunked body's trailer section ("name: value\r\n" lines, as ChunkedDecoder checked
+// them) as the stream's trailing HEADERS frame, connection-specific fields left out. Call it
+// from the data source's last read, with NGHTTP2_DATA_FLAG_NO_END_STREAM set.
+inline bool submitTrailerLines(nghttp2_session* session, int32_t stream_id,
+                               std::string_view lines) {
+  FieldList fields;
+  forEachFieldLine(lines, [&](std::string_view name, std::string_view value) {
+    fields.addForwarded(name, value);
+  });
   return nghttp2_submit_trailer(session, stream_id, fields.data(), fields.size()) == 0;
 }
 

@@ -2,6 +2,8 @@
 #include <algorithm>
 
 #include "auth/authenticator.hpp"
+#include "http/nghttp2_glue.hpp"
+#include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
@@ -171,28 +173,50 @@ void Session::buildUpstreamHead() {
   out.append("\r\n");
 }
 
+bool Session::forwardsResponseField(const http::ResponseHead& head, const http::HeaderField& field,
+                                    const std::vector<std::string>* dropped) const {
+  if (http::isHopByHop(field.name)) return false;
+  if (field.name.size() == 12 && http::equalsIgnoreCase(field.name, "x-request-id")) return false;
+  if (rq_->resp_dechunk && field.name.size() == 14 &&
+      http::equalsIgnoreCase(field.name, "content-length")) {
+    return false;
+  }
+  if (head.connection_lists_headers && http::connectionListsField(head.headers, field.name)) {
+    return false;
+  }
+  return dropped == nullptr || !inDropList(*dropped, field.name);
+}
+
 void Session::buildClientResponseHead(const http::ResponseHead& head) {
+  // The filters first: they say which of the upstream's fields stay out.
+  const std::vector<std::string>* dropped = runResponseFilters(head.status, true);
+  const std::string_view request_id(rq_->request_id, rq_->request_id_len);
+  if (parent_ != nullptr) {
+    // An HTTP/2 stream's head goes to the stream as fields; framing is the stream's business.
+    http::FieldList& fields = Http2Connection::headFields();
+    fields.startResponse(head.status);
+    for (const auto& h : head.headers) {
+      if (forwardsResponseField(head, h, dropped)) fields.add(h.name, h.value);
+    }
+    fields.add("x-request-id", request_id);
+    http::forEachFieldLine(rq_->filter_headers, [&](std::string_view name, std::string_view value) {
+      fields.add(name, value);
+    });
+    if (stream_ == nullptr ||
+        !parent_->h2_->respond(*stream_, fields, head.framing, head.content_length)) {
+      close();
+    }
+    return;
+  }
   out_.append("HTTP/1.1 ");
   out_.appendDecimal(static_cast<uint64_t>(head.status));
   out_.append(' ');
   out_.append(head.reason.empty() ? http::reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
-  // The filters first: they say which of the upstream's fields stay out.
-  const std::vector<std::string>* dropped = runResponseFilters(head.status, true);
   for (const auto& h : head.headers) {
-    if (http::isHopByHop(h.name)) continue;
-    if (h.name.size() == 12 && http::equalsIgnoreCase(h.name, "x-request-id")) continue;
-    if (rq_->resp_dechunk && h.name.size() == 14 &&
-        http::equalsIgnoreCase(h.name, "content-length")) {
-      continue;
-    }
-    if (head.connection_lists_headers && http::connectionListsField(head.headers, h.name)) {
-      continue;
-    }
-    if (dropped != nullptr && inDropList(*dropped, h.name)) continue;
-    appendField(out_, h.name, h.value);
+    if (forwardsResponseField(head, h, dropped)) appendField(out_, h.name, h.value);
   }
-  appendField(out_, "X-Request-Id", std::string_view(rq_->request_id, rq_->request_id_len));
+  appendField(out_, "X-Request-Id", request_id);
   if (head.framing == http::BodyFraming::Chunked && !rq_->resp_dechunk) {
     out_.append("Transfer-Encoding: chunked\r\n");
   }

@@ -57,7 +57,8 @@ struct Http2Connection::Callbacks {
     stream->header_bytes += name_len + value_len + 32;
     if (stream->header_bytes > c.limits_.max_header_bytes) {
       stream->too_large = true;
-      std::string().swap(stream->fields);
+      std::string().swap(stream->field_text);
+      std::vector<Http2Stream::FieldAt>().swap(stream->fields);
       std::string().swap(stream->cookie);
       return 0;
     }
@@ -65,8 +66,8 @@ struct Http2Connection::Callbacks {
     std::string_view value(reinterpret_cast<const char*>(value_data), value_len);
     if (!http::isValidHttp2Field(name, value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (name.starts_with(':')) {
-      if (name == ":method") stream->method.assign(value);
-      else if (name == ":scheme") stream->scheme.assign(value);
+      if (name == ":method")
+        stream->method.assign(value);
       else if (name == ":authority") stream->authority.assign(value);
       else if (name == ":path") stream->path.assign(value);
       return 0;
@@ -84,10 +85,7 @@ struct Http2Connection::Callbacks {
     // the client takes trailers. Expect is answered by nobody in HTTP/2.
     if (name == "expect") return 0;
     if (name == "content-length") stream->has_content_length = true;
-    stream->fields.append(name);
-    stream->fields.append(": ");
-    stream->fields.append(value);
-    stream->fields.append("\r\n");
+    c.addField(*stream, name, value);
     return 0;
   }
 
@@ -113,8 +111,7 @@ struct Http2Connection::Callbacks {
                        "request header section too large");
         return 0;
       }
-      c.buildRequest(*stream);
-      c.markReady(*stream);
+      c.endRequestHead(*stream);
       return 0;
     }
     if (end_stream && !stream->request_ended) {
@@ -211,8 +208,7 @@ Http2Connection::~Http2Connection() {
   if (session_ != nullptr) nghttp2_session_del(session_);
 }
 
-bool Http2Connection::start(std::string_view upgrade_settings, std::string_view upgrade_head,
-                            std::string_view upgrade_method) {
+bool Http2Connection::start(std::string_view upgrade_settings, const http::RequestHead* upgrade) {
   nghttp2_session_callbacks* callbacks = nullptr;
   if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::onBeginHeaders);
@@ -229,6 +225,7 @@ bool Http2Connection::start(std::string_view upgrade_settings, std::string_view 
   nghttp2_option_set_max_settings(option, 32);
   nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);  // rapid reset
   nghttp2_option_set_max_continuations(option, 8);               // CONTINUATION floods
+  nghttp2_option_set_max_deflate_dynamic_table_size(option, 0);
   int rc = nghttp2_session_server_new2(&session_, callbacks, this, option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -248,64 +245,101 @@ bool Http2Connection::start(std::string_view upgrade_settings, std::string_view 
   // A larger connection window than the default 64 KiB, so several uploads can flow at once.
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(4 * kStreamBuffer));
-  if (!upgrade_head.empty()) {
-    const bool head_request = upgrade_method == "HEAD";
+  if (upgrade != nullptr) {
+    const bool head_request = upgrade->method == "HEAD";
     if (nghttp2_session_upgrade2(session_,
                                  reinterpret_cast<const uint8_t*>(upgrade_settings.data()),
                                  upgrade_settings.size(), head_request ? 1 : 0, nullptr) != 0) {
       return false;
     }
     Http2Stream& stream = open(1);
-    stream.method.assign(upgrade_method);
-    stream.request.append(upgrade_head);
+    stream.method.assign(upgrade->method);
+    stream.path.assign(upgrade->target);
+    stream.authority.assign(upgrade->host);
+    for (const auto& field : upgrade->headers) {
+      // What belongs to the HTTP/1.1 connection (Upgrade, HTTP2-Settings, ...) stays there;
+      // TE is kept, as it is from an HTTP/2 request, for what it says about trailers.
+      if ((http::isHopByHop(field.name) && !http::equalsIgnoreCase(field.name, "te")) ||
+          http::equalsIgnoreCase(field.name, "host") ||
+          http::equalsIgnoreCase(field.name, "http2-settings") ||
+          (upgrade->connection_lists_headers &&
+           http::connectionListsField(upgrade->headers, field.name))) {
+        continue;
+      }
+      addField(stream, field.name, field.value);
+    }
+    stream.header_bytes = upgrade->head_size;
     stream.request_ended = true;
     startStreamSession(stream);
   }
   return true;
 }
 
+// A stream is found through nghttp2's own stream map, where open() leaves a pointer to it.
 Http2Stream* Http2Connection::find(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  // Callbacks come in runs for one stream: the last one found is looked at first.
+  if (last_found_ != nullptr && last_found_->id == id) return last_found_;
+  last_found_ = static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session_, id));
+  return last_found_;
 }
 
 Http2Stream& Http2Connection::open(int32_t id) {
-  auto& slot = streams_[id];
-  if (!slot) slot = std::make_unique<Http2Stream>();
-  slot->id = id;
-  return *slot;
+  if (Http2Stream* known = find(id)) return *known;
+  streams_.push_back(std::make_unique<Http2Stream>());
+  Http2Stream& stream = *streams_.back();
+  stream.id = id;
+  stream.slot = streams_.size() - 1;
+  nghttp2_session_set_stream_user_data(session_, id, &stream);
+  return stream;
 }
 
 void Http2Connection::erase(int32_t id) {
-  streams_.erase(id);
+  Http2Stream* stream = find(id);
+  if (stream == nullptr) return;
+  nghttp2_session_set_stream_user_data(session_, id, nullptr);
+  last_found_ = nullptr;
+  const size_t slot = stream->slot;
+  if (slot + 1 != streams_.size()) {
+    streams_[slot] = std::move(streams_.back());
+    streams_[slot]->slot = slot;
+  }
+  streams_.pop_back();
 }
 
-void Http2Connection::buildRequest(Http2Stream& stream) {
-  Buffer& out = stream.request;
-  out.append(stream.method);
-  out.append(' ');
-  // CONNECT has no :path; the HTTP/1.1 parser then refuses the authority form.
-  out.append(stream.path.empty() ? stream.authority : stream.path);
-  out.append(" HTTP/1.1\r\n");
-  if (!stream.authority.empty()) {
-    out.append("Host: ");
-    out.append(stream.authority);
-    out.append("\r\n");
-  }
-  out.append(stream.fields);
-  if (!stream.cookie.empty()) {
-    out.append("Cookie: ");
-    out.append(stream.cookie);
-    out.append("\r\n");
-  }
-  if (!stream.request_ended && !stream.has_content_length) {
-    stream.chunked = true;
-    out.append("Transfer-Encoding: chunked\r\n");
-  }
-  out.append("\r\n");
-  std::string().swap(stream.fields);
-  std::string().swap(stream.cookie);
+void Http2Connection::addField(Http2Stream& stream, std::string_view name, std::string_view value) {
+  stream.fields.push_back({static_cast<uint32_t>(stream.field_text.size()),
+                           static_cast<uint32_t>(name.size()),
+                           static_cast<uint32_t>(value.size())});
+  stream.field_text.append(name);
+  stream.field_text.append(value);
+}
+
+void Http2Connection::endRequestHead(Http2Stream& stream) {
+  // Without a length, the body is passed on chunk-framed, ended by the stream's end.
+  stream.chunked = !stream.request_ended && !stream.has_content_length;
   startStreamSession(stream);
+}
+
+bool Http2Connection::requestHead(const Http2Stream& stream, const http::RequestLimits& limits,
+                                  http::RequestHead& head, http::ParseError& error) const {
+  head.headers.clear();
+  head.method = stream.method;
+  // CONNECT has no :path: its authority is the target, which the checks refuse.
+  head.target =
+      stream.path.empty() ? std::string_view(stream.authority) : std::string_view(stream.path);
+  head.head_size = stream.header_bytes;
+  head.connection_lists_headers = false;
+  head.upgrade = false;
+  if (!stream.authority.empty()) head.headers.push_back({"host", stream.authority});
+  const char* text = stream.field_text.data();
+  for (const auto& field : stream.fields) {
+    head.headers.push_back({std::string_view(text + field.at, field.name_len),
+                            std::string_view(text + field.at + field.name_len, field.value_len)});
+  }
+  if (!stream.cookie.empty()) head.headers.push_back({"cookie", stream.cookie});
+  if (http::checkRequestHead(limits, head, error) != http::ParseStatus::Complete) return false;
+  if (stream.chunked) head.framing = http::BodyFraming::Chunked;
+  return true;
 }
 
 void Http2Connection::startStreamSession(Http2Stream& stream) {
@@ -416,13 +450,16 @@ void Http2Connection::shutdown() {
 }
 
 void Http2Connection::abortAll() {
-  for (auto& [id, stream] : streams_) {
+  for (auto& stream : streams_) {
+    // nghttp2 may still call back for it (a last DATA read): it finds nothing.
+    if (session_ != nullptr) nghttp2_session_set_stream_user_data(session_, stream->id, nullptr);
     if (Session* session = stream->session) {
       detachSession(*stream);
       session->abortStream();
     }
   }
   streams_.clear();
+  last_found_ = nullptr;
   ready_.clear();
 }
 
@@ -539,31 +576,31 @@ bool Http2Connection::submitHead(Http2Stream& stream, size_t head_end) {
     return false;
   }
   if (head.status < 200) return true;  // interim answers are not passed on
-  char status[4] = {static_cast<char>('0' + head.status / 100),
-                    static_cast<char>('0' + head.status / 10 % 10),
-                    static_cast<char>('0' + head.status % 10), 0};
-  std::vector<nghttp2_nv> fields;
-  fields.reserve(head.headers.size() + 1);
-  fields.push_back(http::nghttp2Field(":status", std::string_view(status, 3)));
-  // Names must be lowercase in HTTP/2: they are lowered in place in the gathered head.
-  for (const auto& h : head.headers) {
-    if (http::isHopByHop(h.name)) continue;
-    char* name = const_cast<char*>(h.name.data());
-    for (size_t i = 0; i < h.name.size(); ++i) name[i] = http::asciiLower(name[i]);
-    fields.push_back(http::nghttp2Field(h.name, h.value));
-  }
-  stream.framing = head.framing;
-  stream.remaining = head.content_length;
+  http::FieldList& fields = headFields();
+  fields.startResponse(head.status);
+  for (const auto& h : head.headers) fields.addForwarded(h.name, h.value);
+  return respond(stream, fields, head.framing, head.content_length);
+}
+
+http::FieldList& Http2Connection::headFields() {
+  thread_local http::FieldList fields;  // its capacity serves every head the thread sends
+  return fields;
+}
+
+bool Http2Connection::respond(Http2Stream& stream, http::FieldList& fields,
+                              http::BodyFraming framing, uint64_t content_length) {
+  stream.framing = framing;
+  stream.remaining = content_length;
   stream.chunked_decoder.reset();
-  const bool has_body =
-      head.framing != http::BodyFraming::None &&
-      !(head.framing == http::BodyFraming::Length && head.content_length == 0);
+  const bool has_body = framing != http::BodyFraming::None &&
+                        !(framing == http::BodyFraming::Length && content_length == 0);
   stream.response_ended = !has_body;
   nghttp2_data_provider provider{};
   provider.read_callback = Callbacks::readBody;
-  int rc = nghttp2_submit_response(session_, stream.id, fields.data(), fields.size(),
-                                   has_body ? &provider : nullptr);
-  if (rc != 0) return false;
+  if (nghttp2_submit_response(session_, stream.id, fields.data(), fields.size(),
+                              has_body ? &provider : nullptr) != 0) {
+    return false;
+  }
   stream.head_submitted = true;
   return true;
 }

@@ -17,7 +17,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "config/model.hpp"
@@ -27,6 +26,10 @@
 
 using nghttp2_session = struct nghttp2_session;
 
+namespace portico::http {
+class FieldList;
+}
+
 namespace portico::proxy {
 
 class Session;
@@ -34,17 +37,22 @@ class Worker;
 
 struct Http2Stream {
   int32_t id = 0;
+  size_t slot = 0;             // its place in the connection's list
   Session* session = nullptr;  // the stream session; null once it has finished
   bool closed = false;         // nghttp2 closed the stream (reset or done)
 
-  // --- the request, as HTTP/1.1 bytes for the stream session ---
-  std::string method, scheme, authority, path;
-  std::string fields;            // "name: value\r\n" lines, without Host
+  // --- the request: its head as fields for the stream session, its body as bytes ---
+  std::string method, authority, path;
+  std::string field_text;  // the other fields' names and values, back to back
+  struct FieldAt {
+    uint32_t at, name_len, value_len;  // name at `at`, value right after it
+  };
+  std::vector<FieldAt> fields;   // in the order received
   std::string cookie;            // RFC 9113 §8.2.3: several cookie fields are one
   size_t header_bytes = 0;       // decoded header list size, against max_header_bytes
   bool has_content_length = false;
   bool too_large = false;        // over max_header_bytes: answered 431 by the connection
-  bool chunked = false;          // no Content-Length: the body is sent chunked
+  bool chunked = false;          // no Content-Length: the body is passed on chunk-framed
   bool request_ended = false;    // END_STREAM seen
   std::string request_trailers;  // "name: value\r\n": the chunked request's trailer section
   Buffer request;
@@ -75,9 +83,8 @@ class Http2Connection {
   Http2Connection& operator=(const Http2Connection&) = delete;
 
   // Sends our SETTINGS. For an h2c upgrade, `upgrade_settings` is the decoded HTTP2-Settings
-  // payload and `upgrade_head` the HTTP/1.1 request head that becomes stream 1.
-  bool start(std::string_view upgrade_settings = {}, std::string_view upgrade_head = {},
-             std::string_view upgrade_method = {});
+  // payload and `upgrade` the HTTP/1.1 request that becomes stream 1 (its fields are copied).
+  bool start(std::string_view upgrade_settings = {}, const http::RequestHead* upgrade = nullptr);
   // Feeds bytes read from the client; false on a connection error (then close).
   bool receive(Buffer& in);
   // Appends frames to send to `out`, while it holds less than `limit` bytes; false on error.
@@ -97,8 +104,20 @@ class Http2Connection {
   void abortAll();
 
   // --- for stream sessions ---
+  // The stream's request head, as the HTTP/1.1 parser would give it (views into the stream,
+  // valid while it lives): false, with `error` set, when a check refuses it.
+  bool requestHead(const Http2Stream& stream, const http::RequestLimits& limits,
+                   http::RequestHead& head, http::ParseError& error) const;
+  bool hasRequestBytes(const Http2Stream& stream) const { return !stream.request.empty(); }
   ssize_t streamRead(Http2Stream& stream, void* data, size_t size);
   ssize_t streamWrite(Http2Stream& stream, const iovec* iov, int count);
+  // The response head (fields from headFields(), started with startResponse), and how the
+  // body the stream session then writes is framed: Length and UntilClose bytes are the body,
+  // Chunked ones are de-chunked (their trailers become a HEADERS frame). False on failure.
+  bool respond(Http2Stream& stream, http::FieldList& fields, http::BodyFraming framing,
+               uint64_t content_length);
+  // A list to fill for respond(), reused by the thread.
+  static http::FieldList& headFields();
   // The stream session finished or gave up; what it sent so far stands.
   void streamSessionClosed(Http2Stream& stream);
 
@@ -110,7 +129,8 @@ class Http2Connection {
   void startStreamSession(Http2Stream& stream);
   void detachSession(Http2Stream& stream);
   void endHeaderBlock(int32_t stream_id);
-  void buildRequest(Http2Stream& stream);
+  void endRequestHead(Http2Stream& stream);
+  void addField(Http2Stream& stream, std::string_view name, std::string_view value);
   size_t takeResponse(Http2Stream& stream, const char* data, size_t size);
   bool submitHead(Http2Stream& stream, size_t head_end);
   void acknowledge(Http2Stream& stream);
@@ -131,7 +151,8 @@ class Http2Connection {
   Worker& worker_;
   const config::Limits limits_;  // a copy: the connection may outlive its config snapshot
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<int32_t, std::unique_ptr<Http2Stream>> streams_;
+  std::vector<std::unique_ptr<Http2Stream>> streams_;  // in no order
+  Http2Stream* last_found_ = nullptr;
   std::vector<int32_t> ready_;  // streams whose stream session should run
   size_t discarded_ = 0;
   size_t active_sessions_ = 0;

@@ -303,6 +303,7 @@ void Session::releaseIdleBuffers() {
 
 
 bool Session::tryStartRequest() {
+  if (parent_ != nullptr) return stream_ != nullptr && !rq_ && startStreamRequest();
   // RFC 9112 §2.2: empty lines before a request line are skipped.
   while (head_scanned_ == 0 && in_.size() >= 2 && in_.data()[0] == '\r' && in_.data()[1] == '\n') {
     in_.consume(2);
@@ -356,23 +357,29 @@ bool Session::tryStartRequest() {
   return true;
 }
 
+http::RequestLimits Session::requestLimits() const {
+  const auto& limits = listener().limits;
+  return {limits.max_header_bytes, limits.max_uri_bytes, 256};
+}
+
+void Session::refuseHead(http::ParseError error) {
+  http::ErrorCode code =
+      error == http::ParseError::UriTooLong ? http::ErrorCode::UriTooLong
+      : (error == http::ParseError::HeadersTooLarge || error == http::ParseError::TooManyHeaders)
+          ? http::ErrorCode::HeadersTooLarge
+          : http::ErrorCode::BadRequest;
+  replyError(code, http::describe(error), true);
+}
+
 void Session::startRequest(size_t head_end) {
   RequestState& rq = *rq_;
   head_scanned_ = 0;
   head_started_ms_ = 0;
   rq.bytes_in = head_end;
-  const config::Listener& listen = listener();
-  const auto& limits = listen.limits;
-  http::RequestLimits request_limits{limits.max_header_bytes, limits.max_uri_bytes, 256};
   http::ParseError error = http::ParseError::None;
-  if (http::parseRequestHead(in_.data(), head_end, request_limits, rq.head, error) !=
+  if (http::parseRequestHead(in_.data(), head_end, requestLimits(), rq.head, error) !=
       http::ParseStatus::Complete) {
-    http::ErrorCode code = error == http::ParseError::UriTooLong ? http::ErrorCode::UriTooLong
-                           : (error == http::ParseError::HeadersTooLarge ||
-                              error == http::ParseError::TooManyHeaders)
-                               ? http::ErrorCode::HeadersTooLarge
-                               : http::ErrorCode::BadRequest;
-    replyError(code, http::describe(error), true);
+    refuseHead(error);
     return;
   }
   if (rq.head.upgrade && parent_ == nullptr && tryH2cUpgrade(head_end)) return;
@@ -380,6 +387,26 @@ void Session::startRequest(size_t head_end) {
   // the head stay valid: consume() only moves the cursor, and nothing reads into in_ before the
   // request has been dispatched.
   in_.consume(head_end);
+  serveRequest();
+}
+
+// A stream session's request: its head comes from the stream, already as fields.
+bool Session::startStreamRequest() {
+  beginRequest();
+  RequestState& rq = *rq_;
+  http::ParseError error = http::ParseError::None;
+  if (!parent_->h2_->requestHead(*stream_, requestLimits(), rq.head, error)) {
+    refuseHead(error);
+    return true;
+  }
+  rq.bytes_in = rq.head.head_size;
+  serveRequest();
+  return true;
+}
+
+void Session::serveRequest() {
+  RequestState& rq = *rq_;
+  const config::Listener& listen = listener();
   rq.method.assign(rq.head.method);
   if (rq.head.method == "POST") noteGrpc();  // gRPC calls are POSTs; others pay nothing
   rq.version_1_0 = rq.head.version_minor == 0;
@@ -559,7 +586,9 @@ bool Session::responseFinished() const {
 
 void Session::beginRequest() {
   rq_.emplace(monotonicUs());
-  if (out_.capacity() == 0) out_ = takeBuffer(kOutBuffer);
+  // A stream's answer goes to the stream as fields and body: its out_ grows only for the
+  // gateway's own answers.
+  if (out_.capacity() == 0 && parent_ == nullptr) out_ = takeBuffer(kOutBuffer);
 }
 
 void Session::endRequest(bool upstream_reusable) {

@@ -132,8 +132,8 @@ class Session final : public net::EventHandler,
   bool continueHandshake();
   bool clientGone();
   // Switches the connection to HTTP/2 (ALPN h2, prior knowledge, or an h2c upgrade).
-  void startHttp2(std::string_view upgrade_settings = {}, std::string_view upgrade_head = {},
-                  std::string_view upgrade_method = {});
+  void startHttp2(std::string_view upgrade_settings = {},
+                  const http::RequestHead* upgrade = nullptr);
   bool driveHttp2();
   bool tryH2cUpgrade(size_t head_end);
   // The client socket, through TLS when the listener has it; the syscalls' conventions.
@@ -143,6 +143,12 @@ class Session final : public net::EventHandler,
   bool writeClient();
   bool tryStartRequest();
   void startRequest(size_t head_end);
+  bool startStreamRequest();
+  // The request's head is read: from its first check to the route's filters and the upstream.
+  void serveRequest();
+  http::RequestLimits requestLimits() const;
+  // Answers a request whose head was refused (400, 414 or 431).
+  void refuseHead(http::ParseError error);
   void dispatch(const RouteRuntime& route, const router::MatchResult& match);
   void connectUpstream();
   bool scanRequestBody();
@@ -186,6 +192,8 @@ class Session final : public net::EventHandler,
   void serveEcho();
   void buildUpstreamHead();
   void buildClientResponseHead(const http::ResponseHead& head);
+  bool forwardsResponseField(const http::ResponseHead& head, const http::HeaderField& field,
+                             const std::vector<std::string>* dropped) const;
   size_t requestBodyReady();
   size_t responseBodyReady();
   void consumeResponseBody(size_t n);

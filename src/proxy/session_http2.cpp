@@ -24,11 +24,10 @@ PrefaceMatch matchHttp2Preface(std::string_view data) {
   return n == kPreface.size() ? PrefaceMatch::Complete : PrefaceMatch::Partial;
 }
 
-void Session::startHttp2(std::string_view upgrade_settings, std::string_view upgrade_head,
-                         std::string_view upgrade_method) {
+void Session::startHttp2(std::string_view upgrade_settings, const http::RequestHead* upgrade) {
   state_ = State::Http2;
   h2_ = std::make_unique<Http2Connection>(*this, worker_, listener().limits);
-  if (!h2_->start(upgrade_settings, upgrade_head, upgrade_method)) close();
+  if (!h2_->start(upgrade_settings, upgrade)) close();
 }
 
 // RFC 7540 §3.2 (kept by RFC 9113 as optional): an HTTP/1.1 request without a body that asks
@@ -42,12 +41,12 @@ bool Session::tryH2cUpgrade(size_t head_end) {
   }
   std::string payload;
   if (!auth::jwt::base64UrlDecode(settings->value, payload)) return false;  // serve it as 1.1
-  std::string head(in_.data(), head_end);
-  std::string method(rq_->head.method);
+  out_.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+  // The head's fields are copied into stream 1 before in_ moves on.
+  startHttp2(payload, &rq_->head);
+  if (state_ == State::Closed) return true;
   in_.consume(head_end);
   rq_.reset();  // the request goes on as stream 1, in a stream session of its own
-  out_.append("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
-  startHttp2(payload, head, method);
   return true;
 }
 

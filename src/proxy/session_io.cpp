@@ -89,6 +89,10 @@ bool Session::readClient() {
     }
     return n > 0;
   }
+  if (stream_ != nullptr && !parent_->h2_->hasRequestBytes(*stream_)) {
+    readable_ = false;  // and no buffer is taken for a request without a body
+    return false;
+  }
   if (in_.capacity() == 0) in_ = takeBuffer(kInBuffer);
   if (in_.writable() < 1024) in_.compact();
   if (in_.writable() == 0) {

@@ -283,6 +283,7 @@ bool Session::processResponseHead() {
     }
     if (worker_.draining()) close_after_response_ = true;
     buildClientResponseHead(up.head);
+    if (state_ == State::Closed) return true;  // the stream could not take the head
     up.in.consume(head_end);
     rq_->resp_head_done = true;
     return true;

@@ -407,12 +407,13 @@ void Worker::afterBatch() {
   // HTTP/2 connections whose streams produced output meanwhile. A drive may ask for more.
   for (int round = 0; (!deferred_drives_.empty() || !deferred_flushes_.empty()) && round < 1000;
        ++round) {
-    std::vector<Session*> drives;
-    drives.swap(deferred_drives_);
-    for (Session* s : drives) s->runDeferredDrive();
-    std::vector<upstream::Http2ClientConnection*> flushes;
-    flushes.swap(deferred_flushes_);
-    for (auto* c : flushes) c->flush();
+    // The lists are swapped with emptied ones, so their capacity serves the next batch.
+    drive_batch_.clear();
+    drive_batch_.swap(deferred_drives_);
+    for (Session* s : drive_batch_) s->runDeferredDrive();
+    flush_batch_.clear();
+    flush_batch_.swap(deferred_flushes_);
+    for (auto* c : flush_batch_) c->flush();
   }
   if (redis_ && redis_->needsFlush()) redis_->flush();
   std::erase_if(closed_http2_, [](const auto& c) { return c->streamCount() == 0; });

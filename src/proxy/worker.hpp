@@ -187,6 +187,8 @@ class Worker final : public upstream::Connection::Host,
   std::vector<Session*> closing_sessions_;  // recycled after the current batch
   std::vector<Session*> deferred_drives_;
   std::vector<upstream::Http2ClientConnection*> deferred_flushes_;
+  std::vector<Session*> drive_batch_;  // the batch afterBatch() is running
+  std::vector<upstream::Http2ClientConnection*> flush_batch_;
   // Closed HTTP/2 connections, freed once no session holds one of their streams.
   std::vector<std::unique_ptr<upstream::Http2ClientConnection>> closed_http2_;
   std::vector<Session*> live_sessions_;     // for drain; swap-removed via Session::live_index_

@@ -1,10 +1,10 @@
 // Fuzz target: the server side of HTTP/2 (src/proxy/http2_connection.cpp): client bytes go
-// through nghttp2 and our callbacks into per-stream HTTP/1.1 requests, and scripted HTTP/1.1
-// answers come back out as HEADERS and DATA. The real Http2Connection runs, compiled against
-// fake Session and Worker classes (tests/fuzz/http2_fake/): a fake stream session reads its
-// request as the real one would, checks that it frames exactly one HTTP/1.1 request, and answers
-// it in one of several ways (lengths, chunks, until close, interim answers, bodies larger than
-// the stream buffer, malformed heads, no answer at all).
+// through nghttp2 and our callbacks into per-stream requests (a head as fields, a body as bytes),
+// and scripted HTTP/1.1 answers come back out as HEADERS and DATA. The real Http2Connection runs,
+// compiled against fake Session and Worker classes (tests/fuzz/http2_fake/): a fake stream session
+// reads its request as the real one would, checks that its body is framed as its head says, and
+// answers it in one of several ways (lengths, chunks, until close, interim answers, bodies larger
+// than the stream buffer, malformed heads, no answer at all).
 //
 // Input: byte 0 —
 //   bits 0-2: the answer (enum Answer), bit 3: answer as soon as the head is read,
@@ -59,8 +59,6 @@ struct Session::State {
   bool closed = false;
 
   // --- the request, as the real session would read it ---
-  std::string in;
-  size_t scanned = 0;
   bool head_done = false;
   bool refused = false;  // a bad head was answered 400
   http::RequestHead head;
@@ -78,6 +76,7 @@ struct Session::State {
   size_t answerSize() const { return out.size() + tail.size(); }
 
   void run();
+  void takeHead();
   void takeRequest(std::string_view bytes);
   void startAnswer();
   void write();
@@ -131,6 +130,7 @@ void Session::abortStream() {
 
 void Session::State::run() {
   if (closed || stream == nullptr) return;
+  if (!head_done) takeHead();
   char buffer[4096];
   while (!closed) {
     const ssize_t n = harness->connection->streamRead(*stream, buffer, sizeof buffer);
@@ -144,45 +144,33 @@ void Session::State::run() {
   if (!closed && answering) write();
 }
 
-// Reads the request as Session does: a head (findHeadEnd, parseRequestHead), then a body framed
-// by it. The bytes were made by Http2Connection, so they must frame exactly one request.
-void Session::State::takeRequest(std::string_view bytes) {
-  if (closed || refused) return;
-  if (!head_done) {
-    in.append(bytes);
-    size_t head_end = 0;
-    http::ParseError error = http::ParseError::None;
-    auto status = http::findHeadEnd(in.data(), in.size(), scanned, head_end, error);
-    if (status == http::ParseStatus::Incomplete) return;
-    if (status == http::ParseStatus::Complete) {
-      // The default limits, as on a listener that sets none.
-      status = http::parseRequestHead(in.data(), head_end, http::RequestLimits{}, head, error);
-    }
-    head_done = true;
-    if (status == http::ParseStatus::Error) {
-      // What the real session does with a bad head: 400, and nothing more is read.
-      refused = true;
-      out = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      out_complete = true;
-      answering = true;
-      return;
-    }
-    // The request line and Host say what the HTTP/2 request said: nothing in a field could
-    // change them (the upgrade's stream 1 has no pseudo-headers; its head is the client's own).
-    if (!stream->path.empty() || !stream->authority.empty()) {
-      FUZZ_CHECK(head.method == stream->method);
-      FUZZ_CHECK(head.target == (stream->path.empty() ? stream->authority : stream->path));
-      if (head.target.starts_with('/') && !stream->authority.empty()) {
-        FUZZ_CHECK(head.host == stream->authority);
-      }
-    }
-    length_left = head.framing == http::BodyFraming::Length ? head.content_length : 0;
-    request_done = head.framing == http::BodyFraming::None;
-    if (harness->answer_early || request_done) startAnswer();
-    std::string rest = in.substr(head_end);  // `in` and the head's views stay as they are
-    if (!rest.empty()) takeRequest(rest);
+// Takes the request's head from the stream as Session does (Http2Connection::requestHead).
+void Session::State::takeHead() {
+  head_done = true;
+  http::ParseError error = http::ParseError::None;
+  // The default limits, as on a listener that sets none.
+  if (!harness->connection->requestHead(*stream, http::RequestLimits{}, head, error)) {
+    // What the real session does with a bad head: 400, and nothing more is read.
+    refused = true;
+    out = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    out_complete = true;
+    answering = true;
     return;
   }
+  // The head says what the HTTP/2 request said: nothing in a field could change it.
+  FUZZ_CHECK(head.method == stream->method);
+  FUZZ_CHECK(head.target == (stream->path.empty() ? stream->authority : stream->path));
+  if (head.target.starts_with('/') && !stream->authority.empty()) {
+    FUZZ_CHECK(head.host == stream->authority);
+  }
+  length_left = head.framing == http::BodyFraming::Length ? head.content_length : 0;
+  request_done = head.framing == http::BodyFraming::None;
+  if (harness->answer_early || request_done) startAnswer();
+}
+
+// Reads the request's body as Session does, framed by its head.
+void Session::State::takeRequest(std::string_view bytes) {
+  if (closed || refused) return;
   if (bytes.empty()) return;
   // Nothing may follow the end of the request: on a stream session it would be read as a second
   // request that the client never sent over HTTP/2 (a desync).
@@ -342,9 +330,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Session::State& owner = h.newSession();
   h.connection = std::make_unique<Http2Connection>(owner.session, h.worker, limits);
 
+  http::RequestHead upgrade;
+  http::ParseError error = http::ParseError::None;
+  FUZZ_CHECK(http::parseRequestHead(kUpgradeHead.data(), kUpgradeHead.size(), http::RequestLimits{},
+                                    upgrade, error) == http::ParseStatus::Complete);
   bool ok = (control & 0x40) != 0
                 ? h.connection->start(std::string_view(kUpgradeSettings, sizeof kUpgradeSettings),
-                                      kUpgradeHead, "GET")
+                                      &upgrade)
                 : h.connection->start();
   FUZZ_CHECK(ok);
   ok = drive(h);
