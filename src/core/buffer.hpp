@@ -76,6 +76,13 @@ class Buffer {
     end_ += s.size();
   }
   void append(char c) { append(std::string_view(&c, 1)); }
+  // Takes n more bytes at the end and returns where they start: the caller writes all n.
+  char* extend(size_t n) {
+    if (n > writable()) makeRoom(n);
+    char* p = writePtr();
+    end_ += n;
+    return p;
+  }
   void appendDecimal(uint64_t v) {
     char tmp[24];
     char* p = tmp + sizeof tmp;

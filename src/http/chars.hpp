@@ -62,16 +62,20 @@ inline bool isDigit(char c) { return c >= '0' && c <= '9'; }
 inline bool isBlank(char c) { return c == ' ' || c == '\t'; }
 
 // An HTTP/2 field as RFC 9113 §8.2.1 allows it: a lowercase token name (or a pseudo-header), a
-// value without CR, LF or NUL and without leading or trailing whitespace. nghttp2 checks this
-// too while its HTTP messaging is on; checked again here because our HTTP/1.1 rendering of a
-// stream would turn a CRLF in a value into a header line of its own (review L10).
+// value of field value characters (no CR, LF, NUL or other controls) without leading or trailing
+// whitespace. nghttp2 checks this too while its HTTP messaging is on; values are checked again
+// here because the fields go on to HTTP/1.1 upstreams as text, where a CRLF in a value would
+// make a header line of its own (review L10).
+inline bool isValidHttp2Value(std::string_view value) {
+  if (!isFieldValue(value)) return false;
+  return value.empty() || (!isBlank(value.front()) && !isBlank(value.back()));
+}
 inline bool isValidHttp2Field(std::string_view name, std::string_view value) {
   if (name.empty()) return false;
   for (size_t i = name.front() == ':' ? 1 : 0; i < name.size(); ++i) {
     if (!kLowerTchar.allowed[static_cast<unsigned char>(name[i])]) return false;
   }
-  if (!isFieldValue(value)) return false;
-  return value.empty() || (!isBlank(value.front()) && !isBlank(value.back()));
+  return isValidHttp2Value(value);
 }
 
 }  // namespace portico::http

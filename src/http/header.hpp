@@ -29,16 +29,16 @@ inline uint64_t asciiLowerWord(uint64_t word) {
   return word | (upper >> 2);
 }
 
-// Lowers data[0, size) in place.
-inline void asciiLowerInPlace(char* data, size_t size) {
+// Copies src[0, size) to dest lowered (dest may be src).
+inline void asciiLowerCopy(char* dest, const char* src, size_t size) {
   size_t i = 0;
   for (; i + 8 <= size; i += 8) {
     uint64_t word;
-    __builtin_memcpy(&word, data + i, 8);
+    __builtin_memcpy(&word, src + i, 8);
     word = asciiLowerWord(word);
-    __builtin_memcpy(data + i, &word, 8);
+    __builtin_memcpy(dest + i, &word, 8);
   }
-  for (; i < size; ++i) data[i] = asciiLower(data[i]);
+  for (; i < size; ++i) dest[i] = asciiLower(src[i]);
 }
 
 inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {

@@ -32,15 +32,23 @@ void forEachToken(std::string_view value, Fn&& fn) {
 }
 
 // Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name or IP-literal characters only.
+struct HostCharTable {
+  bool allowed[256] = {};
+  constexpr HostCharTable() {
+    for (int c = '0'; c <= '9'; ++c) allowed[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) allowed[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) allowed[c] = true;
+    for (char c : "-._~:[]%!$&'()*+,;=") {
+      if (c != 0) allowed[static_cast<unsigned char>(c)] = true;
+    }
+  }
+};
+constexpr HostCharTable kHostChar;
+
 bool isValidHost(std::string_view host) {
   if (host.empty() || host.size() > 255) return false;
   for (char c : host) {
-    auto u = static_cast<unsigned char>(c);
-    bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || isDigit(c) || c == '-' ||
-              c == '.' || c == '_' || c == '~' || c == ':' || c == '[' || c == ']' || c == '%' ||
-              c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' ||
-              c == '*' || c == '+' || c == ',' || c == ';' || c == '=';
-    if (!ok) return false;
+    if (!kHostChar.allowed[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }

@@ -63,7 +63,7 @@ class FieldList {
  public:
   void clear() {
     fields_.clear();
-    names_.clear();
+    names_used_ = 0;
   }
   // A response head's list: :status first (RFC 9113 §8.3).
   void startResponse(int status) {
@@ -73,12 +73,18 @@ class FieldList {
     status_[2] = static_cast<char>('0' + status % 10);
     add(":status", std::string_view(status_, 3));
   }
-  void add(std::string_view name, std::string_view value) {
-    fields_.push_back({nullptr, reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
-                       name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-    const size_t at = names_.size();
-    names_.append(name);
-    asciiLowerInPlace(names_.data() + at, name.size());
+  // `unique`: a value no other message repeats (a request id), kept out of the HPACK dynamic
+  // table (RFC 7541 §6.2.2) where it would only push out what does repeat.
+  void add(std::string_view name, std::string_view value, bool unique = false) {
+    fields_.push_back(
+        {nullptr, reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+         value.size(),
+         static_cast<uint8_t>(unique ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)});
+    if (names_used_ + name.size() > names_.size()) {
+      names_.resize(std::max(names_.size() * 2, names_used_ + name.size() + 256));
+    }
+    asciiLowerCopy(names_.data() + names_used_, name.data(), name.size());
+    names_used_ += name.size();
   }
   // Connection-specific fields (RFC 9113 §8.2.2) are left out.
   void addForwarded(std::string_view name, std::string_view value) {
@@ -97,7 +103,8 @@ class FieldList {
 
  private:
   std::vector<nghttp2_nv> fields_;
-  std::string names_;
+  std::string names_;  // names_used_ bytes of it hold the names, in order
+  size_t names_used_ = 0;
   char status_[3] = {};
 };
 

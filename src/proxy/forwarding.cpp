@@ -1,5 +1,6 @@
 // What the upstream receives and what the client receives: header forwarding rules of SPEC §4.
 #include <algorithm>
+#include <cstring>
 
 #include "auth/authenticator.hpp"
 #include "http/nghttp2_glue.hpp"
@@ -54,10 +55,15 @@ bool inDropList(const std::vector<std::string>& drop, std::string_view name) {
 
 
 void appendField(Buffer& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
+  char* p = out.extend(name.size() + value.size() + 4);
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
 }
 
 // Whether the client's TE lists "trailers" (RFC 9110 §10.1.4).
@@ -75,6 +81,22 @@ bool acceptsTrailers(http::HeaderList headers) {
     }
   }
   return false;
+}
+
+// Whether an upstream response field goes on to the client: not the connection's own fields,
+// not its X-Request-Id (ours replaces it), not what the route's filters leave out.
+bool forwardsResponseField(const http::ResponseHead& head, const http::HeaderField& field,
+                           bool dechunked, const std::vector<std::string>* dropped) {
+  if (http::isHopByHop(field.name)) return false;
+  if (field.name.size() == 12 && http::equalsIgnoreCase(field.name, "x-request-id")) return false;
+  if (dechunked && field.name.size() == 14 &&
+      http::equalsIgnoreCase(field.name, "content-length")) {
+    return false;
+  }
+  if (head.connection_lists_headers && http::connectionListsField(head.headers, field.name)) {
+    return false;
+  }
+  return dropped == nullptr || !inDropList(*dropped, field.name);
 }
 
 }  // namespace
@@ -173,20 +195,6 @@ void Session::buildUpstreamHead() {
   out.append("\r\n");
 }
 
-bool Session::forwardsResponseField(const http::ResponseHead& head, const http::HeaderField& field,
-                                    const std::vector<std::string>* dropped) const {
-  if (http::isHopByHop(field.name)) return false;
-  if (field.name.size() == 12 && http::equalsIgnoreCase(field.name, "x-request-id")) return false;
-  if (rq_->resp_dechunk && field.name.size() == 14 &&
-      http::equalsIgnoreCase(field.name, "content-length")) {
-    return false;
-  }
-  if (head.connection_lists_headers && http::connectionListsField(head.headers, field.name)) {
-    return false;
-  }
-  return dropped == nullptr || !inDropList(*dropped, field.name);
-}
-
 void Session::buildClientResponseHead(const http::ResponseHead& head) {
   // The filters first: they say which of the upstream's fields stay out.
   const std::vector<std::string>* dropped = runResponseFilters(head.status, true);
@@ -196,9 +204,9 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
     http::FieldList& fields = Http2Connection::headFields();
     fields.startResponse(head.status);
     for (const auto& h : head.headers) {
-      if (forwardsResponseField(head, h, dropped)) fields.add(h.name, h.value);
+      if (forwardsResponseField(head, h, rq_->resp_dechunk, dropped)) fields.add(h.name, h.value);
     }
-    fields.add("x-request-id", request_id);
+    fields.add("x-request-id", request_id, true);
     http::forEachFieldLine(rq_->filter_headers, [&](std::string_view name, std::string_view value) {
       fields.add(name, value);
     });
@@ -214,7 +222,8 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
   out_.append(head.reason.empty() ? http::reasonPhrase(head.status) : head.reason);
   out_.append("\r\n");
   for (const auto& h : head.headers) {
-    if (forwardsResponseField(head, h, dropped)) appendField(out_, h.name, h.value);
+    if (forwardsResponseField(head, h, rq_->resp_dechunk, dropped))
+      appendField(out_, h.name, h.value);
   }
   appendField(out_, "X-Request-Id", request_id);
   if (head.framing == http::BodyFraming::Chunked && !rq_->resp_dechunk) {

@@ -64,7 +64,9 @@ struct Http2Connection::Callbacks {
     }
     std::string_view name(reinterpret_cast<const char*>(name_data), name_len);
     std::string_view value(reinterpret_cast<const char*>(value_data), value_len);
-    if (!http::isValidHttp2Field(name, value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    // nghttp2 passes on only names that are lowercase tokens (others it ignores or refuses):
+    // the value is what is checked again.
+    if (!http::isValidHttp2Value(value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (name.starts_with(':')) {
       if (name == ":method")
         stream->method.assign(value);
@@ -225,7 +227,6 @@ bool Http2Connection::start(std::string_view upgrade_settings, const http::Reque
   nghttp2_option_set_max_settings(option, 32);
   nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);  // rapid reset
   nghttp2_option_set_max_continuations(option, 8);               // CONTINUATION floods
-  nghttp2_option_set_max_deflate_dynamic_table_size(option, 0);
   int rc = nghttp2_session_server_new2(&session_, callbacks, this, option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -289,6 +290,9 @@ Http2Stream& Http2Connection::open(int32_t id) {
   Http2Stream& stream = *streams_.back();
   stream.id = id;
   stream.slot = streams_.size() - 1;
+  // Room for a typical request's fields at once, not grown field by field.
+  stream.fields.reserve(16);
+  stream.field_text.reserve(512);
   nghttp2_session_set_stream_user_data(session_, id, &stream);
   return stream;
 }
@@ -394,7 +398,7 @@ bool Http2Connection::receive(Buffer& in) {
 }
 
 bool Http2Connection::produce(Buffer& out, size_t limit) {
-  while (out.size() < limit) {
+  while (out.size() < limit && nghttp2_session_want_write(session_) != 0) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &data);
     if (n < 0) return false;

@@ -132,9 +132,16 @@ void Session::onTimer() {
         drive();
       }
       break;
+    case State::Http2:
+      if (h2_->activeStreamSessions() == 0 && out_.empty() && holdsBuffers()) {
+        releaseIdleBuffers();  // as on an idle HTTP/1.1 connection
+        armClientTimer();
+      } else {
+        close();
+      }
+      break;
     case State::Proxy:
     case State::Flush:
-    case State::Http2:
       close();
       break;
     case State::FilterWait:
@@ -220,8 +227,18 @@ void Session::armClientTimer() {
       // does not read what it is sent.
       if (uint64_t started = h2_->headerBlockStartedMs(); started != 0) {
         loop.setDeadline(*this, started + static_cast<uint64_t>(limits.header_timeout.count()));
-      } else if (h2_->activeStreamSessions() == 0 || !out_.empty()) {
+      } else if (!out_.empty()) {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
+      } else if (h2_->activeStreamSessions() == 0) {
+        // Idle: its buffers go back after kBufferHoldMs (the next stream usually comes sooner),
+        // and the connection after the idle timeout.
+        const auto idle = static_cast<uint64_t>(limits.idle_timeout.count());
+        if (holdsBuffers()) {
+          idle_since_ms_ = loop.nowMs();
+          loop.setTimeout(*this, std::min(kBufferHoldMs, idle));
+        } else {
+          loop.setDeadline(*this, idle_since_ms_ + idle);
+        }
       } else {
         loop.clearTimeout(*this);
       }
@@ -286,7 +303,6 @@ void Session::drive() {
   } while (drive_again_ && state_ != State::Closed);
   in_drive_ = false;
   if (state_ == State::Closed) return;
-  if (state_ == State::Http2) releaseIdleBuffers();
   armClientTimer();
 }
 

@@ -192,8 +192,6 @@ class Session final : public net::EventHandler,
   void serveEcho();
   void buildUpstreamHead();
   void buildClientResponseHead(const http::ResponseHead& head);
-  bool forwardsResponseField(const http::ResponseHead& head, const http::HeaderField& field,
-                             const std::vector<std::string>* dropped) const;
   size_t requestBodyReady();
   size_t responseBodyReady();
   void consumeResponseBody(size_t n);
