@@ -87,44 +87,69 @@ void appendJsonEscaped(std::string_view s, Buffer& out) {
   }
 }
 
-namespace {
-
-void appendConnection(bool close, bool keep_alive_1_0, Buffer& out) {
-  if (close)
-    out.append("\r\nConnection: close");
-  else if (keep_alive_1_0)
-    out.append("\r\nConnection: keep-alive");
+void TextReplyWriter::status(int status) {
+  out_.append("HTTP/1.1 ");
+  out_.appendDecimal(static_cast<uint64_t>(status));
+  out_.append(' ');
+  out_.append(reasonPhrase(status));
+  out_.append("\r\n");
 }
 
-void appendCommonFields(const LocalReply& reply, Buffer& out) {
-  if (!reply.request_id.empty()) {
-    out.append("\r\nX-Request-Id: ");
-    out.append(reply.request_id);
+void TextReplyWriter::field(std::string_view name, std::string_view value) {
+  out_.append(name);
+  out_.append(": ");
+  out_.append(value);
+  out_.append("\r\n");
+}
+
+void TextReplyWriter::body(std::string_view body) {
+  out_.append("\r\n");
+  out_.append(body);
+}
+
+namespace {
+
+// Decimal digits of n, in `digits`.
+std::string_view decimal(uint64_t n, char (&digits)[24]) {
+  char* p = digits + sizeof digits;
+  do {
+    *--p = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n != 0);
+  return std::string_view(p, static_cast<size_t>(digits + sizeof digits - p));
+}
+
+void writeConnection(bool close, bool keep_alive_1_0, ReplyWriter& out) {
+  if (close) {
+    out.field("Connection", "close");
+  } else if (keep_alive_1_0) {
+    out.field("Connection", "keep-alive");
   }
-  if (!reply.www_authenticate.empty()) {
-    out.append("\r\nWWW-Authenticate: ");
-    out.append(reply.www_authenticate);
-  }
-  if (!reply.allow.empty()) {
-    out.append("\r\nAllow: ");
-    out.append(reply.allow);
-  }
-  appendConnection(reply.close, reply.keep_alive_1_0, out);
-  out.append("\r\n");
-  out.append(reply.extra_headers);
-  out.append(reply.filter_headers);
+}
+
+void writeCommonFields(const LocalReply& reply, ReplyWriter& out) {
+  if (!reply.request_id.empty()) out.field("X-Request-Id", reply.request_id);
+  if (!reply.www_authenticate.empty()) out.field("WWW-Authenticate", reply.www_authenticate);
+  if (!reply.allow.empty()) out.field("Allow", reply.allow);
+  writeConnection(reply.close, reply.keep_alive_1_0, out);
+  out.fieldLines(reply.extra_headers);
+  out.fieldLines(reply.filter_headers);
 }
 
 // A trailers-only response: the status and the message travel in the head, which HTTP/2 sends
 // as one HEADERS frame with END_STREAM.
-void writeGrpcReply(const LocalReply& reply, Buffer& out) {
-  out.append("HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nGrpc-Status: ");
-  out.appendDecimal(static_cast<uint64_t>(grpcStatusOf(statusOf(reply.code))));
-  out.append("\r\nGrpc-Message: ");
-  appendGrpcMessage(reply.message, out);
-  out.append("\r\nContent-Length: 0");
-  appendCommonFields(reply, out);
-  out.append("\r\n");
+void writeGrpcReply(const LocalReply& reply, ReplyWriter& out) {
+  out.status(200);
+  out.field("Content-Type", "application/grpc");
+  char digits[24];
+  out.field("Grpc-Status", decimal(static_cast<uint64_t>(grpcStatusOf(statusOf(reply.code))),
+                                   digits));
+  Buffer message(3 * reply.message.size() + 1);
+  appendGrpcMessage(reply.message, message);
+  out.field("Grpc-Message", message.view());
+  out.field("Content-Length", "0");
+  writeCommonFields(reply, out);
+  out.body({});
 }
 
 }  // namespace
@@ -209,30 +234,23 @@ void appendGrpcMessage(std::string_view message, Buffer& out) {
   }
 }
 
-void writeEmptyReply(const EmptyReply& reply, Buffer& out) {
-  out.append("HTTP/1.1 ");
-  out.appendDecimal(static_cast<uint64_t>(reply.status));
-  out.append(' ');
-  out.append(reasonPhrase(reply.status));
+void writeEmptyReply(const EmptyReply& reply, ReplyWriter& out) {
+  out.status(reply.status);
   // RFC 9110 §8.6: a 204 has no Content-Length; anything else says its body is empty.
-  if (reply.status != 204) out.append("\r\nContent-Length: 0");
-  if (!reply.request_id.empty()) {
-    out.append("\r\nX-Request-Id: ");
-    out.append(reply.request_id);
-  }
-  appendConnection(reply.close, reply.keep_alive_1_0, out);
-  out.append("\r\n");
-  out.append(reply.headers);
-  out.append("\r\n");
+  if (reply.status != 204) out.field("Content-Length", "0");
+  if (!reply.request_id.empty()) out.field("X-Request-Id", reply.request_id);
+  writeConnection(reply.close, reply.keep_alive_1_0, out);
+  out.fieldLines(reply.headers);
+  out.body({});
 }
 
-void writeLocalReply(const LocalReply& reply, Buffer& out) {
+void writeLocalReply(const LocalReply& reply, ReplyWriter& out) {
   if (reply.grpc) {
     writeGrpcReply(reply, out);
     return;
   }
   int status = statusOf(reply.code);
-  // The body first, into a small stack buffer, so Content-Length is known.
+  // The body first, so Content-Length is known.
   Buffer body(256 + reply.message.size() + reply.request_id.size());
   body.append(R"({"error":{"status":)");
   body.appendDecimal(static_cast<uint64_t>(status));
@@ -244,15 +262,12 @@ void writeLocalReply(const LocalReply& reply, Buffer& out) {
   appendJsonEscaped(reply.request_id, body);
   body.append("\"}}\n");
 
-  out.append("HTTP/1.1 ");
-  out.appendDecimal(static_cast<uint64_t>(status));
-  out.append(' ');
-  out.append(reasonPhrase(status));
-  out.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-  out.appendDecimal(body.size());
-  appendCommonFields(reply, out);
-  out.append("\r\n");
-  out.append(body.view());
+  out.status(status);
+  out.field("Content-Type", "application/json");
+  char digits[24];
+  out.field("Content-Length", decimal(body.size(), digits));
+  writeCommonFields(reply, out);
+  out.body(body.view());
 }
 
 }  // namespace portico::http

@@ -46,8 +46,38 @@ struct LocalReply {
   bool grpc = false;  // the request is gRPC: 200, grpc-status and grpc-message, no body
 };
 
-// Appends the whole response (head and body) to `out`.
-void writeLocalReply(const LocalReply& reply, Buffer& out);
+// Where an answer of the gateway's goes, head then body: HTTP/1.1 text (TextReplyWriter), or an
+// HTTP/2 stream's fields and DATA (the stream's own writer, in proxy/).
+class ReplyWriter {
+ public:
+  virtual ~ReplyWriter() = default;
+  virtual void status(int status) = 0;
+  virtual void field(std::string_view name, std::string_view value) = 0;
+  // Whole "Name: value\r\n" lines.
+  virtual void fieldLines(std::string_view lines) = 0;
+  // Ends the head; `body` is the whole body (empty for none).
+  virtual void body(std::string_view body) = 0;
+};
+
+// The answer as HTTP/1.1 text, appended to a buffer.
+class TextReplyWriter final : public ReplyWriter {
+ public:
+  explicit TextReplyWriter(Buffer& out) : out_(out) {}
+  void status(int status) override;
+  void field(std::string_view name, std::string_view value) override;
+  void fieldLines(std::string_view lines) override { out_.append(lines); }
+  void body(std::string_view body) override;
+
+ private:
+  Buffer& out_;
+};
+
+void writeLocalReply(const LocalReply& reply, ReplyWriter& out);
+// Appends the whole response (head and body) to `out` as HTTP/1.1 text.
+inline void writeLocalReply(const LocalReply& reply, Buffer& out) {
+  TextReplyWriter writer(out);
+  writeLocalReply(reply, writer);
+}
 
 // An answer the gateway makes without a body (a CORS preflight's 204, ...).
 struct EmptyReply {
@@ -57,7 +87,11 @@ struct EmptyReply {
   bool close = false;
   bool keep_alive_1_0 = false;
 };
-void writeEmptyReply(const EmptyReply& reply, Buffer& out);
+void writeEmptyReply(const EmptyReply& reply, ReplyWriter& out);
+inline void writeEmptyReply(const EmptyReply& reply, Buffer& out) {
+  TextReplyWriter writer(out);
+  writeEmptyReply(reply, writer);
+}
 
 // The gRPC status code (grpc/doc/statuscodes.md) a gateway error with this HTTP status carries.
 int grpcStatusOf(int http_status);

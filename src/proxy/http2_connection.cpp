@@ -513,26 +513,14 @@ ssize_t Http2Connection::streamWrite(Http2Stream& stream, const iovec* iov, int 
   return static_cast<ssize_t>(taken);
 }
 
-// Takes HTTP/1.1 response bytes from the stream session: the head is parsed and submitted as
-// HEADERS, the body de-framed into `body`. Returns how many bytes were taken.
+// Takes response body bytes from the stream session, framed as respond() said: Length and
+// UntilClose bytes are the body, Chunked ones are de-chunked into it. Returns how many bytes
+// were taken.
 size_t Http2Connection::takeResponse(Http2Stream& stream, const char* data, size_t size) {
   size_t taken = 0;
-  while (taken < size && !stream.head_submitted) {
-    // Heads are small and come whole in practice; they are gathered until complete.
-    stream.head.append(std::string_view(data + taken, size - taken));
-    size_t head_end = 0;
-    size_t scanned = 0;
-    http::ParseError error = http::ParseError::None;
-    auto status = http::findHeadEnd(stream.head.data(), stream.head.size(), scanned, head_end,
-                                    error);
-    if (status == http::ParseStatus::Incomplete) return size;
-    const size_t before = stream.head.size() - (size - taken);
-    if (status == http::ParseStatus::Error || !submitHead(stream, head_end)) {
-      reset(stream, NGHTTP2_INTERNAL_ERROR);
-      return size;
-    }
-    taken += head_end - before;
-    stream.head.clear();
+  if (!stream.head_submitted) {
+    reset(stream, NGHTTP2_INTERNAL_ERROR);  // a body before its head: a stream session's bug
+    return size;
   }
   if (stream.response_ended) return size;  // anything after the end is not ours to send
   while (taken < size && stream.body.size() < kStreamBuffer) {
@@ -572,20 +560,6 @@ size_t Http2Connection::takeResponse(Http2Stream& stream, const char* data, size
   return taken;
 }
 
-bool Http2Connection::submitHead(Http2Stream& stream, size_t head_end) {
-  http::ResponseHead head;
-  http::ParseError error = http::ParseError::None;
-  if (http::parseResponseHead(stream.head.data(), head_end, stream.method, head, error) !=
-      http::ParseStatus::Complete) {
-    return false;
-  }
-  if (head.status < 200) return true;  // interim answers are not passed on
-  http::FieldList& fields = headFields();
-  fields.startResponse(head.status);
-  for (const auto& h : head.headers) fields.addForwarded(h.name, h.value);
-  return respond(stream, fields, head.framing, head.content_length);
-}
-
 http::FieldList& Http2Connection::headFields() {
   thread_local http::FieldList fields;  // its capacity serves every head the thread sends
   return fields;
@@ -607,6 +581,32 @@ bool Http2Connection::respond(Http2Stream& stream, http::FieldList& fields,
   }
   stream.head_submitted = true;
   return true;
+}
+
+StreamReplyWriter::StreamReplyWriter(Http2Connection& connection, Http2Stream& stream,
+                                     Buffer& body_out)
+    : connection_(connection),
+      stream_(stream),
+      body_out_(body_out),
+      fields_(Http2Connection::headFields()) {}
+
+void StreamReplyWriter::status(int status) { fields_.startResponse(status); }
+
+void StreamReplyWriter::field(std::string_view name, std::string_view value) {
+  fields_.addForwarded(name, value);
+}
+
+void StreamReplyWriter::fieldLines(std::string_view lines) {
+  http::forEachFieldLine(lines, [&](std::string_view name, std::string_view value) {
+    fields_.addForwarded(name, value);
+  });
+}
+
+void StreamReplyWriter::body(std::string_view body) {
+  failed_ = !connection_.respond(stream_, fields_,
+                                 body.empty() ? http::BodyFraming::None : http::BodyFraming::Length,
+                                 body.size());
+  if (!failed_) body_out_.append(body);
 }
 
 int Http2Connection::takeTrailer(Http2Stream& stream, const uint8_t* name_data, size_t name_len,
@@ -657,7 +657,6 @@ void Http2Connection::streamSessionClosed(Http2Stream& stream) {
   }
   // What is left to send is in `body`; the rest of the stream's memory goes now.
   stream.request = Buffer();
-  stream.head = Buffer();
   std::string().swap(stream.decoded);
   wakeOwner();
 }
@@ -668,11 +667,16 @@ void Http2Connection::replyLocally(Http2Stream& stream, http::ErrorCode code,
                                    std::string_view message) {
   char request_id[32];
   worker_.newRequestId(request_id);
-  Buffer reply(512);
+  Buffer body;
+  StreamReplyWriter writer(*this, stream, body);
   http::writeLocalReply({code, message, std::string_view(request_id, sizeof request_id), {}, {}, {},
                          false, false},
-                        reply);
-  takeResponse(stream, reply.data(), reply.size());
+                        writer);
+  if (writer.failed()) {
+    reset(stream, NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  takeResponse(stream, body.data(), body.size());
   wakeOwner();
 }
 

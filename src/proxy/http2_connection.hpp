@@ -1,9 +1,9 @@
 #pragma once
 // HTTP/2 on a downstream connection (RFC 9113), with nghttp2 doing the framing, HPACK and flow
-// control. Each stream is served by a Session of its own (a "stream session"), which sees the
-// request as HTTP/1.1 bytes and answers with HTTP/1.1 bytes: routing, auth, limits, upstream
-// relaying and access logs are then the very same code for both protocols. This class turns a
-// stream's headers and DATA into those bytes, and the answer back into HEADERS and DATA.
+// control. Each stream is served by a Session of its own (a "stream session"): it takes the
+// request's head as fields (requestHead) and its body as bytes, and gives back the response's
+// head as fields (respond) and its body as bytes. Routing, filters, upstream relaying and access
+// logs are the same code for both protocols; nothing is written out as HTTP/1.1 text.
 //
 // Memory per stream is bounded both ways: request DATA is acknowledged (WINDOW_UPDATE) only as
 // the stream session takes it, and a response is taken from the stream session only while less
@@ -34,6 +34,7 @@ namespace portico::proxy {
 
 class Session;
 class Worker;
+class Http2Connection;
 
 struct Http2Stream {
   int32_t id = 0;
@@ -58,8 +59,7 @@ struct Http2Stream {
   Buffer request;
   size_t unacknowledged = 0;     // DATA bytes received and not yet given back to the window
 
-  // --- the response, parsed back from HTTP/1.1 ---
-  Buffer head;                   // until the whole head has arrived
+  // --- the response: its head went out as fields (respond), its body is framed as it said ---
   bool head_submitted = false;
   http::BodyFraming framing = http::BodyFraming::None;
   uint64_t remaining = 0;
@@ -70,6 +70,27 @@ struct Http2Stream {
   bool response_ended = false;
   bool deferred = false;         // the data source said "nothing yet"
   bool session_blocked = false;  // the stream session waits for room in `body`
+};
+
+// An answer of the gateway's on a stream (http/local_reply.hpp): its head goes to the stream
+// as fields, its body into `body_out` (the stream session's out_), which the stream then takes
+// as it takes a proxied body.
+class StreamReplyWriter final : public http::ReplyWriter {
+ public:
+  StreamReplyWriter(Http2Connection& connection, Http2Stream& stream, Buffer& body_out);
+  void status(int status) override;
+  void field(std::string_view name, std::string_view value) override;
+  void fieldLines(std::string_view lines) override;
+  void body(std::string_view body) override;
+  // The stream did not take the head (it is gone, or nghttp2 refused it).
+  bool failed() const { return failed_; }
+
+ private:
+  Http2Connection& connection_;
+  Http2Stream& stream_;
+  Buffer& body_out_;
+  http::FieldList& fields_;
+  bool failed_ = false;
 };
 
 class Http2Connection {
@@ -132,7 +153,6 @@ class Http2Connection {
   void endRequestHead(Http2Stream& stream);
   void addField(Http2Stream& stream, std::string_view name, std::string_view value);
   size_t takeResponse(Http2Stream& stream, const char* data, size_t size);
-  bool submitHead(Http2Stream& stream, size_t head_end);
   void acknowledge(Http2Stream& stream);
   // One field of the request's trailers (a HEADERS frame after its DATA).
   int takeTrailer(Http2Stream& stream, const uint8_t* name_data, size_t name_len,

@@ -6,6 +6,7 @@
 // the other side cannot take more (backpressure).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -175,6 +176,8 @@ class Session final : public net::EventHandler,
   // A bodiless answer of the gateway's (a CORS preflight's 204).
   void replyEmpty(int status, bool close);
   void endWithLocalReply(bool close);
+  // Writes an answer of the gateway's: as HTTP/1.1 text into out_, or on a stream as fields.
+  void writeReply(const std::function<void(http::ReplyWriter&)>& write);
   // The peer, or behind trusted_proxies the rightmost X-Forwarded-For address not one of them.
   net::SocketAddress clientAddress() const;
   // A gRPC request: its errors are gRPC answers, and its grpc-timeout a deadline.

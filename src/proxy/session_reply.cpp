@@ -2,6 +2,7 @@
 // request) and bodiless replies, each through the route's filters' response phase.
 #include <algorithm>
 
+#include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
@@ -39,10 +40,18 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
   }
   rq_->status = http::statusOf(code);
   runResponseFilters(rq_->status, false);
-  http::writeLocalReply({code, message, std::string_view(rq_->request_id, rq_->request_id_len),
-                         allow, www_authenticate, rq_->extra_headers, close_after_response_,
-                         rq_->keep_alive_1_0, rq_->filter_headers, rq_->grpc},
-                        out_);
+  const http::LocalReply reply{code,
+                               message,
+                               std::string_view(rq_->request_id, rq_->request_id_len),
+                               allow,
+                               www_authenticate,
+                               rq_->extra_headers,
+                               close_after_response_,
+                               rq_->keep_alive_1_0,
+                               rq_->filter_headers,
+                               rq_->grpc};
+  writeReply([&](http::ReplyWriter& out) { http::writeLocalReply(reply, out); });
+  if (state_ == State::Closed) return;
   rq_->extra_headers.clear();
   endWithLocalReply(close);
 }
@@ -54,10 +63,26 @@ void Session::replyEmpty(int status, bool close) {
   }
   rq_->status = status;
   runResponseFilters(status, false);
-  http::writeEmptyReply({status, std::string_view(rq_->request_id, rq_->request_id_len),
-                         rq_->filter_headers, close_after_response_, rq_->keep_alive_1_0},
-                        out_);
+  const http::EmptyReply reply{status, std::string_view(rq_->request_id, rq_->request_id_len),
+                               rq_->filter_headers, close_after_response_, rq_->keep_alive_1_0};
+  writeReply([&](http::ReplyWriter& out) { http::writeEmptyReply(reply, out); });
+  if (state_ == State::Closed) return;
   endWithLocalReply(close);
+}
+
+void Session::writeReply(const std::function<void(http::ReplyWriter&)>& write) {
+  if (parent_ == nullptr) {
+    http::TextReplyWriter text(out_);
+    write(text);
+    return;
+  }
+  if (stream_ == nullptr) {
+    close();  // the stream is gone: nobody to answer
+    return;
+  }
+  StreamReplyWriter fields(*parent_->h2_, *stream_, out_);
+  write(fields);
+  if (fields.failed()) close();
 }
 
 void Session::endWithLocalReply(bool close) {

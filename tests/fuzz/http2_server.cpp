@@ -1,10 +1,11 @@
 // Fuzz target: the server side of HTTP/2 (src/proxy/http2_connection.cpp): client bytes go
 // through nghttp2 and our callbacks into per-stream requests (a head as fields, a body as bytes),
-// and scripted HTTP/1.1 answers come back out as HEADERS and DATA. The real Http2Connection runs,
-// compiled against fake Session and Worker classes (tests/fuzz/http2_fake/): a fake stream session
-// reads its request as the real one would, checks that its body is framed as its head says, and
-// answers it in one of several ways (lengths, chunks, until close, interim answers, bodies larger
-// than the stream buffer, malformed heads, no answer at all).
+// and scripted answers (a head as fields, a body as bytes) come back out as HEADERS and DATA. The
+// real Http2Connection runs, compiled against fake Session and Worker classes
+// (tests/fuzz/http2_fake/): a fake stream session reads its request as the real one would, checks
+// that its body is framed as its head says, and answers it in one of several ways (lengths,
+// chunks, until close, no content, bodies larger than the stream buffer, a body without a head,
+// no answer at all).
 //
 // Input: byte 0 —
 //   bits 0-2: the answer (enum Answer), bit 3: answer as soon as the head is read,
@@ -28,6 +29,7 @@
 #include "core/buffer.hpp"
 #include "fuzz_util.hpp"
 #include "http/http1_parser.hpp"
+#include "http/nghttp2_glue.hpp"
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
@@ -46,7 +48,7 @@ std::string_view largeBody() {
 constexpr size_t kStreamSessionBudget = 4;  // below the connection's stream limit (8)
 
 enum class Answer : uint8_t {
-  Length, Chunked, UntilClose, InterimThenNoContent, EchoChunked, Large, Malformed, GiveUp
+  Length, Chunked, UntilClose, NoContent, EchoChunked, Large, BodyWithoutHead, GiveUp
 };
 
 }  // namespace
@@ -152,7 +154,9 @@ void Session::State::takeHead() {
   if (!harness->connection->requestHead(*stream, http::RequestLimits{}, head, error)) {
     // What the real session does with a bad head: 400, and nothing more is read.
     refused = true;
-    out = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    http::FieldList& fields = Http2Connection::headFields();
+    fields.startResponse(400);
+    FUZZ_CHECK(harness->connection->respond(*stream, fields, http::BodyFraming::None, 0));
     out_complete = true;
     answering = true;
     return;
@@ -210,35 +214,46 @@ void Session::State::takeRequest(std::string_view bytes) {
   }
 }
 
+// The head goes to the stream as fields (Http2Connection::respond), as the real session's
+// does; the body is written as bytes framed as the head said.
 void Session::State::startAnswer() {
   answering = true;
   out_complete = true;
+  http::FieldList& fields = Http2Connection::headFields();
+  auto respond = [&](int status, http::BodyFraming framing, uint64_t length) {
+    fields.startResponse(status);
+    fields.addForwarded("content-type", "text/plain");
+    fields.addForwarded("connection", "keep-alive");  // connection-specific: left out
+    fields.addForwarded("X-Fuzz", "1");                // lowered on the way
+    FUZZ_CHECK(harness->connection->respond(*stream, fields, framing, length));
+  };
   switch (harness->answer) {
     case Answer::Length:
-      out = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nX-Fuzz: 1\r\n\r\n"
-            "hello";
+      respond(200, http::BodyFraming::Length, 5);
+      out = "hello";
       break;
     case Answer::Chunked:
-      out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
-            "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
+      respond(200, http::BodyFraming::Chunked, 0);
+      out = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
       break;
     case Answer::UntilClose:
-      out = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the stream session closes";
+      respond(200, http::BodyFraming::UntilClose, 0);
+      out = "until the stream session closes";
       break;
-    case Answer::InterimThenNoContent:
-      out = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n";
+    case Answer::NoContent:
+      respond(204, http::BodyFraming::None, 0);
       break;
     case Answer::EchoChunked:
-      out = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+      respond(200, http::BodyFraming::Chunked, 0);
       out_complete = request_done;
       if (request_done) out.append("0\r\n\r\n");
       break;
     case Answer::Large:
-      out = "HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n";
+      respond(200, http::BodyFraming::Length, 300000);
       tail = largeBody();
       break;
-    case Answer::Malformed:
-      out = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx";
+    case Answer::BodyWithoutHead:
+      out = "a body before any head: the stream is reset";
       break;
     case Answer::GiveUp:
       finish();
