@@ -15,6 +15,7 @@
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
 #include "config/yaml_tree.hpp"
+#include "filters/rate_limit/config.hpp"
 
 namespace portico::config {
 namespace detail {
@@ -444,7 +445,7 @@ Config buildConfig(Context& ctx, NodeId root) {
     parseRedis(ctx, f->item(), config.redis);
   }
   if (const Field* f = top.find("plans")) {
-    config.plans = parsePlans(ctx, f->item(), config);
+    config.plans = filters::parsePlans(ctx, f->item(), config);
   }
   if (const Field* f = top.find("consumers")) {
     config.consumers = parseConsumers(ctx, f->item(), config.plans);

@@ -132,7 +132,5 @@ void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out);
 // Routes refer to the upstreams, auth providers, plans and redis parsed before them.
 std::vector<Route> parseRoutes(Context& ctx, const Item& item, const Config& config);
 void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out);
-std::map<std::string, Plan> parsePlans(Context& ctx, const Item& item, const Config& config);
-void parseRouteRateLimits(Context& ctx, const Item& item, const Config& config, Route& route);
 
 }  // namespace portico::config::detail

@@ -11,8 +11,11 @@
 
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
+#include "filters/auth/config.hpp"
 #include "filters/cors/config.hpp"
+#include "filters/headers/config.hpp"
 #include "filters/ip_rules/config.hpp"
+#include "filters/rate_limit/config.hpp"
 
 namespace portico::config::detail {
 namespace {
@@ -40,17 +43,11 @@ constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path", 
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
 constexpr std::string_view kRewriteKeys[] = {"strip_prefix", "path"};
-constexpr std::string_view kHeadersKeys[] = {"request", "response"};
-constexpr std::string_view kEditKeys[] = {"set", "remove"};
-constexpr std::string_view kAuthorizeKeys[] = {"scopes", "groups", "claims"};
 
 const KeySet kRoute{kRouteKeys, kRouteUnsupported};
 const KeySet kMatch{kMatchKeys, {}};
 const KeySet kSplit{kSplitKeys, {}};
 const KeySet kRewrite{kRewriteKeys, {}};
-const KeySet kHeaders{kHeadersKeys, {}};
-const KeySet kEdits{kEditKeys, {}};
-const KeySet kAuthorize{kAuthorizeKeys, {}};
 
 constexpr int64_t kMaxWeight = 1'000'000;
 constexpr int64_t kMaxConcurrency = 10'000'000;
@@ -110,17 +107,17 @@ class RouteParser {
       parseRewrite(f->item(), route, params);
     }
     if (const Field* f = map.find("auth")) {
-      parseAuth(f->item(), route);
+      filters::parseRouteAuth(ctx_, f->item(), providers_, route);
     } else {
       // Default deny: a route that forgot its auth must not silently become public.
       ctx_.error(map.pos, "route " + quote(route.name) +
                               " has no auth decision: add \"auth: public\" or name auth providers");
     }
     if (const Field* f = map.find("authorize")) {
-      parseAuthorize(*f, route);
+      filters::parseRouteAuthorize(ctx_, *f, route);
     }
     if (const Field* f = map.find("rate_limit")) {
-      parseRouteRateLimits(ctx_, f->item(), config_, route);
+      filters::parseRouteRateLimits(ctx_, f->item(), config_, route);
     }
     if (const Field* f = map.find("ip")) {
       route.ip = filters::parseIpRules(ctx_, f->item());
@@ -133,13 +130,7 @@ class RouteParser {
           ctx_.integer(f->item(), 1, kMaxConcurrency).value_or(0));
     }
     if (const Field* f = map.find("headers")) {
-      MapFields headers = ctx_.readMap(f->item(), "headers", &kHeaders);
-      if (const Field* r = headers.find("request")) {
-        parseEdits(r->item(), "headers.request", false, route.request_headers);
-      }
-      if (const Field* r = headers.find("response")) {
-        parseEdits(r->item(), "headers.response", true, route.response_headers);
-      }
+      filters::parseHeaders(ctx_, f->item(), route.request_headers, route.response_headers);
     }
     if (const Field* f = map.find("timeout")) {
       route.timeout = ctx_.duration(f->item(), true);
@@ -410,183 +401,12 @@ class RouteParser {
   }
 
   // `auth: public`, or a non-empty list of auth provider names (any one authenticates).
-  void parseAuth(const Item& item, Route& route) {
-    const YamlNode& n = ctx_.node(item.node);
-    if (n.kind == YamlNode::Kind::Scalar) {
-      auto text = ctx_.text(item);
-      if (!text) {
-        return;  // an ${ENV} problem, already reported
-      }
-      if (*text == "public") {
-        route.auth_public = true;
-        return;
-      }
-      ctx_.error(ctx_.pos(item), "invalid value " + quote(*text) +
-                                     " for \"auth\" (use public or a list of auth providers, "
-                                     "e.g. [" + *text + "])");
-      return;
-    }
-    if (n.kind != YamlNode::Kind::Sequence) {
-      ctx_.error(ctx_.pos(item),
-                 "expected public or a list of auth providers for \"auth\", got " +
-                     std::string(n.kind == YamlNode::Kind::Map ? "a map" : "an empty value"));
-      return;
-    }
-    for (const Item& entry : ctx_.readList(item, true)) {
-      auto name = providerName(entry);
-      if (!name) {
-        continue;
-      }
-      if (std::find(route.auth.begin(), route.auth.end(), *name) != route.auth.end()) {
-        ctx_.error(ctx_.pos(entry), "duplicate auth provider " + quote(*name));
-        continue;
-      }
-      route.auth.push_back(std::move(*name));
-    }
-  }
-
-  // The name of an existing auth provider, or nullopt with an error (and a suggestion if close).
-  std::optional<std::string> providerName(const Item& item) {
-    auto name = ctx_.text(item);
-    if (!name) {
-      return std::nullopt;
-    }
-    if (providers_.count(*name) != 0) {
-      return name;
-    }
-    if (provider_candidates_.empty()) {
-      for (const auto& [key, value] : providers_) {
-        provider_candidates_.push_back(key);
-      }
-    }
-    std::string message = "unknown auth provider " + quote(*name);
-    std::optional<std::string> suggestion = closestMatch(*name, provider_candidates_);
-    if (!suggestion && !name->empty()) {
-      // "corp" for "corp_jwt": a name cut short is too far for the edit distance.
-      const std::string lower = lowercase(*name);
-      for (std::string_view candidate : provider_candidates_) {
-        if (lowercase(candidate).starts_with(lower)) {
-          if (suggestion) {
-            suggestion.reset();  // ambiguous
-            break;
-          }
-          suggestion = std::string(candidate);
-        }
-      }
-    }
-    if (suggestion) {
-      message += " (did you mean " + quote(*suggestion) + "?)";
-    } else if (providers_.empty()) {
-      message += " (define it under auth_providers)";
-    }
-    ctx_.error(ctx_.pos(item), std::move(message));
-    return std::nullopt;
-  }
-
-  void parseAuthorize(const Field& field, Route& route) {
-    if (route.auth_public) {
-      ctx_.error(field.key_pos, "\"authorize\" needs auth providers (this route is public)");
-    }
-    MapFields map = ctx_.readMap(field.item(), "authorize", &kAuthorize);
-    if (!map.valid) {
-      return;
-    }
-    Authorize authorize;
-    if (const Field* f = map.find("scopes")) {
-      ctx_.readStrings(f->item(), authorize.scopes);
-    }
-    if (const Field* f = map.find("groups")) {
-      ctx_.readStrings(f->item(), authorize.groups);
-    }
-    if (const Field* f = map.find("claims")) {
-      MapFields claims = ctx_.readMap(f->item(), "authorize.claims", nullptr);
-      for (const Field& c : claims.fields) {
-        if (c.key.empty()) {
-          ctx_.error(c.key_pos, "empty claim name in authorize.claims");
-          continue;
-        }
-        if (auto value = ctx_.text(c.item())) {
-          authorize.claims.emplace_back(std::string(c.key), std::move(*value));
-        }
-      }
-    }
-    route.authorize = std::move(authorize);
-  }
-
-  void parseEdits(const Item& item, const std::string& where, bool response, HeaderEdits& edits) {
-    MapFields map = ctx_.readMap(item, where, &kEdits);
-    if (const Field* f = map.find("set")) {
-      MapFields set = ctx_.readMap(f->item(), where + ".set", nullptr);
-      std::vector<std::string> seen;
-      for (const Field& h : set.fields) {
-        if (!checkSettable(h, response)) {
-          continue;
-        }
-        std::string lower = lowercase(h.key);
-        if (std::find(seen.begin(), seen.end(), lower) != seen.end()) {
-          ctx_.error(h.key_pos, "header " + quote(h.key) + " is set twice");
-          continue;
-        }
-        seen.push_back(lower);
-        auto value = ctx_.text(h.item());
-        if (!value) {
-          continue;
-        }
-        if (hasControlBreak(*value)) {
-          ctx_.error(ctx_.pos(h.item()), "invalid value for header " + quote(h.key) +
-                                             " (must not contain CR, LF or NUL)");
-          continue;
-        }
-        edits.set.emplace_back(std::string(h.key), std::move(*value));
-      }
-    }
-    if (const Field* f = map.find("remove")) {
-      for (const Item& entry : ctx_.readList(f->item(), false)) {
-        auto name = ctx_.text(entry);
-        if (!name) {
-          continue;
-        }
-        if (!isToken(*name)) {
-          ctx_.error(ctx_.pos(entry), "invalid header name " + quote(*name));
-          continue;
-        }
-        std::string lower = lowercase(*name);
-        if (std::find(edits.remove.begin(), edits.remove.end(), lower) == edits.remove.end()) {
-          edits.remove.push_back(std::move(lower));
-        }
-      }
-    }
-  }
-
-  bool checkSettable(const Field& h, bool response) {
-    if (!isToken(h.key)) {
-      ctx_.error(h.key_pos, "invalid header name " + quote(h.key));
-      return false;
-    }
-    std::string lower = lowercase(h.key);
-    if (std::find(std::begin(kHopByHop), std::end(kHopByHop), lower) != std::end(kHopByHop)) {
-      ctx_.error(h.key_pos, "cannot set hop-by-hop header " + quote(h.key));
-      return false;
-    }
-    // The gateway frames every message itself; a configured length would desynchronize it.
-    if (lower == "content-length") {
-      ctx_.error(h.key_pos, "cannot set " + quote(h.key) + " (the gateway computes it)");
-      return false;
-    }
-    if (response && lower == "host") {
-      ctx_.error(h.key_pos, "cannot set " + quote(h.key) + " in response headers");
-      return false;
-    }
-    return true;
-  }
-
   Context& ctx_;
   const Config& config_;
   const std::map<std::string, Upstream>& upstreams_;
   const std::map<std::string, AuthProvider>& providers_;
   std::unordered_set<std::string> names_;
   std::vector<std::string_view> candidates_;  // upstream names, built on the first unknown one
-  std::vector<std::string_view> provider_candidates_;  // likewise for auth provider names
 };
 
 }  // namespace

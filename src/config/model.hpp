@@ -13,6 +13,7 @@
 
 #include "config/cidr.hpp"
 #include "filters/cors/config.hpp"
+#include "filters/headers/config.hpp"
 #include "filters/ip_rules/config.hpp"
 
 namespace portico::config {
@@ -158,11 +159,6 @@ struct WeightedUpstream {
   uint32_t weight = 1;   // > 0
 };
 
-struct HeaderEdits {
-  std::vector<std::pair<std::string, std::string>> set;  // names as written, values as written
-  std::vector<std::string> remove;                       // lowercased
-};
-
 struct Rewrite {
   bool strip_prefix = false;  // only on path_prefix routes
   std::string path;           // template; {params} name captures of the match template
@@ -299,8 +295,8 @@ struct Route {
   int32_t priority = 0;
   std::vector<WeightedUpstream> split;  // one entry with weight 1 for a plain `upstream:`
   Rewrite rewrite;
-  HeaderEdits request_headers;
-  HeaderEdits response_headers;
+  filters::HeaderEdits request_headers;  // `headers: {request, response}`
+  filters::HeaderEdits response_headers;
   std::optional<Duration> timeout;          // overrides the upstream's request timeout
   std::optional<uint64_t> max_body_bytes;   // overrides the listener's
   std::optional<filters::IpRulesConfig> ip;  // `ip: {allow, deny}`

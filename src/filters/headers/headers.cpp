@@ -7,7 +7,7 @@
 namespace portico::filters {
 namespace {
 
-http::FieldEdits compile(const config::HeaderEdits& edits) {
+http::FieldEdits compile(const HeaderEdits& edits) {
   http::FieldEdits out;
   out.drop = edits.remove;
   for (const auto& [name, value] : edits.set) {
@@ -29,8 +29,8 @@ bool hasHeaderEdits(const config::Route& route) {
          !route.response_headers.set.empty() || !route.response_headers.remove.empty();
 }
 
-HeadersFactory::HeadersFactory(const config::HeaderEdits& request,
-                               const config::HeaderEdits& response)
+HeadersFactory::HeadersFactory(const HeaderEdits& request,
+                               const HeaderEdits& response)
     : request_(compile(request)), response_(compile(response)) {}
 
 Filter& HeadersFactory::create(Arena& arena) const { return arena.make<HeadersFilter>(*this); }

@@ -12,7 +12,7 @@ namespace portico::filters {
 
 class HeadersFactory final : public FilterFactory {
  public:
-  HeadersFactory(const config::HeaderEdits& request, const config::HeaderEdits& response);
+  HeadersFactory(const HeaderEdits& request, const HeaderEdits& response);
   Filter& create(Arena& arena) const override;
   const http::FieldEdits& request() const { return request_; }
   const http::FieldEdits& response() const { return response_; }

@@ -17,8 +17,8 @@ class RecordingEnvironment final : public FilterCallbacks, public testing::Unuse
 };
 
 HeadersFactory factory() {
-  config::HeaderEdits request{{{"X-Gateway", "portico"}, {"Host", "inner.example"}}, {"cookie"}};
-  config::HeaderEdits response{{{"Strict-Transport-Security", "max-age=60"}}, {"server"}};
+  HeaderEdits request{{{"X-Gateway", "portico"}, {"Host", "inner.example"}}, {"cookie"}};
+  HeaderEdits response{{{"Strict-Transport-Security", "max-age=60"}}, {"server"}};
   return HeadersFactory(request, response);
 }
 

@@ -1,26 +1,29 @@
-// The `redis` and `plans` sections and a route's `rate_limit` and `concurrency_limit`
-// (docs/rate-limiting.md). Combinations that would be silently meaningless — a burst on a window
+// The `plans` section and a route's `rate_limit` (docs/rate-limiting.md), as the loader hands
+// them to the rate_limit filter. Combinations that would be silently meaningless — a burst on a window
 // algorithm, a delay on a fixed window, a consumer key on a public route — are refused here.
 
 #include <algorithm>
 #include <string>
 #include <unordered_set>
 
+#include "filters/rate_limit/config.hpp"
+
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
 
-namespace portico::config::detail {
+namespace portico::filters {
+
+using namespace portico::config;
+using namespace portico::config::detail;
+
 namespace {
 
-constexpr std::string_view kRedisKeys[] = {"address", "addresses", "password", "timeout",
-                                           "on_error", "key_prefix"};
 constexpr std::string_view kPlanKeys[] = {"rate_limit", "quota"};
 constexpr std::string_view kPlanLimitKeys[] = {"limit", "window", "burst", "algorithm", "store"};
 constexpr std::string_view kQuotaKeys[] = {"limit", "period"};
 constexpr std::string_view kLimitKeys[] = {"name",      "key",       "limit", "window",
                                            "burst",     "algorithm", "mode",  "max_delay",
                                            "store",     "sync"};
-const KeySet kRedis{kRedisKeys, {}};
 const KeySet kPlan{kPlanKeys, {}};
 const KeySet kPlanLimit{kPlanLimitKeys, {}};
 const KeySet kQuota{kQuotaKeys, {}};
@@ -29,7 +32,6 @@ const KeySet kLimit{kLimitKeys, {}};
 constexpr std::string_view kAlgorithms[] = {"gcra", "sliding_window", "fixed_window"};
 constexpr std::string_view kModes[] = {"reject", "delay"};
 constexpr std::string_view kStores[] = {"local", "redis"};
-constexpr std::string_view kOnError[] = {"allow", "deny"};
 
 constexpr int64_t kMaxLimit = 1'000'000'000;
 constexpr Duration kMaxWindow{366LL * 86'400'000};
@@ -355,57 +357,6 @@ class RateLimitParser {
 
 }  // namespace
 
-void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out) {
-  MapFields map = ctx.readMap(item, "redis", &kRedis);
-  if (!map.valid) return;
-  Redis redis;
-  // `address`, or `addresses` with a single entry: the one Redis to talk to.
-  std::optional<Item> address;
-  if (const Field* f = map.find("address")) address = f->item();
-  if (const Field* f = map.find("addresses")) {
-    std::vector<Item> entries = ctx.readList(f->item(), true);
-    if (address) {
-      ctx.error(f->key_pos, "give \"address\" or \"addresses\", not both");
-    } else if (entries.size() > 1) {
-      ctx.error(ctx.pos(f->item()), "Redis Cluster (several \"addresses\") is not supported yet; "
-                                    "give one \"address\"");
-    } else if (entries.size() == 1) {
-      address = entries[0];
-    }
-  } else if (!address) {
-    ctx.requireKey(map, "address", "redis");
-  }
-  if (address) {
-    if (auto text = ctx.text(*address)) {
-      Endpoint endpoint;
-      if (auto problem = parseEndpoint(*text, endpoint)) {
-        ctx.error(ctx.pos(*address), *problem);
-      }
-      redis.host = endpoint.host;
-      redis.port = endpoint.port;
-      redis.address = *text;
-    }
-  }
-  if (const Field* f = map.find("password")) {
-    redis.password = ctx.text(f->item()).value_or("");
-  }
-  if (const Field* f = map.find("timeout")) {
-    redis.timeout = ctx.duration(f->item(), true).value_or(redis.timeout);
-  }
-  if (const Field* f = map.find("on_error")) {
-    if (auto i = ctx.choice(f->item(), kOnError)) redis.on_error_allow = *i == 0;
-  }
-  if (const Field* f = map.find("key_prefix")) {
-    if (auto text = ctx.text(f->item())) {
-      if (text->size() > 64 || text->find_first_of(" \r\n\t") != std::string::npos) {
-        ctx.error(ctx.pos(f->item()), "\"key_prefix\" must be at most 64 bytes without spaces");
-      }
-      redis.key_prefix = std::move(*text);
-    }
-  }
-  out = std::move(redis);
-}
-
 std::map<std::string, Plan> parsePlans(Context& ctx, const Item& item, const Config& config) {
   std::map<std::string, Plan> plans;
   MapFields map = ctx.readMap(item, "plans", nullptr);
@@ -421,4 +372,4 @@ void parseRouteRateLimits(Context& ctx, const Item& item, const Config& config, 
   RateLimitParser(ctx, config).parseRouteLimits(item, route);
 }
 
-}  // namespace portico::config::detail
+}  // namespace portico::filters
