@@ -192,13 +192,7 @@ void Session::armClientTimer() {
     case State::ReadHead:
       if (in_.empty()) {
         head_started_ms_ = 0;
-        const auto idle = static_cast<uint64_t>(limits.idle_timeout.count());
-        if (holdsBuffers()) {
-          idle_since_ms_ = loop.nowMs();
-          loop.setTimeout(*this, std::min(kBufferHoldMs, idle));
-        } else {
-          loop.setDeadline(*this, idle_since_ms_ + idle);
-        }
+        armIdleTimer();
       } else {
         // Fixed from the first byte of the head: trickling bytes does not extend it.
         if (head_started_ms_ == 0) head_started_ms_ = loop.nowMs();
@@ -230,21 +224,26 @@ void Session::armClientTimer() {
       } else if (!out_.empty()) {
         loop.setTimeout(*this, static_cast<uint64_t>(limits.idle_timeout.count()));
       } else if (h2_->activeStreamSessions() == 0) {
-        // Idle: its buffers go back after kBufferHoldMs (the next stream usually comes sooner),
-        // and the connection after the idle timeout.
-        const auto idle = static_cast<uint64_t>(limits.idle_timeout.count());
-        if (holdsBuffers()) {
-          idle_since_ms_ = loop.nowMs();
-          loop.setTimeout(*this, std::min(kBufferHoldMs, idle));
-        } else {
-          loop.setDeadline(*this, idle_since_ms_ + idle);
-        }
+        armIdleTimer();  // as an idle HTTP/1.1 connection's: the next stream usually comes soon
       } else {
         loop.clearTimeout(*this);
       }
       break;
     case State::Closed:
       break;
+  }
+}
+
+// A connection between requests: its buffers go back after kBufferHoldMs (a keep-alive client's
+// next request usually comes sooner), the connection itself after the idle timeout.
+void Session::armIdleTimer() {
+  auto& loop = worker_.loop();
+  const auto idle = static_cast<uint64_t>(listener().limits.idle_timeout.count());
+  if (holdsBuffers()) {
+    idle_since_ms_ = loop.nowMs();
+    loop.setTimeout(*this, std::min(kBufferHoldMs, idle));
+  } else {
+    loop.setDeadline(*this, idle_since_ms_ + idle);
   }
 }
 

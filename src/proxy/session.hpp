@@ -204,6 +204,7 @@ class Session final : public net::EventHandler,
   void finishFlush();
   void detachUpstream(bool reusable);
   void armClientTimer();
+  void armIdleTimer();
   // A connection idle between requests for kBufferHoldMs holds no buffer: they go back to the
   // thread's pool (not at once: a keep-alive client's next request usually comes sooner).
   static constexpr uint64_t kBufferHoldMs = 200;

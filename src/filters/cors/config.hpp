@@ -6,10 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace portico::config::detail {
-class Context;
-struct Item;
-}  // namespace portico::config::detail
+#include "config/context_fwd.hpp"
 
 namespace portico::filters {
 

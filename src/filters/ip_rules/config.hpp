@@ -5,11 +5,7 @@
 #include <vector>
 
 #include "config/cidr.hpp"
-
-namespace portico::config::detail {
-class Context;
-struct Item;
-}  // namespace portico::config::detail
+#include "config/context_fwd.hpp"
 
 namespace portico::filters {
 

@@ -5,12 +5,8 @@
 #include <map>
 #include <string>
 
+#include "config/context_fwd.hpp"
 #include "config/model.hpp"
-
-namespace portico::config::detail {
-class Context;
-struct Item;
-}  // namespace portico::config::detail
 
 namespace portico::filters {
 
