@@ -97,6 +97,7 @@ bool Session::pumpEcho() {
   rq_->status = 200;
   if (worker_.draining()) close_after_response_ = true;
   buildClientResponseHead(head);
+  if (state_ == State::Closed) return true;  // the stream could not take the head
   if (rq_->method != "HEAD") out_.append(body.view());
   rq_->resp_head_done = true;
   rq_->resp_framing = http::BodyFraming::None;

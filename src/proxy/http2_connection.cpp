@@ -68,10 +68,14 @@ struct Http2Connection::Callbacks {
     // the value is what is checked again.
     if (!http::isValidHttp2Value(value)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (name.starts_with(':')) {
-      if (name == ":method")
+      // (:scheme is not kept: the listener says whether the connection is TLS.)
+      if (name == ":method") {
         stream->method.assign(value);
-      else if (name == ":authority") stream->authority.assign(value);
-      else if (name == ":path") stream->path.assign(value);
+      } else if (name == ":authority") {
+        stream->authority.assign(value);
+      } else if (name == ":path") {
+        stream->path.assign(value);
+      }
       return 0;
     }
     if (name == "host") {
