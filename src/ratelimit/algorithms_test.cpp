@@ -14,6 +14,7 @@ namespace {
 
 using Algorithm = config::RateLimit::Algorithm;
 constexpr int64_t kSecond = 1'000'000'000;
+constexpr int64_t kMillisecond = 1'000'000;
 constexpr int64_t kStart = 1'700'000'000 * kSecond;  // on a window boundary of 1 s and 10 s
 
 Params params(Algorithm a, uint64_t limit, int64_t window, uint64_t burst = 0) {
@@ -162,6 +163,25 @@ TEST(LocalStore, ExactAcrossThreads) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(total.load(), 600);
+}
+
+// Workers read the clock before they take a stripe's lock, so decisions can arrive out of time
+// order: each still reports a remaining count of its own (limit + burst - 1 down to 0, once each).
+TEST(LocalStore, GcraRemainingIsCountedOnceEachWhenTimesArriveOutOfOrder) {
+  LocalStore store;
+  Params p = params(Algorithm::Gcra, 50, 3600 * kSecond, 20);
+  std::vector<uint64_t> remaining;
+  for (int i = 0; i < 70; ++i) {
+    // Every other decision comes with a time a millisecond older than the one before it.
+    const int64_t now = kStart + (i / 2) * 2 * kMillisecond + (i % 2 == 0 ? kMillisecond : 0);
+    Decision d = store.take("k", p, now);
+    ASSERT_TRUE(d.allowed) << i;
+    remaining.push_back(d.remaining);
+  }
+  std::vector<uint64_t> expected(70);
+  for (uint64_t i = 0; i < 70; ++i) expected[i] = 69 - i;
+  EXPECT_EQ(remaining, expected);
+  EXPECT_FALSE(store.take("k", p, kStart).allowed);
 }
 
 TEST(LocalStore, ForgetsIdleCountersAndStaysBounded) {

@@ -13,6 +13,14 @@ Decision LocalStore::take(std::string_view key, const Params& params, int64_t no
   Stripe& stripe = stripes_.of(key);
   std::lock_guard lock(stripe.mutex);
   Entry& entry = stripes_.findOrAdd(stripe, key, [&](Stripe& s) { makeRoom(s, now_ns); });
+  if (params.algorithm == config::RateLimit::Algorithm::Gcra) {
+    // Callers read the clock before they get the lock, so a decision may come with an earlier
+    // time than the one before it; GCRA's remaining count would then come out one short and be
+    // reported twice. A key's decisions use the latest time any of them read (state.b, which
+    // GCRA does not use otherwise).
+    now_ns = std::max(now_ns, entry.state.b);
+    entry.state.b = now_ns;
+  }
   Decision decision = decide(entry.state, params, now_ns, window);
   entry.idle_from = idleFrom(entry.state, params);
   noteIdleFrom(stripe, entry);
