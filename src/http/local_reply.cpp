@@ -96,10 +96,7 @@ void TextReplyWriter::status(int status) {
 }
 
 void TextReplyWriter::field(std::string_view name, std::string_view value) {
-  out_.append(name);
-  out_.append(": ");
-  out_.append(value);
-  out_.append("\r\n");
+  appendFieldLine(out_, name, value);
 }
 
 void TextReplyWriter::body(std::string_view body) {

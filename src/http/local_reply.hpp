@@ -4,6 +4,7 @@
 // errors as a trailers-only gRPC response instead (SPEC §8).
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -45,6 +46,19 @@ struct LocalReply {
   std::string_view filter_headers;  // whole lines the route's filters add (CORS, ...)
   bool grpc = false;  // the request is gRPC: 200, grpc-status and grpc-message, no body
 };
+
+// Appends one "name: value\r\n" line (one room check, not four).
+inline void appendFieldLine(Buffer& out, std::string_view name, std::string_view value) {
+  char* p = out.extend(name.size() + value.size() + 4);
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
+}
 
 // Where an answer of the gateway's goes, head then body: HTTP/1.1 text (TextReplyWriter), or an
 // HTTP/2 stream's fields and DATA (the stream's own writer, in proxy/).

@@ -1,6 +1,5 @@
 // What the upstream receives and what the client receives: header forwarding rules of SPEC §4.
 #include <algorithm>
-#include <cstring>
 
 #include "auth/authenticator.hpp"
 #include "http/nghttp2_glue.hpp"
@@ -51,19 +50,6 @@ bool inDropList(const std::vector<std::string>& drop, std::string_view name) {
     if (http::equalsIgnoreCase(d, name)) return true;
   }
   return false;
-}
-
-
-void appendField(Buffer& out, std::string_view name, std::string_view value) {
-  char* p = out.extend(name.size() + value.size() + 4);
-  if (!name.empty()) std::memcpy(p, name.data(), name.size());
-  p += name.size();
-  *p++ = ':';
-  *p++ = ' ';
-  if (!value.empty()) std::memcpy(p, value.data(), value.size());
-  p += value.size();
-  *p++ = '\r';
-  *p = '\n';
 }
 
 // Whether the client's TE lists "trailers" (RFC 9110 §10.1.4).
@@ -122,7 +108,7 @@ void Session::buildUpstreamHead() {
   if (edits == nullptr || !edits->sets_host) {
     std::string_view host = rq.head.host;
     if (host.empty()) host = rq.snap->shared->upstreams[rq.upstream_index].config->name;
-    appendField(out, "Host", host);
+    http::appendFieldLine(out, "Host", host);
   }
 
   const config::Listener& listen = listener();
@@ -150,7 +136,7 @@ void Session::buildUpstreamHead() {
     if (drop_underscores && http::hasUnderscore(h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
     if (inDropList(identity_headers, h.name)) continue;
-    appendField(out, h.name, h.value);
+    http::appendFieldLine(out, h.name, h.value);
   }
   if (rq.upgrade) {
     out.append("Connection: Upgrade\r\nUpgrade: websocket\r\n");
@@ -163,7 +149,7 @@ void Session::buildUpstreamHead() {
     out.append("TE: trailers\r\n");
   }
   out.append(rq.upstream_fields);  // the consumer's identity, from auth
-  appendField(out, "X-Request-Id", std::string_view(rq.request_id, rq.request_id_len));
+  http::appendFieldLine(out, "X-Request-Id", std::string_view(rq.request_id, rq.request_id_len));
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
   if (trusted && client_sent_xff) {
@@ -178,10 +164,12 @@ void Session::buildUpstreamHead() {
   }
   out.append(std::string_view(peer_text_, peer_len_));
   out.append("\r\n");
-  appendField(out, "X-Forwarded-Proto",
-              trusted && !xfproto.empty() ? xfproto : secure_ ? "https" : "http");
+  http::appendFieldLine(out, "X-Forwarded-Proto",
+                        trusted && !xfproto.empty() ? xfproto
+                        : secure_                   ? "https"
+                                                    : "http");
   std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : rq.head.host;
-  if (!forwarded_host.empty()) appendField(out, "X-Forwarded-Host", forwarded_host);
+  if (!forwarded_host.empty()) http::appendFieldLine(out, "X-Forwarded-Host", forwarded_host);
   if (rq.head.framing == http::BodyFraming::Length) {
     out.append("Content-Length: ");
     out.appendDecimal(rq.head.content_length);
@@ -223,9 +211,9 @@ void Session::buildClientResponseHead(const http::ResponseHead& head) {
   out_.append("\r\n");
   for (const auto& h : head.headers) {
     if (forwardsResponseField(head, h, rq_->resp_dechunk, dropped))
-      appendField(out_, h.name, h.value);
+      http::appendFieldLine(out_, h.name, h.value);
   }
-  appendField(out_, "X-Request-Id", request_id);
+  http::appendFieldLine(out_, "X-Request-Id", request_id);
   if (head.framing == http::BodyFraming::Chunked && !rq_->resp_dechunk) {
     out_.append("Transfer-Encoding: chunked\r\n");
   }
