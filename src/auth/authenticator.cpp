@@ -336,12 +336,14 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
   const config::AuthProvider* basic = nullptr;
   int32_t unknown_kid_provider = -1;
   bool credential_seen = false;
+  int32_t refused_provider = -1;
   const char* jwt_problem = nullptr;
   for (uint32_t index : providers) {
     const Provider& p = providers_[index];
     if (repeatsCredential(*p.config, headers, query)) {
       AuthResult result;
       result.outcome = AuthOutcome::Ambiguous;
+      result.refused_provider = static_cast<int32_t>(index);
       result.message = "a credential is given more than once";
       return result;
     }
@@ -381,10 +383,15 @@ AuthResult Authenticator::authenticate(const std::vector<uint32_t>& providers,
       attempt = tryApiKey(p, headers, query, out);
     }
     if (attempt == Attempt::Accepted) return {};
-    if (attempt == Attempt::Rejected) credential_seen = true;
+    if (attempt == Attempt::Rejected && !credential_seen) {
+      credential_seen = true;
+      refused_provider = static_cast<int32_t>(index);
+    }
   }
   AuthResult result;
   result.outcome = AuthOutcome::Unauthenticated;
+  result.refused_provider = refused_provider;
+  result.expired = jwt_problem != nullptr && std::string_view(jwt_problem) == "token expired";
   result.unknown_kid_provider = unknown_kid_provider;
   result.message = credential_seen ? "invalid credentials" : "credentials required";
   // A client certificate has no HTTP challenge: an mtls-only route answers without one.

@@ -64,6 +64,10 @@ struct AuthResult {
   // Pending: the provider and the credential (a token, or "user:password") to check slowly.
   int32_t pending_provider = -1;
   std::string pending_credential;
+  // For the metrics: the provider that refused a credential (-1: none was given, or another
+  // reason), and whether a JWT was refused for being past its exp.
+  int32_t refused_provider = -1;
+  bool expired = false;
 };
 
 class Authenticator {

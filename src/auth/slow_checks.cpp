@@ -271,6 +271,7 @@ AuthResult Authenticator::completeSlowCheck(uint32_t provider, const std::string
                   {check.claims, check.consumer, check.cache_until_ms, accepted});
   }
   AuthResult result;
+  result.refused_provider = static_cast<int32_t>(provider);
   if (accepted) {
     out.provider = &config;
     out.consumer = check.consumer;

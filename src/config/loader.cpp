@@ -23,8 +23,8 @@ namespace {
 
 constexpr std::string_view kTopKeys[] = {
     "workers",   "drain_timeout",  "listeners", "admin", "access_log", "upstreams",
-    "consumers", "auth_providers", "routes",    "redis", "plans"};
-constexpr std::string_view kTopUnsupported[] = {"tracing", "grpc_services"};
+    "consumers", "auth_providers", "routes",    "redis", "plans", "metrics", "tracing"};
+constexpr std::string_view kTopUnsupported[] = {"grpc_services"};
 constexpr std::string_view kListenerKeys[] = {
     "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",
     "path_parameters", "lowercase_paths", "limit_ipv6_prefix"};
@@ -34,8 +34,7 @@ constexpr std::string_view kLimitsKeys[] = {
     "max_header_bytes", "max_uri_bytes",   "max_body_bytes",
     "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams",
     "http2_max_streams_per_worker"};
-constexpr std::string_view kAdminKeys[] = {"address", "token"};
-constexpr std::string_view kAccessLogKeys[] = {"path", "format", "sample"};
+constexpr std::string_view kAdminKeys[] = {"address", "token", "metrics_token"};
 constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
                                               "load_balancing", "timeouts",  "pool", "tls"};
 constexpr std::string_view kUpstreamUnsupported[] = {
@@ -47,7 +46,6 @@ const KeySet kTop{kTopKeys, kTopUnsupported};
 const KeySet kListener{kListenerKeys, {}};
 const KeySet kLimits{kLimitsKeys, {}};
 const KeySet kAdmin{kAdminKeys, {}};
-const KeySet kAccessLog{kAccessLogKeys, {}};
 const KeySet kUpstream{kUpstreamKeys, kUpstreamUnsupported};
 const KeySet kTimeouts{kTimeoutKeys, {}};
 const KeySet kPool{kPoolKeys, {}};
@@ -223,36 +221,15 @@ void parseAdmin(Context& ctx, const Item& item, Admin& admin,
       admin.token = *token;
     }
   }
+  if (const Field* f = map.find("metrics_token")) {
+    if (auto token = ctx.text(f->item())) admin.metrics_token = *token;
+  }
   // Reload and the config's routes for anyone who can reach the port: not beyond this host
   // without a token (review L2).
   const bool loopback = admin.host.starts_with("127.") || admin.host == "::1";
   if (!loopback && admin.token.empty()) {
     ctx.error(at, "an admin address beyond the loopback (" + quote(admin.host) +
                       ") needs a \"token\"");
-  }
-}
-
-void parseAccessLog(Context& ctx, const Item& item, AccessLog& log) {
-  static constexpr std::string_view kFormats[] = {"json", "text"};
-  MapFields map = ctx.readMap(item, "access_log", &kAccessLog);
-  for (const Field& f : map.fields) {
-    if (f.key == "path") {
-      if (auto path = ctx.text(f.item())) {
-        if (path->empty()) {
-          ctx.error(ctx.pos(f.item()),
-                    "\"path\" must not be empty (use stdout, stderr, off or "
-                    "a file path)");
-        } else {
-          log.path = *path;
-        }
-      }
-    } else if (f.key == "format") {
-      if (auto index = ctx.choice(f.item(), kFormats)) {
-        log.format = *index == 0 ? AccessLog::Format::Json : AccessLog::Format::Text;
-      }
-    } else if (f.key == "sample") {
-      log.sample = ctx.number(f.item(), 0.0, 1.0).value_or(log.sample);
-    }
   }
 }
 
@@ -435,6 +412,12 @@ Config buildConfig(Context& ctx, NodeId root) {
   if (const Field* f = top.find("access_log")) {
     parseAccessLog(ctx, f->item(), config.access_log);
   }
+  if (const Field* f = top.find("metrics")) {
+    parseMetrics(ctx, f->item(), config.metrics);
+  }
+  if (const Field* f = top.find("tracing")) {
+    parseTracing(ctx, f->item(), config.tracing);
+  }
   if (const Field* f = top.find("upstreams")) {
     parseUpstreams(ctx, f->item(), config.upstreams);
   }
@@ -500,6 +483,7 @@ LoadResult loadConfigString(std::string_view yaml, const std::string& file_name,
     result.errors = ctx.takeErrors();
     if (result.errors.empty()) {
       config.file = file_name;
+      config.redacted_json = detail::redactedJson(*parsed.document, env);
       result.config = std::move(config);
     }
   } catch (const std::exception& e) {

@@ -132,5 +132,11 @@ void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out);
 // Routes refer to the upstreams, auth providers, plans and redis parsed before them.
 std::vector<Route> parseRoutes(Context& ctx, const Item& item, const Config& config);
 void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out);
+// access_log, metrics and tracing (loader_observability.cpp).
+void parseAccessLog(Context& ctx, const Item& item, AccessLog& log);
+void parseMetrics(Context& ctx, const Item& item, Metrics& metrics);
+void parseTracing(Context& ctx, const Item& item, Tracing& tracing);
+// The document as JSON, `${ENV}` expanded and secrets replaced by "<redacted>" (redacted.cpp).
+std::string redactedJson(const YamlDocument& doc, const EnvLookup& env);
 
 }  // namespace portico::config::detail

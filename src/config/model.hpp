@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/cidr.hpp"
@@ -85,13 +86,36 @@ struct Admin {
   std::string host = "127.0.0.1";
   uint16_t port = 9901;
   std::string token;  // empty = no token required
+  std::string metrics_token;  // also opens GET /metrics (a scraper's token), when set
+};
+
+struct Metrics {
+  bool enabled = true;
+};
+
+struct Tracing {
+  bool propagate = true;       // traceparent read from clients and sent upstream
+  std::string otlp_endpoint;   // http://host:port/path; empty: no export
+  double sample = 0.01;        // new traces exported, 0..1
+  std::string service_name = "portico";
+  Duration export_interval{1'000};
+  uint32_t queue_size = 2048;  // spans waiting for export; more are dropped
 };
 
 struct AccessLog {
   enum class Format : uint8_t { Json, Text };
+  enum class Field : uint8_t {
+    Time, RequestId, TraceId, Client, Method, Path, Route, Upstream, Endpoint, Status, BytesIn,
+    BytesOut, DurationMs, UpstreamMs, UpstreamConnectMs, UpstreamFirstByteMs, Consumer
+  };
+  static constexpr std::string_view kFieldNames[] = {
+      "time",      "request_id", "trace_id", "client",      "method",      "path",
+      "route",     "upstream",   "endpoint", "status",      "bytes_in",    "bytes_out",
+      "duration_ms", "upstream_ms", "upstream_connect_ms", "upstream_first_byte_ms", "consumer"};
   std::string path = "stdout";  // stdout | stderr | off | a file path
   Format format = Format::Json;
   double sample = 1.0;  // 0..1
+  std::vector<Field> fields;  // in the order written; empty: the default set
   bool enabled() const { return path != "off"; }
 };
 
@@ -316,12 +340,16 @@ struct Config {
   std::vector<Listener> listeners;  // at least one, names and addresses unique
   Admin admin;
   AccessLog access_log;
+  Metrics metrics;
+  Tracing tracing;
   std::map<std::string, Upstream> upstreams;
   std::map<std::string, AuthProvider> auth_providers;
   std::vector<Consumer> consumers;
   std::optional<Redis> redis;
   std::map<std::string, Plan> plans;
   std::vector<Route> routes;
+  // The config as JSON in the YAML's shape, secrets replaced (GET /admin/config).
+  std::string redacted_json;
 };
 
 }  // namespace portico::config

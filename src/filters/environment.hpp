@@ -60,6 +60,10 @@ class StreamEnvironment {
   virtual std::string& upstreamFields() = 0;
   // The upstream request is written with these edits (which outlive the request).
   virtual void editUpstreamRequest(const http::FieldEdits& edits) = 0;
+  // For the metrics: a refusal by authentication (`reason`: missing, invalid, expired,
+  // forbidden, ambiguous, unavailable) or by a rate limit with `key`.
+  virtual void countAuthFailure(std::string_view provider, std::string_view reason) = 0;
+  virtual void countRateLimited(std::string_view key) = 0;
   // Containers kept across the requests of this stream's slot (ratelimit::LimitScratch).
   virtual ratelimit::LimitScratch& limitScratch() = 0;
 

@@ -51,6 +51,13 @@ class UnusedEnvironment : public StreamEnvironment {
   std::string& upstreamFields() override { return upstream_fields; }
   std::string upstream_fields;  // what the filters added for the upstream
   ratelimit::LimitScratch& limitScratch() override { throw unused("limitScratch"); }
+  void countAuthFailure(std::string_view provider, std::string_view reason) override {
+    counted.push_back(std::string(provider) + "/" + std::string(reason));
+  }
+  void countRateLimited(std::string_view key) override {
+    counted.push_back("rate_limited/" + std::string(key));
+  }
+  std::vector<std::string> counted;  // what the filters reported for the metrics
   net::EventLoop& loop() override { throw unused("loop"); }
   std::shared_ptr<const void> holdSnapshot() override { return nullptr; }
   auth::TokenCache* tokenCache() override { return nullptr; }

@@ -3,6 +3,7 @@
 
 #include "auth/authenticator.hpp"
 #include "http/nghttp2_glue.hpp"
+#include "observability/trace_context.hpp"
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
@@ -11,7 +12,8 @@ namespace portico::proxy {
 namespace {
 
 enum class RequestField : uint8_t {
-  Forward, Drop, ContentLength, XForwardedFor, XForwardedProto, XForwardedHost
+  Forward, Drop, ContentLength, XForwardedFor, XForwardedProto, XForwardedHost, TraceParent,
+  TraceState
 };
 
 // Fields the gateway sets itself or that belong to the client connection.
@@ -23,6 +25,12 @@ RequestField classifyRequestField(std::string_view name) {
       break;
     case 6:
       if (equalsIgnoreCase(name, "expect")) return RequestField::Drop;
+      break;
+    case 10:
+      if (equalsIgnoreCase(name, "tracestate")) return RequestField::TraceState;
+      break;
+    case 11:
+      if (equalsIgnoreCase(name, "traceparent")) return RequestField::TraceParent;
       break;
     case 12:
       if (equalsIgnoreCase(name, "x-request-id")) return RequestField::Drop;
@@ -126,6 +134,10 @@ void Session::buildUpstreamHead() {
       case RequestField::XForwardedFor: client_sent_xff = true; continue;
       case RequestField::XForwardedProto: if (xfproto.empty()) xfproto = h.value; continue;
       case RequestField::XForwardedHost: if (xfhost.empty()) xfhost = h.value; continue;
+      // Traced: the gateway's traceparent replaces the client's, and a tracestate goes on only
+      // with the trace it belongs to.
+      case RequestField::TraceParent: if (rq.traced) continue; break;
+      case RequestField::TraceState: if (rq.traced && !rq.trace_has_parent) continue; break;
       case RequestField::Forward: break;
     }
     if (rq.head.connection_lists_headers && http::connectionListsField(rq.head.headers, h.name)) {
@@ -150,6 +162,11 @@ void Session::buildUpstreamHead() {
   }
   out.append(rq.upstream_fields);  // the consumer's identity, from auth
   http::appendFieldLine(out, "X-Request-Id", std::string_view(rq.request_id, rq.request_id_len));
+  if (rq.traced) {
+    char traceparent[observability::kTraceParentSize];
+    observability::formatTraceParent(rq.trace_id, rq.span_id, rq.trace_flags, traceparent);
+    http::appendFieldLine(out, "traceparent", {traceparent, sizeof traceparent});
+  }
   // X-Forwarded-*: what a client says is believed only from a trusted proxy.
   out.append("X-Forwarded-For: ");
   if (trusted && client_sent_xff) {

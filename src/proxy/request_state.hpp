@@ -16,6 +16,7 @@
 #include "filters/chain.hpp"
 #include "http/field_edits.hpp"
 #include "http/http1_parser.hpp"
+#include "observability/metrics.hpp"
 #include "ratelimit/limiter.hpp"
 #include "router/router.hpp"
 
@@ -121,14 +122,26 @@ struct RequestState {
   int status = 0;
   bool finished = false;  // the response was complete (not cut): what the complete phase hears
 
+  // W3C trace context: `traced` when the gateway propagates it; the ids are below.
+  bool traced = false;
+  bool trace_has_parent = false;  // the client sent a valid traceparent
+  uint8_t trace_flags = 0;
+  // How the upstream exchange failed, when it did (the metrics' outcome).
+  bool upstream_failed = false;
+  observability::UpstreamOutcome upstream_failure = observability::UpstreamOutcome::Reset;
+
   uint64_t start_us = 0;
   uint64_t upstream_start_us = 0;
+  uint64_t upstream_connected_us = 0;
   uint64_t upstream_head_us = 0;
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 
   // Last, after the fields that are zeroed, and not zeroed themselves:
   char request_id[129];  // request_id_len bytes of it
+  char trace_id[32];     // lowercase hex, when traced
+  char span_id[16];      // the gateway's span: the upstream's parent-id
+  char trace_parent_id[16];  // the client's, when trace_has_parent
   // The route match while auth or limits wait (optional: its 560 bytes are not zeroed).
   std::optional<router::MatchResult> pending_match;
 };

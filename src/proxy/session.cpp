@@ -437,6 +437,7 @@ void Session::serveRequest() {
     worker_.newRequestId(rq.request_id);
     rq.request_id_len = 32;
   }
+  if (worker_.current_->shared->config.tracing.propagate) startTrace();
 
   const http::PathOptions path_options{
       listen.path_parameters == config::Listener::PathParameters::Reject
@@ -608,6 +609,8 @@ void Session::beginRequest() {
 
 void Session::endRequest(bool upstream_reusable) {
   if (!rq_) return;
+  if (worker_.metrics() != nullptr) recordMetrics();
+  if (rq_->traced && (rq_->trace_flags & 1) && worker_.exportsSpans()) exportSpan();
   rq_->chain.complete({rq_->status, !rq_->finished});
   if (rq_->up != nullptr) detachUpstream(upstream_reusable);
   if (rq_->snap != nullptr) worker_.releaseSnapshot(rq_->snap);
@@ -636,6 +639,14 @@ void Session::finishRequest() {
 }
 
 void Session::upstreamFailed(http::ErrorCode code, const char* message) {
+  if (!rq_->upstream_failed) {
+    using observability::UpstreamOutcome;
+    rq_->upstream_failed = true;
+    rq_->upstream_failure = code == http::ErrorCode::UpstreamTimeout ? UpstreamOutcome::Timeout
+                            : rq_->up == nullptr || rq_->up->connecting || rq_->up->handshaking
+                                ? UpstreamOutcome::ConnectFailure
+                                : UpstreamOutcome::Reset;
+  }
   if (rq_->up != nullptr) detachUpstream(false);
   if (rq_->resp_head_done) {
     close();

@@ -64,6 +64,7 @@ class Session final : public net::EventHandler,
   void openStream(Session& parent, Http2Stream& stream);
   // Called on drain: closes the connection now if it is between requests.
   void closeIfIdle();
+  size_t listenerIndex() const { return listener_index_; }
 
   // --- HTTP/2 ---
   // On a connection: a new stream session for `stream`, taken from the worker's pool; null when
@@ -107,6 +108,8 @@ class Session final : public net::EventHandler,
   void limitRequestBody(uint64_t max_bytes) override;
   std::string& upstreamFields() override;
   ratelimit::LimitScratch& limitScratch() override;
+  void countAuthFailure(std::string_view provider, std::string_view reason) override;
+  void countRateLimited(std::string_view key) override;
   std::atomic<int64_t>& concurrencyCounter(uint32_t route, const std::string& name) override;
   ratelimit::LocalStore& localStore() override;
   ratelimit::SyncStore& syncStore() override;
@@ -199,6 +202,12 @@ class Session final : public net::EventHandler,
   size_t responseBodyReady();
   void consumeResponseBody(size_t n);
   void writeAccessLog();
+  // Observability (session_observability.cpp): the trace context read or started, the
+  // request's metrics and its span, when the request ends.
+  void startTrace();
+  void recordMetrics();
+  void exportSpan();
+  observability::EndpointMetrics& endpointMetrics();  // of the endpoint this request uses
   void close();
   // The last response is written: close, or first linger when the client may still be sending.
   void finishFlush();

@@ -1,13 +1,37 @@
 // The access log line of a request, written when its exchange ends (however it ends): JSON or
-// the text format, into the worker's buffer, flushed once per event-loop batch.
+// the text format, with the fields the config lists, into the worker's buffer, flushed once per
+// event-loop batch.
 #include <cstdio>
 
+#include "auth/authenticator.hpp"
 #include "core/clock.hpp"
 #include "http/local_reply.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 
 namespace portico::proxy {
+namespace {
+
+using Field = config::AccessLog::Field;
+
+constexpr Field kDefaultFields[] = {
+    Field::Time,       Field::RequestId,  Field::TraceId,         Field::Client,
+    Field::Method,     Field::Path,       Field::Route,           Field::Upstream,
+    Field::Endpoint,   Field::Status,     Field::BytesIn,         Field::BytesOut,
+    Field::DurationMs, Field::UpstreamMs, Field::UpstreamConnectMs, Field::UpstreamFirstByteMs,
+    Field::Consumer};
+
+double millisBetween(uint64_t from_us, uint64_t to_us) {
+  return from_us != 0 && to_us > from_us ? static_cast<double>(to_us - from_us) / 1000.0 : 0.0;
+}
+
+// One field's value: text, or a number (JSON without quotes).
+struct FieldValue {
+  std::string_view text;
+  bool number = false;
+};
+
+}  // namespace
 
 void Session::writeAccessLog() {
   observability::AccessLogSink* sink = worker_.accessLog();
@@ -16,73 +40,123 @@ void Session::writeAccessLog() {
       static_cast<double>(worker_.random() % 1'000'000) >= sink->sample() * 1'000'000) {
     return;
   }
-  uint64_t end_us = monotonicUs();
-  char time[64];
-  observability::formatUtcNow(time);
+  const config::AccessLog& config = worker_.current_->shared->config.access_log;
+  std::span<const Field> fields = config.fields;
+  const bool json = sink->json();
+  const bool classic_text = !json && fields.empty();
+  if (fields.empty()) fields = kDefaultFields;
+
+  const uint64_t end_us = monotonicUs();
   const RequestState& rq = *rq_;
+  char time[64];
+  char numbers[5][32];
+  auto number = [&](int slot, double value) {
+    int n = std::snprintf(numbers[slot], sizeof numbers[slot], "%.3f", value);
+    return FieldValue{{numbers[slot], static_cast<size_t>(n)}, true};
+  };
   std::string_view route = rq.route != nullptr ? std::string_view(rq.route->config->name) : "";
   // Only what this request reached is named: a request refused before dispatch has no upstream.
   const UpstreamRuntime* upstream =
       rq.upstream_chosen ? &rq.snap->shared->upstreams[rq.upstream_index] : nullptr;
-  std::string_view upstream_name =
-      upstream != nullptr ? std::string_view(upstream->config->name) : std::string_view();
   std::string_view endpoint;
   if (upstream != nullptr && !rq.echo && rq.upstream_start_us != 0) {
-    endpoint = upstream->endpoint_keys[rq.endpoint_index];
-    endpoint = endpoint.substr(0, endpoint.find(' '));  // the address, not the pool's suffixes
+    endpoint = upstream->config->endpoints[rq.endpoint_index].text;
   }
-  double total_ms = static_cast<double>(end_us - rq_->start_us) / 1000.0;
-  double upstream_ms =
-      rq_->upstream_head_us > rq_->upstream_start_us && rq_->upstream_start_us != 0
-          ? static_cast<double>(rq_->upstream_head_us - rq_->upstream_start_us) / 1000.0
-          : 0.0;
+  std::string_view consumer;
+  if (rq.authenticated && rq.identity && rq.identity->consumer != nullptr) {
+    consumer = rq.identity->consumer->name;
+  }
+
   Buffer line(512);
-  char num[64];
-  if (sink->json()) {
-    line.append("{\"time\":\"");
-    line.append(time);
-    line.append("\",\"request_id\":\"");
-    line.append(std::string_view(rq_->request_id, rq_->request_id_len));
-    line.append("\",\"client\":\"");
-    line.append(std::string_view(peer_text_, peer_len_));
-    line.append("\",\"method\":");
-    http::appendJsonString(rq_->method, line);
-    line.append(",\"path\":");
-    http::appendJsonString(rq_->path, line);
-    line.append(",\"route\":");
-    http::appendJsonString(route, line);
-    line.append(",\"upstream\":");
-    http::appendJsonString(upstream_name, line);
-    line.append(",\"endpoint\":");
-    http::appendJsonString(endpoint, line);
-    line.append(",\"status\":");
-    line.appendDecimal(static_cast<uint64_t>(rq_->status));
-    line.append(",\"bytes_in\":");
-    line.appendDecimal(rq_->bytes_in);
-    line.append(",\"bytes_out\":");
-    line.appendDecimal(rq_->bytes_out);
-    int n = std::snprintf(num, sizeof num, ",\"duration_ms\":%.3f,\"upstream_ms\":%.3f}\n",
-                          total_ms, upstream_ms);
-    line.append(std::string_view(num, static_cast<size_t>(n)));
-  } else {
+  if (json) line.append('{');
+  bool first = true;
+  for (Field field : fields) {
+    FieldValue value;
+    switch (field) {
+      case Field::Time:
+        observability::formatUtcNow(time);
+        value = {time};
+        break;
+      case Field::RequestId: value = {{rq.request_id, rq.request_id_len}}; break;
+      case Field::TraceId: value = {rq.traced ? std::string_view(rq.trace_id, 32) : ""}; break;
+      case Field::Client: value = {{peer_text_, peer_len_}}; break;
+      case Field::Method: value = {rq.method}; break;
+      case Field::Path: value = {rq.path}; break;
+      case Field::Route: value = {route}; break;
+      case Field::Upstream: value = {upstream != nullptr ? upstream->config->name : ""}; break;
+      case Field::Endpoint: value = {endpoint}; break;
+      case Field::Status: {
+        int n = std::snprintf(numbers[0], sizeof numbers[0], "%d", rq.status);
+        value = {{numbers[0], static_cast<size_t>(n)}, true};
+        break;
+      }
+      case Field::BytesIn: {
+        int n = std::snprintf(numbers[1], sizeof numbers[1], "%llu",
+                              static_cast<unsigned long long>(rq.bytes_in));
+        value = {{numbers[1], static_cast<size_t>(n)}, true};
+        break;
+      }
+      case Field::BytesOut: {
+        int n = std::snprintf(numbers[2], sizeof numbers[2], "%llu",
+                              static_cast<unsigned long long>(rq.bytes_out));
+        value = {{numbers[2], static_cast<size_t>(n)}, true};
+        break;
+      }
+      case Field::DurationMs: value = number(3, millisBetween(rq.start_us, end_us)); break;
+      case Field::UpstreamMs:
+        value = number(4, millisBetween(rq.upstream_start_us, rq.upstream_head_us));
+        break;
+      case Field::UpstreamConnectMs:
+        value = number(4, millisBetween(rq.upstream_start_us, rq.upstream_connected_us));
+        break;
+      case Field::UpstreamFirstByteMs:
+        value = number(4, millisBetween(rq.upstream_connected_us, rq.upstream_head_us));
+        break;
+      case Field::Consumer: value = {consumer}; break;
+    }
+    if (classic_text) continue;  // written below, in the classic layout
+    if (!first) line.append(json ? ',' : ' ');
+    first = false;
+    if (json) {
+      line.append('"');
+      line.append(config::AccessLog::kFieldNames[static_cast<size_t>(field)]);
+      line.append("\":");
+      if (value.number) {
+        line.append(value.text);
+      } else {
+        http::appendJsonString(value.text, line);
+      }
+    } else {
+      line.append(value.text.empty() ? std::string_view("-") : value.text);
+    }
+  }
+  if (classic_text) {
+    // time client "METHOD path" status bytes duration route request-id [trace-id]
+    observability::formatUtcNow(time);
     line.append(time);
     line.append(' ');
     line.append(std::string_view(peer_text_, peer_len_));
     line.append(" \"");
-    line.append(rq_->method);
+    line.append(rq.method);
     line.append(' ');
-    line.append(rq_->path);
+    line.append(rq.path);
     line.append("\" ");
-    line.appendDecimal(static_cast<uint64_t>(rq_->status));
+    line.appendDecimal(static_cast<uint64_t>(rq.status));
     line.append(' ');
-    line.appendDecimal(rq_->bytes_out);
-    int n = std::snprintf(num, sizeof num, " %.3fms ", total_ms);
-    line.append(std::string_view(num, static_cast<size_t>(n)));
+    line.appendDecimal(rq.bytes_out);
+    int n = std::snprintf(numbers[0], sizeof numbers[0], " %.3fms ",
+                          millisBetween(rq.start_us, end_us));
+    line.append(std::string_view(numbers[0], static_cast<size_t>(n)));
     line.append(route.empty() ? std::string_view("-") : route);
     line.append(' ');
-    line.append(std::string_view(rq_->request_id, rq_->request_id_len));
-    line.append('\n');
+    line.append(std::string_view(rq.request_id, rq.request_id_len));
+    if (rq.traced) {
+      line.append(' ');
+      line.append(std::string_view(rq.trace_id, 32));
+    }
   }
+  if (json) line.append('}');
+  line.append('\n');
   worker_.accessLogBuffer().append(line.view());
 }
 

@@ -43,6 +43,7 @@ void Session::connectUpstream() {
   upstream::Cluster& cluster = rq_->snap->clusters[rq_->upstream_index];
   rq_->endpoint_index = cluster.pick();
   upstream::EndpointPool& pool = cluster.endpoint(rq_->endpoint_index);
+  rq_->upstream_start_us = monotonicUs();
   rq_->up = worker_.acquireUpstream(pool, this, rq_->up_reused, upstream.config->max_connections);
   if (rq_->up == nullptr) {
     if (errno == EMFILE || errno == ENFILE || errno == EBUSY) {
@@ -53,10 +54,11 @@ void Session::connectUpstream() {
     return;
   }
   ++pool.active_requests;
+  if (worker_.hasMetricsStorage()) endpointMetrics().in_flight.add(1);
   rq_->up->out.clear();
   rq_->up->out.append(rq_->upstream_head.view());
-  rq_->upstream_start_us = monotonicUs();
   auto& loop = worker_.loop();
+  if (!rq_->up->connecting) rq_->upstream_connected_us = rq_->upstream_start_us;
   if (rq_->up->connecting) {
     loop.setTimeout(
         *rq_->up, withinDeadline(static_cast<uint64_t>(upstream.config->timeouts.connect.count())));
@@ -92,6 +94,7 @@ bool Session::sendRequestBody() {
     }
     if (!up.writable) return false;
     up.connecting = false;
+    rq_->upstream_connected_us = monotonicUs();
     worker_.loop().setTimeout(up, requestTimeoutMs());
     if (up.pool->tls) {
       if (!up.tls.connect(*up.pool->tls, up.fd, up.pool->tls_host)) {
@@ -355,6 +358,7 @@ void Session::detachUpstream(bool reusable) {
   if (rq_->up == nullptr) return;
   const auto& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
   --rq_->up->pool->active_requests;
+  if (worker_.hasMetricsStorage()) endpointMetrics().in_flight.add(-1);
   worker_.releaseUpstream(rq_->up, reusable, upstream.config->max_idle);
   rq_->up = nullptr;
 }

@@ -61,6 +61,7 @@ Worker::~Worker() {
 }
 
 void Worker::start() {
+  applyObservability(current_->shared->config);  // the services were set after the first install
   thread_ = std::thread([this] { run(); });
 }
 
@@ -74,6 +75,7 @@ void Worker::run() {
   // Whatever is still open at the drain deadline is cut.
   for (Session* s : std::vector<Session*>(live_sessions_)) s->closeIfIdle();
   flushAccessLog();
+  flushSpans();
 }
 
 void Worker::postSnapshot(std::shared_ptr<const Snapshot> snapshot) {
@@ -132,6 +134,10 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   tls_ = snap.tls;
   ws->jwks = snap.jwks;
   ws->clusters.reserve(snap.upstreams.size());
+  applyObservability(snap.config);
+  ws->route_metrics.assign(snap.routes.size(), nullptr);
+  ws->upstream_metrics.assign(snap.upstreams.size(), nullptr);
+  ws->endpoint_metrics.resize(snap.upstreams.size());
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {
     const UpstreamRuntime& upstream = snap.upstreams[u];
     upstream::Cluster& cluster =
@@ -245,6 +251,7 @@ void Worker::accept(size_t listener_index, int listen_fd) {
   session->live_index = live_sessions_.size();
   live_sessions_.push_back(session);
   active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+  if (metrics_storage_ != nullptr) metrics_storage_->connections(listener_index).add(1);
   session->open(fd, peer, listener_index);
 }
 
@@ -277,6 +284,9 @@ void Worker::sessionClosed(Session* session) {
     live_sessions_[i]->live_index = i;
     live_sessions_.pop_back();
     active_connections.store(live_sessions_.size(), std::memory_order_relaxed);
+    if (metrics_storage_ != nullptr) {
+      metrics_storage_->connections(session->listenerIndex()).add(-1);
+    }
     session->in_live_list = false;
   }
   // Not reusable before the batch ends: events for its old socket may still be queued.
@@ -422,6 +432,7 @@ void Worker::afterBatch() {
   for (auto* c : closing_connections_) free_connections_.push_back(c);
   closing_connections_.clear();
   flushAccessLog();
+  flushSpans();
   if (draining_) maybeFinishDrain();
 }
 

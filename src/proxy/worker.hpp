@@ -15,6 +15,7 @@
 #include "net/event_loop.hpp"
 #include "net/socket.hpp"
 #include "observability/access_log.hpp"
+#include "observability/metrics.hpp"
 #include "proxy/snapshot.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/connection.hpp"
@@ -28,6 +29,9 @@ class ServerContext;
 }
 namespace portico::auth {
 class VerifyPool;
+}
+namespace portico::observability {
+class SpanExporter;
 }
 namespace portico::ratelimit {
 class LocalStore;
@@ -48,6 +52,10 @@ struct WorkerSnapshot {
   std::unique_ptr<auth::TokenCache> token_cache;            // made on first use
   std::vector<std::shared_ptr<const auth::jwt::KeySet>> jwks;  // [provider]: current key sets
   std::vector<std::atomic<int64_t>*> concurrency;  // [route]: in-flight counters, or null
+  // This worker's metric series, found by name on first use (Worker::routeMetrics...).
+  std::vector<observability::RouteMetrics*> route_metrics;              // [route]
+  std::vector<observability::UpstreamMetrics*> upstream_metrics;        // [upstream]
+  std::vector<std::vector<observability::EndpointMetrics*>> endpoint_metrics;  // [upstream][e]
   uint32_t refs = 0;
 
   WorkerSnapshot();
@@ -134,6 +142,25 @@ class Worker final : public upstream::Connection::Host,
   // any config asked for one, shut down (it refuses commands) while none does.
   ratelimit::RedisClient* redis() { return redis_.get(); }
 
+  // This worker's counters (null: metrics are off), set before start(), and its series for a
+  // snapshot's route, upstream and endpoint.
+  void setMetrics(observability::WorkerMetrics* metrics) { metrics_storage_ = metrics; }
+  observability::WorkerMetrics* metrics() { return metrics_; }
+  // Counted whatever the config says: gauges (connections, requests in flight) must stay true.
+  bool hasMetricsStorage() const { return metrics_storage_ != nullptr; }
+  observability::RouteMetrics& routeMetrics(WorkerSnapshot& snap, const RouteRuntime* route);
+  observability::UpstreamMetrics& upstreamMetrics(WorkerSnapshot& snap, uint32_t upstream);
+  observability::EndpointMetrics& endpointMetrics(WorkerSnapshot& snap, uint32_t upstream,
+                                                  uint32_t endpoint);
+  // Where sampled spans go (shared; set before start()), and this worker's batch of them.
+  void setSpanExporter(observability::SpanExporter* exporter) { span_exporter_ = exporter; }
+  bool exportsSpans() const { return exports_spans_; }
+  void addSpan(std::string_view encoded) {
+    span_buffer_.append(encoded);
+    ++span_count_;
+  }
+  std::string& spanScratch() { return span_scratch_; }
+
   // An idle pooled connection, or a new one being connected (Connection::connecting), or null
   // with errno set. The connection is owned by `owner` until releaseUpstream().
   upstream::Connection* acquireUpstream(upstream::EndpointPool& pool,
@@ -160,11 +187,13 @@ class Worker final : public upstream::Connection::Host,
  private:
   void run();
   void installSnapshot(std::shared_ptr<const Snapshot> snapshot);
+  void applyObservability(const config::Config& config);
   void installRedis(const Snapshot& snap);
   void afterBatch();
   void closeIdleSessions();
   void maybeFinishDrain();
   void flushAccessLog();
+  void flushSpans();
   void retire(std::unique_ptr<WorkerSnapshot> snap);
   Session* takeSession();
   upstream::Connection* takeConnection();
@@ -208,6 +237,14 @@ class Worker final : public upstream::Connection::Host,
   UnknownKidFn unknown_kid_;
   std::unordered_map<std::string, uint64_t> unknown_kid_sent_ms_;  // per URL
   std::string access_log_buffer_;
+  observability::WorkerMetrics* metrics_storage_ = nullptr;
+  observability::WorkerMetrics* metrics_ = nullptr;  // null while the config turns metrics off
+  bool exports_spans_ = false;
+  observability::RouteMetrics* no_route_metrics_ = nullptr;
+  observability::SpanExporter* span_exporter_ = nullptr;
+  std::string span_buffer_;  // encoded spans, handed over once per batch
+  uint32_t span_count_ = 0;
+  std::string span_scratch_;
   bool draining_ = false;
   uint64_t drain_deadline_ms_ = 0;
   uint64_t rng_state_;

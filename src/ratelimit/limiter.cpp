@@ -38,6 +38,17 @@ void compileRedisArgs(CompiledLimit& c, std::string code) {
                   std::to_string(p.burst), std::to_string(p.max_delay_ns / 1000)};
 }
 
+std::string keyLabel(const std::vector<config::RateLimitKeyPart>& key) {
+  static constexpr const char* kKinds[] = {"ip", "consumer", "route", "header:", "claim:"};
+  std::string label;
+  for (const Part& p : key) {
+    if (!label.empty()) label += ',';
+    label += kKinds[static_cast<size_t>(p.kind)];
+    label += p.name;
+  }
+  return label;
+}
+
 CompiledLimit compile(const config::RateLimit& limit, const std::string& scope) {
   CompiledLimit c;
   c.key = limit.key;
@@ -58,6 +69,7 @@ CompiledLimit compile(const config::RateLimit& limit, const std::string& scope) 
              ";w=" + std::to_string((window_ms + 999) / 1000);
   c.message = "rate limit of " + std::to_string(limit.limit) + " per " + windowText(window_ms) +
               " exceeded";
+  c.key_label = keyLabel(c.key);
   compileRedisArgs(c, algorithmCode(limit.algorithm));
   return c;
 }
@@ -80,6 +92,7 @@ CompiledLimit compileQuota(const config::Quota& quota, const std::string& plan) 
   const int64_t period_s = quota.calendar_month ? 30LL * 86'400 : quota.period.count() / 1000;
   c.policy = c.name + ";q=" + std::to_string(quota.limit) + ";w=" + std::to_string(period_s);
   c.message = "quota of " + std::to_string(quota.limit) + " per " + period + " exceeded";
+  c.key_label = keyLabel(c.key);
   compileRedisArgs(c, "q");
   return c;
 }

@@ -34,6 +34,7 @@ struct CompiledLimit {
   std::string policy;   // the RateLimit-Policy item: "name";q=20;w=1
   std::string name;     // quoted policy name, for the RateLimit item
   std::string message;  // "rate limit of 20 per 1s exceeded"
+  std::string key_label;  // the key as configured ("ip", "header:x-tenant"), for the metrics
   // Redis: the script's five arguments (redis_script.hpp); a quota's fifth, the end of its
   // period, is per request.
   std::array<std::string, 5> redis_args;

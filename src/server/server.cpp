@@ -9,10 +9,12 @@
 #include <cstring>
 #include <thread>
 
+#include "admin/admin_api.hpp"
 #include "config/loader.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "http/local_reply.hpp"
+#include "observability/metrics_view.hpp"
 #include "ratelimit/limiter.hpp"
 
 namespace portico::server {
@@ -177,6 +179,7 @@ Server::ReloadResult Server::reload() {
   for (auto& w : workers_) w->postSnapshot(snapshot);
   jwks_->activate(snapshot->config);
   configureSync(*snapshot);
+  configureTracing(snapshot->config);
   ++reloads_ok_;
   result.ok = true;
   result.version = snapshot->version;
@@ -241,9 +244,50 @@ void Server::drain() {
   }).detach();
 }
 
+void Server::configureTracing(const config::Config& config) {
+  observability::SpanExporter::Settings settings;
+  settings.endpoint = config.tracing.otlp_endpoint;
+  settings.service_name = config.tracing.service_name;
+  settings.interval_ms = static_cast<uint64_t>(config.tracing.export_interval.count());
+  settings.queue_size = config.tracing.queue_size;
+  span_exporter_.configure(std::move(settings));
+}
+
+admin::AdminResponse Server::metricsResponse(const std::string& path) {
+  std::vector<const observability::WorkerMetrics*> shards;
+  for (const auto& m : worker_metrics_) shards.push_back(m.get());
+  const config::Config& cfg = current_->config;
+  observability::MetricsView view = observability::collectMetrics(shards, cfg.listeners.size());
+  if (path == "/admin/upstreams") return {200, "application/json", admin::upstreamsJson(cfg, view)};
+  const double uptime = static_cast<double>(monotonicUs() - started_us_) / 1e6;
+  if (path == "/admin/stats") {
+    return {200, "application/json", admin::statsJson(cfg, view, uptime, current_->version)};
+  }
+  observability::ScrapeExtras extras;
+  for (const auto& listener : cfg.listeners) extras.listeners.push_back(listener.name);
+  for (const auto& [name, upstream] : cfg.upstreams) extras.upstreams.push_back(name);
+  extras.reloads_ok = reloads_ok_;
+  extras.reloads_failed = reloads_failed_;
+  extras.spans_exported = span_exporter_.exported();
+  extras.spans_dropped = span_exporter_.dropped();
+  extras.spans_failed = span_exporter_.failed();
+  extras.start_time_seconds = started_unix_;
+  return {200, "text/plain; version=0.0.4; charset=utf-8",
+          observability::renderPrometheus(view, extras)};
+}
+
 admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
   if (req.path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
+  // The page holds no data: it asks the API, with the token, for everything it shows.
+  if (req.path == "/" && req.method == "GET" && !browserRefusal(req, false)) {
+    return {200, "text/html; charset=utf-8", std::string(admin::dashboardHtml())};
+  }
   const std::string& token = current_->config.admin.token;
+  const std::string& metrics_token = current_->config.admin.metrics_token;
+  const bool scrape = req.path == "/metrics" && req.method == "GET";
+  if (scrape && !metrics_token.empty() && bearerMatches(req.authorization, metrics_token)) {
+    return metricsResponse(req.path);
+  }
   if (!token.empty() && !bearerMatches(req.authorization, token)) {
     return {
         401, "application/json",
@@ -274,16 +318,10 @@ admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
     body += "]}";
     return {422, "application/json", body};
   }
-  if (req.path == "/admin/routes") {
-    std::string body = "[";
-    for (size_t i = 0; i < current_->config.routes.size(); ++i) {
-      const auto& r = current_->config.routes[i];
-      if (i) body += ',';
-      body += R"({"name":)" + jsonString(r.name) + R"(,"priority":)" + std::to_string(r.priority) +
-              "}";
-    }
-    body += "]";
-    return {200, "application/json", body};
+  if (req.path == "/admin/routes") return {200, "application/json", admin::routesJson(current_->config)};
+  if (req.path == "/admin/config") return {200, "application/json", current_->config.redacted_json};
+  if (req.path == "/metrics" || req.path == "/admin/stats" || req.path == "/admin/upstreams") {
+    return metricsResponse(req.path);
   }
   return {404, "application/json",
           R"({"error":{"status":404,"code":"no_route","message":"unknown admin endpoint"}})"};
@@ -342,7 +380,11 @@ int Server::run() {
     admin_ = std::make_unique<admin::AdminServer>(
         loop_, std::move(fd), [this](const admin::AdminRequest& r) { return handleAdmin(r); });
   }
+  started_unix_ = static_cast<double>(unixNs()) / 1e9;
+  started_us_ = monotonicUs();
+  configureTracing(cfg);
   for (unsigned w = 0; w < workers; ++w) {
+    worker_metrics_.push_back(std::make_unique<observability::WorkerMetrics>(cfg.listeners.size()));
     workers_.push_back(std::make_unique<proxy::Worker>(
         w, std::move(fds[w]), current_, &access_log_,
         [this](std::shared_ptr<const proxy::Snapshot> old) {
@@ -356,6 +398,10 @@ int Server::run() {
   // an IdP mostly wait, so more of them run at once.
   hash_pool_ = std::make_unique<auth::VerifyPool>(2, 1024);
   call_pool_ = std::make_unique<auth::VerifyPool>(32, 4096);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    workers_[w]->setMetrics(worker_metrics_[w].get());
+    workers_[w]->setSpanExporter(&span_exporter_);
+  }
   for (auto& w : workers_) {
     w->setVerifyPools(hash_pool_.get(), call_pool_.get());
     w->setLocalStore(local_limits_.get());

@@ -13,6 +13,8 @@
 #include "auth/verify_pool.hpp"
 #include "net/event_loop.hpp"
 #include "observability/access_log.hpp"
+#include "observability/metrics.hpp"
+#include "observability/otlp.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker.hpp"
 #include "ratelimit/local_store.hpp"
@@ -50,6 +52,9 @@ class Server {
   // Tells the sync thread the Redis and interval of the batched limits in force, if any.
   void configureSync(const proxy::Snapshot& snap);
   admin::AdminResponse handleAdmin(const admin::AdminRequest& request);
+  // The admin API's views of the metrics: /metrics, /admin/stats, /admin/upstreams.
+  admin::AdminResponse metricsResponse(const std::string& path);
+  void configureTracing(const config::Config& config);
   std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors);
 
   RunOptions options_;
@@ -59,6 +64,9 @@ class Server {
   std::unique_ptr<ratelimit::LocalStore> local_limits_ = std::make_unique<ratelimit::LocalStore>();
   std::unique_ptr<ratelimit::SyncStore> sync_limits_ = std::make_unique<ratelimit::SyncStore>();
   std::unique_ptr<ratelimit::RedisSync> redis_sync_;  // its thread uses sync_limits_
+  // Before workers_, which count in them and hand spans to it until they stop.
+  std::vector<std::unique_ptr<observability::WorkerMetrics>> worker_metrics_;
+  observability::SpanExporter span_exporter_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   // After workers_: destroyed (its threads joined) before them, since its jobs post to them.
   std::unique_ptr<auth::VerifyPool> hash_pool_;
@@ -73,6 +81,8 @@ class Server {
   uint64_t next_version_ = 1;
   uint64_t reloads_ok_ = 0;
   uint64_t reloads_failed_ = 0;
+  double started_unix_ = 0;   // seconds
+  uint64_t started_us_ = 0;   // monotonic
   bool draining_ = false;
 };
 

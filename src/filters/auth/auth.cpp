@@ -75,6 +75,7 @@ FilterStatus AuthFilter::finish(FilterCallbacks& stream, StreamEnvironment& env,
   if (result.outcome == auth::AuthOutcome::Ok && route_.authorize()) {
     result = route_.authenticator().authorize(*route_.authorize(), env.identity());
   }
+  if (result.outcome != auth::AuthOutcome::Ok) countFailure(env, result);
   switch (result.outcome) {
     case auth::AuthOutcome::Ok:
       env.markAuthenticated();
@@ -96,6 +97,41 @@ FilterStatus AuthFilter::finish(FilterCallbacks& stream, StreamEnvironment& env,
       return Replied;
   }
   return Replied;
+}
+
+void AuthFilter::countFailure(StreamEnvironment& env, const auth::AuthResult& result) const {
+  const auth::Authenticator& authenticator = route_.authenticator();
+  std::string provider;
+  if (result.outcome == auth::AuthOutcome::Forbidden && env.identity().provider != nullptr) {
+    provider = env.identity().provider->name;
+  } else if (result.refused_provider >= 0) {
+    provider = authenticator.provider(static_cast<uint32_t>(result.refused_provider)).name;
+  } else {
+    // No credential for any of them: the route's providers, as a list.
+    for (uint32_t index : route_.providers()) {
+      if (!provider.empty()) provider += ',';
+      provider += authenticator.provider(index).name;
+    }
+  }
+  std::string_view reason = "invalid";
+  switch (result.outcome) {
+    case auth::AuthOutcome::Unauthenticated:
+      reason = result.refused_provider < 0 ? "missing" : result.expired ? "expired" : "invalid";
+      break;
+    case auth::AuthOutcome::Forbidden:
+      reason = "forbidden";
+      break;
+    case auth::AuthOutcome::Ambiguous:
+      reason = "ambiguous";
+      break;
+    case auth::AuthOutcome::Unavailable:
+      reason = "unavailable";
+      break;
+    case auth::AuthOutcome::Ok:
+    case auth::AuthOutcome::Pending:
+      break;
+  }
+  env.countAuthFailure(provider, reason);
 }
 
 FilterStatus AuthFilter::startSlowCheck(FilterCallbacks& stream, StreamEnvironment& env,
@@ -123,6 +159,7 @@ FilterStatus AuthFilter::startSlowCheck(FilterCallbacks& stream, StreamEnvironme
   };
   if (pool == nullptr || !pool->submit(verifyQueueKey(request.peer), std::move(job))) {
     waiting_.drop();
+    env.countAuthFailure(authenticator.provider(provider).name, "unavailable");
     stream.reply({http::ErrorCode::Unavailable, "too many authentication checks are waiting"});
     return Replied;
   }

@@ -45,6 +45,7 @@ class AuthFilter final : public Filter {
  private:
   // Authorization, then the answer: Continue, or Replied after replying 400/401/403/503.
   FilterStatus finish(FilterCallbacks& stream, StreamEnvironment& env, auth::AuthResult result);
+  void countFailure(StreamEnvironment& env, const auth::AuthResult& result) const;
   FilterStatus startSlowCheck(FilterCallbacks& stream, StreamEnvironment& env,
                               const RequestInfo& request, auth::AuthResult pending);
   void slowCheckDone(FilterCallbacks& stream, uint32_t provider, const std::string& credential,

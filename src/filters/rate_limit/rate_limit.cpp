@@ -212,6 +212,7 @@ FilterStatus RateLimitFilter::redisFailed() {
 
 FilterStatus RateLimitFilter::refuse(const ratelimit::Touch& refused) {
   retry_after_s_ = ratelimit::ceilSeconds(refused.decision.retry_after_ns, 1);
+  env_->countRateLimited(refused.limit->key_label);
   stream_->reply({isQuota(refused) ? http::ErrorCode::QuotaExceeded : http::ErrorCode::RateLimited,
                   refused.limit->message});
   return Replied;
