@@ -139,65 +139,7 @@ ProcessStats readProcessStats() {
 
 std::string statusText(uint32_t key) { return std::to_string(key & 0xffff); }
 
-}  // namespace
-
-uint64_t HistogramTotals::count() const {
-  uint64_t total = 0;
-  for (uint64_t b : buckets) total += b;
-  return total;
-}
-
-void HistogramTotals::add(const Histogram& h) {
-  for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.bucket(i);
-  sum_us += h.sumUs();
-}
-
-uint64_t MetricsView::Endpoint::requests() const {
-  uint64_t total = 0;
-  for (uint64_t n : outcomes) total += n;
-  return total;
-}
-
-uint64_t MetricsView::Endpoint::failures() const {
-  return outcomes[static_cast<size_t>(UpstreamOutcome::Status5xx)] +
-         outcomes[static_cast<size_t>(UpstreamOutcome::ConnectFailure)] +
-         outcomes[static_cast<size_t>(UpstreamOutcome::Reset)] +
-         outcomes[static_cast<size_t>(UpstreamOutcome::Timeout)];
-}
-
-MetricsView collectMetrics(std::span<const WorkerMetrics* const> workers, size_t listeners) {
-  MetricsView view;
-  view.connections.assign(listeners, 0);
-  for (const WorkerMetrics* w : workers) {
-    w->forEachRoute([&](const RouteMetrics& r) {
-      MetricsView::Route& route = view.routes[r.name];
-      r.requests.forEach([&](const RouteMetrics::StatusCount& s) {
-        route.requests[s.key] += s.count.value();
-      });
-      route.duration.add(r.duration);
-      r.auth_failures.forEach(
-          [&](const NamedCount& c) { route.auth_failures[c.label] += c.count.value(); });
-      r.rate_limited.forEach(
-          [&](const NamedCount& c) { route.rate_limited[c.label] += c.count.value(); });
-    });
-    w->forEachUpstream([&](const UpstreamMetrics& u) {
-      MetricsView::Upstream& upstream = view.upstreams[u.name];
-      u.endpoints.forEach([&](const EndpointMetrics& e) {
-        MetricsView::Endpoint& endpoint = upstream.endpoints[e.address];
-        for (size_t i = 0; i < kUpstreamOutcomes; ++i) endpoint.outcomes[i] += e.outcomes[i].value();
-        endpoint.in_flight += e.in_flight.value();
-      });
-      upstream.duration.add(u.duration);
-    });
-    for (size_t i = 0; i < listeners; ++i) view.connections[i] += w->connectionsOf(i);
-  }
-  return view;
-}
-
-std::string renderPrometheus(const MetricsView& view, const ScrapeExtras& extras) {
-  std::string out;
-  out.reserve(4096);
-  Lines lines(out);
+void renderTraffic(Lines& lines, const MetricsView& view, const ScrapeExtras& extras) {
   lines.family("portico_requests_total", "counter",
                "Requests answered, by route, method and the status the client got.");
   for (const auto& [name, route] : view.routes) {
@@ -260,19 +202,83 @@ std::string renderPrometheus(const MetricsView& view, const ScrapeExtras& extras
     lines.sample("portico_connections_active", {{"listener", extras.listeners[i]}},
                  static_cast<double>(view.connections[i]));
   }
+}
+
+}  // namespace
+
+uint64_t HistogramTotals::count() const {
+  uint64_t total = 0;
+  for (uint64_t b : buckets) total += b;
+  return total;
+}
+
+void HistogramTotals::add(const Histogram& h) {
+  for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += h.bucket(i);
+  sum_us += h.sumUs();
+}
+
+uint64_t MetricsView::Endpoint::requests() const {
+  uint64_t total = 0;
+  for (uint64_t n : outcomes) total += n;
+  return total;
+}
+
+uint64_t MetricsView::Endpoint::failures() const {
+  return outcomes[static_cast<size_t>(UpstreamOutcome::Status5xx)] +
+         outcomes[static_cast<size_t>(UpstreamOutcome::ConnectFailure)] +
+         outcomes[static_cast<size_t>(UpstreamOutcome::Reset)] +
+         outcomes[static_cast<size_t>(UpstreamOutcome::Timeout)];
+}
+
+MetricsView collectMetrics(std::span<const WorkerMetrics* const> workers, size_t listeners) {
+  MetricsView view;
+  view.connections.assign(listeners, 0);
+  for (const WorkerMetrics* w : workers) {
+    w->forEachRoute([&](const RouteMetrics& r) {
+      MetricsView::Route& route = view.routes[r.name];
+      r.requests.forEach([&](const RouteMetrics::StatusCount& s) {
+        route.requests[s.key] += s.count.value();
+      });
+      route.duration.add(r.duration);
+      r.auth_failures.forEach(
+          [&](const NamedCount& c) { route.auth_failures[c.label] += c.count.value(); });
+      r.rate_limited.forEach(
+          [&](const NamedCount& c) { route.rate_limited[c.label] += c.count.value(); });
+    });
+    w->forEachUpstream([&](const UpstreamMetrics& u) {
+      MetricsView::Upstream& upstream = view.upstreams[u.name];
+      u.endpoints.forEach([&](const EndpointMetrics& e) {
+        MetricsView::Endpoint& endpoint = upstream.endpoints[e.address];
+        for (size_t i = 0; i < kUpstreamOutcomes; ++i) endpoint.outcomes[i] += e.outcomes[i].value();
+        endpoint.in_flight += e.in_flight.value();
+      });
+      upstream.duration.add(u.duration);
+    });
+    for (size_t i = 0; i < listeners; ++i) view.connections[i] += w->connectionsOf(i);
+  }
+  return view;
+}
+
+std::string renderPrometheus(const MetricsView& view, const ScrapeExtras& extras) {
+  std::string out;
+  out.reserve(4096);
+  Lines lines(out);
+  if (extras.counting) renderTraffic(lines, view, extras);
   lines.family("portico_config_reloads_total", "counter", "Config reloads, by result.");
   lines.sample("portico_config_reloads_total", {{"result", "success"}},
                static_cast<double>(extras.reloads_ok));
   lines.sample("portico_config_reloads_total", {{"result", "failure"}},
                static_cast<double>(extras.reloads_failed));
-  lines.family("portico_tracing_spans_total", "counter",
-               "Spans given to the OTLP exporter, by what became of them.");
-  lines.sample("portico_tracing_spans_total", {{"result", "exported"}},
-               static_cast<double>(extras.spans_exported));
-  lines.sample("portico_tracing_spans_total", {{"result", "dropped"}},
-               static_cast<double>(extras.spans_dropped));
-  lines.sample("portico_tracing_spans_total", {{"result", "failed"}},
-               static_cast<double>(extras.spans_failed));
+  if (extras.counting) {
+    lines.family("portico_tracing_spans_total", "counter",
+                 "Spans given to the OTLP exporter, by what became of them.");
+    lines.sample("portico_tracing_spans_total", {{"result", "exported"}},
+                 static_cast<double>(extras.spans_exported));
+    lines.sample("portico_tracing_spans_total", {{"result", "dropped"}},
+                 static_cast<double>(extras.spans_dropped));
+    lines.sample("portico_tracing_spans_total", {{"result", "failed"}},
+                 static_cast<double>(extras.spans_failed));
+  }
 
   ProcessStats process = readProcessStats();
   lines.family("process_cpu_seconds_total", "counter", "User and system CPU time spent.");

@@ -54,12 +54,10 @@ struct ScrapeExtras {
   uint64_t spans_dropped = 0;
   uint64_t spans_failed = 0;
   double start_time_seconds = 0;  // unix time the process started
+  bool counting = true;  // metrics.enabled: without it, only the process and reload metrics
 };
 
 std::string renderPrometheus(const MetricsView& view, const ScrapeExtras& extras);
 
-// /admin/stats: per route counts and latency buckets, refusals, connections.
-std::string renderStatsJson(const MetricsView& view, const ScrapeExtras& extras,
-                            double uptime_seconds, uint64_t config_version);
 
 }  // namespace portico::observability

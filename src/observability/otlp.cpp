@@ -103,58 +103,70 @@ std::string exportRequest(std::string_view service_name, std::string_view spans)
   return request;
 }
 
-SpanExporter::SpanExporter() = default;
+SpanExporter::SpanExporter() : state_(std::make_shared<State>()) {}
 
 SpanExporter::~SpanExporter() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
+  if (!thread_.joinable()) return;
+  std::unique_lock lock(state_->mutex);
+  state_->stopping = true;
+  state_->wake.notify_all();
+  if (state_->wake.wait_for(lock, std::chrono::milliseconds(200),
+                            [this] { return state_->stopped; })) {
+    lock.unlock();
+    thread_.join();
+  } else {
+    lock.unlock();
+    thread_.detach();  // still waiting on the collector; the state lives on with the thread
   }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
 }
 
 void SpanExporter::configure(Settings settings) {
+  State& s = *state_;
   {
-    std::lock_guard lock(mutex_);
-    settings_ = std::move(settings);
-    if (settings_.endpoint.empty()) {
-      queued_.clear();
-      queued_count_ = 0;
+    std::lock_guard lock(s.mutex);
+    s.settings = std::move(settings);
+    if (s.settings.endpoint.empty()) {
+      s.dropped.fetch_add(s.queued_count, std::memory_order_relaxed);
+      s.queued.clear();
+      s.queued_count = 0;
     }
-    if (!thread_.joinable() && !settings_.endpoint.empty()) {
-      thread_ = std::thread([this] { run(); });
+    if (!thread_.joinable() && !s.settings.endpoint.empty()) {
+      thread_ = std::thread([state = state_] { run(state); });
     }
   }
-  wake_.notify_all();
+  s.wake.notify_all();
 }
 
 void SpanExporter::submit(std::string_view spans, uint32_t count) {
+  State& s = *state_;
   bool wake = false;
   {
-    std::lock_guard lock(mutex_);
-    if (settings_.endpoint.empty() || queued_count_ + count > settings_.queue_size) {
-      dropped_.fetch_add(count, std::memory_order_relaxed);
+    std::lock_guard lock(s.mutex);
+    if (s.settings.endpoint.empty() ||
+        s.queued_count + s.sending_count + count > s.settings.queue_size) {
+      s.dropped.fetch_add(count, std::memory_order_relaxed);
       return;
     }
-    queued_.append(spans);
-    queued_count_ += count;
-    wake = queued_count_ >= kBatchWake;
+    s.queued.append(spans);
+    s.queued_count += count;
+    wake = s.queued_count >= kBatchWake;
   }
-  if (wake) wake_.notify_all();
+  if (wake) s.wake.notify_all();
 }
 
-void SpanExporter::run() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(settings_.interval_ms),
-                   [this] { return stopping_ || queued_count_ >= kBatchWake; });
-    if (stopping_ || queued_count_ == 0) continue;
+void SpanExporter::run(const std::shared_ptr<State>& state) {
+  State& s = *state;
+  std::unique_lock lock(s.mutex);
+  while (!s.stopping) {
+    s.wake.wait_for(lock, std::chrono::milliseconds(s.settings.interval_ms),
+                    [&s] { return s.stopping || s.queued_count >= kBatchWake; });
+    // Stopping: what is queued still goes, once (a short drain, bounded by the timeout).
+    if (s.queued_count == 0) continue;
     std::string spans;
-    spans.swap(queued_);
-    uint32_t count = queued_count_;
-    queued_count_ = 0;
-    Settings settings = settings_;
+    spans.swap(s.queued);
+    s.sending_count = s.queued_count;
+    s.queued_count = 0;
+    Settings settings = s.settings;
     lock.unlock();
     // The collector's answer, slow or never, holds up only this thread; workers keep queueing
     // meanwhile, up to the queue's bound.
@@ -162,16 +174,21 @@ void SpanExporter::run() {
         "POST", settings.endpoint, "Content-Type: application/x-protobuf\r\n",
         exportRequest(settings.service_name, spans), "", std::chrono::milliseconds(5'000),
         64 * 1024);
-    if (result.ok) {
-      exported_.fetch_add(count, std::memory_order_relaxed);
-    } else {
-      failed_.fetch_add(count, std::memory_order_relaxed);
-      LOG_WARN("tracing: %u spans not exported to %s: %s", count, settings.endpoint.c_str(),
-               result.error.empty() ? ("status " + std::to_string(result.status)).c_str()
-                                    : result.error.c_str());
-    }
     lock.lock();
+    const uint32_t count = s.sending_count;
+    s.sending_count = 0;
+    if (result.ok) {
+      s.exported.fetch_add(count, std::memory_order_relaxed);
+    } else {
+      s.failed.fetch_add(count, std::memory_order_relaxed);
+      std::string why = result.error.empty() ? "status " + std::to_string(result.status)
+                                             : result.error;
+      LOG_WARN("tracing: %u spans not exported to %s: %s", count, settings.endpoint.c_str(),
+               why.c_str());
+    }
   }
+  s.stopped = true;
+  s.wake.notify_all();
 }
 
 }  // namespace portico::observability

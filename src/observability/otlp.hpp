@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,10 +46,12 @@ class SpanExporter {
     std::string endpoint;  // empty: export off, spans are refused
     std::string service_name = "portico";
     uint64_t interval_ms = 1000;
-    uint32_t queue_size = 2048;
+    uint32_t queue_size = 2048;  // spans waiting or being sent
   };
 
   SpanExporter();
+  // Does not wait for a collector that is slow to answer: the thread is let go, and what it
+  // holds is freed when it ends.
   ~SpanExporter();
   SpanExporter(const SpanExporter&) = delete;
   SpanExporter& operator=(const SpanExporter&) = delete;
@@ -58,23 +61,28 @@ class SpanExporter {
   // dropped and counted.
   void submit(std::string_view spans, uint32_t count);
 
-  uint64_t exported() const { return exported_.load(std::memory_order_relaxed); }
-  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
-  uint64_t failed() const { return failed_.load(std::memory_order_relaxed); }
+  uint64_t exported() const { return state_->exported.load(std::memory_order_relaxed); }
+  uint64_t dropped() const { return state_->dropped.load(std::memory_order_relaxed); }
+  uint64_t failed() const { return state_->failed.load(std::memory_order_relaxed); }
 
  private:
-  void run();
+  struct State {
+    std::mutex mutex;
+    std::condition_variable wake;
+    Settings settings;
+    std::string queued;
+    uint32_t queued_count = 0;
+    uint32_t sending_count = 0;
+    bool stopping = false;
+    bool stopped = false;
+    std::atomic<uint64_t> exported{0};
+    std::atomic<uint64_t> dropped{0};
+    std::atomic<uint64_t> failed{0};
+  };
+  static void run(const std::shared_ptr<State>& state);
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  Settings settings_;
-  std::string queued_;
-  uint32_t queued_count_ = 0;
-  bool stopping_ = false;
+  std::shared_ptr<State> state_;
   std::thread thread_;
-  std::atomic<uint64_t> exported_{0};
-  std::atomic<uint64_t> dropped_{0};
-  std::atomic<uint64_t> failed_{0};
 };
 
 }  // namespace portico::observability

@@ -77,6 +77,7 @@ struct RequestState {
   uint32_t upstream_index = 0;
   uint32_t endpoint_index = 0;
   upstream::Connection* up = nullptr;
+  observability::EndpointMetrics* endpoint_metrics = nullptr;  // of endpoint_index, when chosen
   bool up_reused = false;
   bool retried = false;  // the stale-connection retry was used
 

@@ -430,14 +430,15 @@ void Session::serveRequest() {
   close_after_response_ = !rq.head.keep_alive || worker_.draining() || parent_ != nullptr;
 
   const http::HeaderField* id = http::findHeader(rq.head.headers, "x-request-id");
-  if (id != nullptr && isValidRequestId(id->value)) {
+  const bool client_id = id != nullptr && isValidRequestId(id->value);
+  if (client_id) {
     std::memcpy(rq.request_id, id->value.data(), id->value.size());
     rq.request_id_len = id->value.size();
   } else {
     worker_.newRequestId(rq.request_id);
     rq.request_id_len = 32;
   }
-  if (worker_.current_->shared->config.tracing.propagate) startTrace();
+  if (worker_.current_->shared->config.tracing.propagate) startTrace(!client_id);
 
   const http::PathOptions path_options{
       listen.path_parameters == config::Listener::PathParameters::Reject

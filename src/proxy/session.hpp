@@ -204,10 +204,10 @@ class Session final : public net::EventHandler,
   void writeAccessLog();
   // Observability (session_observability.cpp): the trace context read or started, the
   // request's metrics and its span, when the request ends.
-  void startTrace();
+  // `fresh_request_id`: the request id was made here, random, and serves as a new trace's id.
+  void startTrace(bool fresh_request_id);
   void recordMetrics();
   void exportSpan();
-  observability::EndpointMetrics& endpointMetrics();  // of the endpoint this request uses
   void close();
   // The last response is written: close, or first linger when the client may still be sending.
   void finishFlush();

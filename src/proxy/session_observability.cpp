@@ -16,7 +16,7 @@
 
 namespace portico::proxy {
 
-void Session::startTrace() {
+void Session::startTrace(bool fresh_request_id) {
   RequestState& rq = *rq_;
   rq.traced = true;
   // Two traceparent fields are one invalid value (W3C: a list is not allowed).
@@ -35,20 +35,17 @@ void Session::startTrace() {
     std::memcpy(rq.trace_parent_id, parent.parent_id, sizeof rq.trace_parent_id);
     rq.trace_flags = parent.flags & 1;
   } else {
-    writeHex16(worker_.random(), rq.trace_id);
-    writeHex16(worker_.random(), rq.trace_id + 16);
-    const double sample = worker_.current_->shared->config.tracing.sample;
-    rq.trace_flags = sample > 0 && static_cast<double>(worker_.random() % 1'000'000) <
-                                       sample * 1'000'000
-                         ? 1
-                         : 0;
+    static_assert(sizeof rq.trace_id == 32);
+    if (fresh_request_id) {
+      std::memcpy(rq.trace_id, rq.request_id, sizeof rq.trace_id);  // 128 bits, random
+    } else {
+      writeHex16(worker_.random(), rq.trace_id);
+      writeHex16(worker_.random(), rq.trace_id + 16);
+    }
+    rq.trace_flags = worker_.sampleNewTrace() ? 1 : 0;
   }
   uint64_t span = worker_.random();
   writeHex16(span != 0 ? span : 1, rq.span_id);
-}
-
-observability::EndpointMetrics& Session::endpointMetrics() {
-  return worker_.endpointMetrics(*rq_->snap, rq_->upstream_index, rq_->endpoint_index);
 }
 
 void Session::recordMetrics() {
@@ -66,7 +63,7 @@ void Session::recordMetrics() {
   UpstreamOutcome outcome = rq.upstream_failed   ? rq.upstream_failure
                             : rq.resp_head_done ? observability::outcomeOfStatus(rq.status)
                                                 : UpstreamOutcome::Cancelled;
-  endpointMetrics().outcomes[static_cast<size_t>(outcome)].add();
+  if (rq.endpoint_metrics != nullptr) rq.endpoint_metrics->outcomes[static_cast<size_t>(outcome)].add();
   worker_.upstreamMetrics(*rq.snap, rq.upstream_index).duration.observeUs(now - rq.upstream_start_us);
 }
 

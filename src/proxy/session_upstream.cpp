@@ -44,6 +44,10 @@ void Session::connectUpstream() {
   rq_->endpoint_index = cluster.pick();
   upstream::EndpointPool& pool = cluster.endpoint(rq_->endpoint_index);
   rq_->upstream_start_us = monotonicUs();
+  if (worker_.hasMetricsStorage()) {
+    rq_->endpoint_metrics =
+        &worker_.endpointMetrics(*rq_->snap, rq_->upstream_index, rq_->endpoint_index);
+  }
   rq_->up = worker_.acquireUpstream(pool, this, rq_->up_reused, upstream.config->max_connections);
   if (rq_->up == nullptr) {
     if (errno == EMFILE || errno == ENFILE || errno == EBUSY) {
@@ -54,7 +58,7 @@ void Session::connectUpstream() {
     return;
   }
   ++pool.active_requests;
-  if (worker_.hasMetricsStorage()) endpointMetrics().in_flight.add(1);
+  if (rq_->endpoint_metrics != nullptr) rq_->endpoint_metrics->in_flight.add(1);
   rq_->up->out.clear();
   rq_->up->out.append(rq_->upstream_head.view());
   auto& loop = worker_.loop();
@@ -358,7 +362,7 @@ void Session::detachUpstream(bool reusable) {
   if (rq_->up == nullptr) return;
   const auto& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
   --rq_->up->pool->active_requests;
-  if (worker_.hasMetricsStorage()) endpointMetrics().in_flight.add(-1);
+  if (rq_->endpoint_metrics != nullptr) rq_->endpoint_metrics->in_flight.add(-1);
   worker_.releaseUpstream(rq_->up, reusable, upstream.config->max_idle);
   rq_->up = nullptr;
 }

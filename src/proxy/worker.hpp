@@ -155,6 +155,8 @@ class Worker final : public upstream::Connection::Host,
   // Where sampled spans go (shared; set before start()), and this worker's batch of them.
   void setSpanExporter(observability::SpanExporter* exporter) { span_exporter_ = exporter; }
   bool exportsSpans() const { return exports_spans_; }
+  // Whether a new trace is sampled, at the config's `tracing.sample` rate.
+  bool sampleNewTrace() { return trace_sample_threshold_ != 0 && random() <= trace_sample_threshold_; }
   void addSpan(std::string_view encoded) {
     span_buffer_.append(encoded);
     ++span_count_;
@@ -240,6 +242,7 @@ class Worker final : public upstream::Connection::Host,
   observability::WorkerMetrics* metrics_storage_ = nullptr;
   observability::WorkerMetrics* metrics_ = nullptr;  // null while the config turns metrics off
   bool exports_spans_ = false;
+  uint64_t trace_sample_threshold_ = 0;  // sample × 2^64 (0: never)
   observability::RouteMetrics* no_route_metrics_ = nullptr;
   observability::SpanExporter* span_exporter_ = nullptr;
   std::string span_buffer_;  // encoded spans, handed over once per batch

@@ -7,6 +7,10 @@ namespace portico::proxy {
 void Worker::applyObservability(const config::Config& config) {
   metrics_ = config.metrics.enabled ? metrics_storage_ : nullptr;
   exports_spans_ = span_exporter_ != nullptr && !config.tracing.otlp_endpoint.empty();
+  const double sample = config.tracing.sample;
+  trace_sample_threshold_ = sample <= 0    ? 0
+                            : sample >= 1 ? UINT64_MAX
+                                          : static_cast<uint64_t>(sample * 18446744073709551616.0);
 }
 
 observability::RouteMetrics& Worker::routeMetrics(WorkerSnapshot& snap, const RouteRuntime* route) {

@@ -272,6 +272,7 @@ admin::AdminResponse Server::metricsResponse(const std::string& path) {
   extras.spans_dropped = span_exporter_.dropped();
   extras.spans_failed = span_exporter_.failed();
   extras.start_time_seconds = started_unix_;
+  extras.counting = cfg.metrics.enabled;
   return {200, "text/plain; version=0.0.4; charset=utf-8",
           observability::renderPrometheus(view, extras)};
 }
