@@ -182,13 +182,14 @@ struct UpstreamMetrics {
 };
 
 // One worker's counters. Its worker finds series by name (slowly, once per snapshot) and keeps
-// the pointers; the scraper walks them all.
-class WorkerMetrics {
+// the pointers; the scraper walks them all. Aligned to cache lines, as are its gauges, so that
+// no two workers ever write to one line.
+class alignas(64) WorkerMetrics {
  public:
   explicit WorkerMetrics(size_t listeners) : connections_(listeners) {}
   RouteMetrics& route(std::string_view name);
   UpstreamMetrics& upstream(std::string_view name);
-  Gauge& connections(size_t listener) { return connections_[listener]; }
+  Gauge& connections(size_t listener) { return connections_[listener].gauge; }
 
   template <typename Visit>
   void forEachRoute(Visit&& visit) const {
@@ -198,14 +199,17 @@ class WorkerMetrics {
   void forEachUpstream(Visit&& visit) const {
     upstreams_.forEach(visit);
   }
-  int64_t connectionsOf(size_t listener) const { return connections_[listener].value(); }
+  int64_t connectionsOf(size_t listener) const { return connections_[listener].gauge.value(); }
 
  private:
   AppendOnly<RouteMetrics, 8> routes_;
   AppendOnly<UpstreamMetrics, 4> upstreams_;
   std::unordered_map<std::string, RouteMetrics*> route_index_;
   std::unordered_map<std::string, UpstreamMetrics*> upstream_index_;
-  std::vector<Gauge> connections_;  // [listener]
+  struct alignas(64) LineGauge {
+    Gauge gauge;
+  };
+  std::vector<LineGauge> connections_;  // [listener]
 };
 
 // The name under which requests that matched no route are counted.

@@ -49,10 +49,10 @@ void Session::writeAccessLog() {
   const uint64_t end_us = monotonicUs();
   const RequestState& rq = *rq_;
   char time[64];
-  char numbers[5][32];
-  auto number = [&](int slot, double value) {
-    int n = std::snprintf(numbers[slot], sizeof numbers[slot], "%.3f", value);
-    return FieldValue{{numbers[slot], static_cast<size_t>(n)}, true};
+  char digits[32];  // a number field's text, appended before the next field is made
+  auto number = [&](const char* format, auto value) {
+    int n = std::snprintf(digits, sizeof digits, format, value);
+    return FieldValue{{digits, static_cast<size_t>(n)}, true};
   };
   std::string_view route = rq.route != nullptr ? std::string_view(rq.route->config->name) : "";
   // Only what this request reached is named: a request refused before dispatch has no upstream.
@@ -85,32 +85,22 @@ void Session::writeAccessLog() {
       case Field::Route: value = {route}; break;
       case Field::Upstream: value = {upstream != nullptr ? upstream->config->name : ""}; break;
       case Field::Endpoint: value = {endpoint}; break;
-      case Field::Status: {
-        int n = std::snprintf(numbers[0], sizeof numbers[0], "%d", rq.status);
-        value = {{numbers[0], static_cast<size_t>(n)}, true};
+      case Field::Status: value = number("%d", rq.status); break;
+      case Field::BytesIn:
+        value = number("%llu", static_cast<unsigned long long>(rq.bytes_in));
         break;
-      }
-      case Field::BytesIn: {
-        int n = std::snprintf(numbers[1], sizeof numbers[1], "%llu",
-                              static_cast<unsigned long long>(rq.bytes_in));
-        value = {{numbers[1], static_cast<size_t>(n)}, true};
+      case Field::BytesOut:
+        value = number("%llu", static_cast<unsigned long long>(rq.bytes_out));
         break;
-      }
-      case Field::BytesOut: {
-        int n = std::snprintf(numbers[2], sizeof numbers[2], "%llu",
-                              static_cast<unsigned long long>(rq.bytes_out));
-        value = {{numbers[2], static_cast<size_t>(n)}, true};
-        break;
-      }
-      case Field::DurationMs: value = number(3, millisBetween(rq.start_us, end_us)); break;
+      case Field::DurationMs: value = number("%.3f", millisBetween(rq.start_us, end_us)); break;
       case Field::UpstreamMs:
-        value = number(4, millisBetween(rq.upstream_start_us, rq.upstream_head_us));
+        value = number("%.3f", millisBetween(rq.upstream_start_us, rq.upstream_head_us));
         break;
       case Field::UpstreamConnectMs:
-        value = number(4, millisBetween(rq.upstream_start_us, rq.upstream_connected_us));
+        value = number("%.3f", millisBetween(rq.upstream_start_us, rq.upstream_connected_us));
         break;
       case Field::UpstreamFirstByteMs:
-        value = number(4, millisBetween(rq.upstream_connected_us, rq.upstream_head_us));
+        value = number("%.3f", millisBetween(rq.upstream_connected_us, rq.upstream_head_us));
         break;
       case Field::Consumer: value = {consumer}; break;
     }
@@ -144,9 +134,9 @@ void Session::writeAccessLog() {
     line.appendDecimal(static_cast<uint64_t>(rq.status));
     line.append(' ');
     line.appendDecimal(rq.bytes_out);
-    int n = std::snprintf(numbers[0], sizeof numbers[0], " %.3fms ",
-                          millisBetween(rq.start_us, end_us));
-    line.append(std::string_view(numbers[0], static_cast<size_t>(n)));
+    line.append(' ');
+    line.append(number("%.3fms", millisBetween(rq.start_us, end_us)).text);
+    line.append(' ');
     line.append(route.empty() ? std::string_view("-") : route);
     line.append(' ');
     line.append(std::string_view(rq.request_id, rq.request_id_len));

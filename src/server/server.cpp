@@ -279,11 +279,11 @@ admin::AdminResponse Server::metricsResponse(const std::string& path) {
 
 admin::AdminResponse Server::handleAdmin(const admin::AdminRequest& req) {
   if (req.path == "/healthz") return {200, "application/json", R"({"status":"ok"})"};
+  const std::string& token = current_->config.admin.token;
   // The page holds no data: it asks the API, with the token, for everything it shows.
-  if (req.path == "/" && req.method == "GET" && !browserRefusal(req, false)) {
+  if (req.path == "/" && req.method == "GET" && !browserRefusal(req, !token.empty())) {
     return {200, "text/html; charset=utf-8", std::string(admin::dashboardHtml())};
   }
-  const std::string& token = current_->config.admin.token;
   const std::string& metrics_token = current_->config.admin.metrics_token;
   const bool scrape = req.path == "/metrics" && req.method == "GET";
   if (scrape && !metrics_token.empty() && bearerMatches(req.authorization, metrics_token)) {

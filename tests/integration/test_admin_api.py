@@ -1,4 +1,4 @@
-"""The admin API's JSON endpoints (docs/observability-contract.md, SPEC §5 and §8):
+"""The admin API's JSON endpoints (docs/observability.md, SPEC §5 and §8):
 
   - /admin/config: the config in force, every secret "<redacted>" whether written literally or
     as ${ENV} (admin token, metrics_token, Redis password, JWT secret and secret_base64, an

@@ -1,4 +1,4 @@
-"""GET /metrics (docs/observability-contract.md, SPEC §5 and §8): the Prometheus exposition is
+"""GET /metrics (docs/observability.md, SPEC §5 and §8): the Prometheus exposition is
 clean for promtool, carries every SPEC metric with HELP, TYPE and exactly its labels, and its
 counters equal what was sent: by route (and "(none)"), method and status, across reloads and
 workers; auth failures by reason, 429s by limit key, upstream outcomes, open connections,

@@ -1,4 +1,4 @@
-"""Tracing (issue #13; docs/observability-contract.md "Tracing", SPEC §8): W3C trace context in and
+"""Tracing (issue #13; docs/observability.md "Tracing", SPEC §8): W3C trace context in and
 out (the cases of the W3C trace-context test suite that apply to a proxy), OTLP/HTTP export to a
 test receiver (support/otlp_receiver.py), dead and slow collectors, the access log's trace_id,
 HTTP/2 and aborted clients."""
