@@ -1,6 +1,21 @@
 #include "observability/metrics.hpp"
 
 namespace portico::observability {
+namespace {
+
+// The series named `name` (its `key` field), made and indexed on first use. Writer only.
+template <typename Entry, size_t kChunk>
+Entry& findOrAppend(AppendOnly<Entry, kChunk>& series,
+                    std::unordered_map<std::string, Entry*>& index, std::string Entry::*key,
+                    std::string_view name) {
+  auto it = index.find(std::string(name));
+  if (it != index.end()) return *it->second;
+  Entry& made = series.append([&](Entry& e) { (e.*key).assign(name); });
+  index.emplace(std::string(name), &made);
+  return made;
+}
+
+}  // namespace
 
 void Histogram::observeUs(uint64_t us) {
   size_t i = 0;
@@ -85,27 +100,15 @@ UpstreamOutcome outcomeOfStatus(int status) {
 }
 
 EndpointMetrics& UpstreamMetrics::endpoint(std::string_view address) {
-  auto it = by_address.find(std::string(address));
-  if (it != by_address.end()) return *it->second;
-  EndpointMetrics& made = endpoints.append([&](EndpointMetrics& e) { e.address.assign(address); });
-  by_address.emplace(std::string(address), &made);
-  return made;
+  return findOrAppend(endpoints, by_address, &EndpointMetrics::address, address);
 }
 
 RouteMetrics& WorkerMetrics::route(std::string_view name) {
-  auto it = route_index_.find(std::string(name));
-  if (it != route_index_.end()) return *it->second;
-  RouteMetrics& made = routes_.append([&](RouteMetrics& r) { r.name.assign(name); });
-  route_index_.emplace(std::string(name), &made);
-  return made;
+  return findOrAppend(routes_, route_index_, &RouteMetrics::name, name);
 }
 
 UpstreamMetrics& WorkerMetrics::upstream(std::string_view name) {
-  auto it = upstream_index_.find(std::string(name));
-  if (it != upstream_index_.end()) return *it->second;
-  UpstreamMetrics& made = upstreams_.append([&](UpstreamMetrics& u) { u.name.assign(name); });
-  upstream_index_.emplace(std::string(name), &made);
-  return made;
+  return findOrAppend(upstreams_, upstream_index_, &UpstreamMetrics::name, name);
 }
 
 }  // namespace portico::observability

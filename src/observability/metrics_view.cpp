@@ -280,19 +280,24 @@ std::string renderPrometheus(const MetricsView& view, const ScrapeExtras& extras
                  static_cast<double>(extras.spans_failed));
   }
 
-  ProcessStats process = readProcessStats();
-  lines.family("process_cpu_seconds_total", "counter", "User and system CPU time spent.");
-  lines.sample("process_cpu_seconds_total", {}, process.cpu_seconds);
-  lines.family("process_resident_memory_bytes", "gauge", "Resident memory size.");
-  lines.sample("process_resident_memory_bytes", {}, process.rss_bytes);
-  lines.family("process_virtual_memory_bytes", "gauge", "Virtual memory size.");
-  lines.sample("process_virtual_memory_bytes", {}, process.virtual_bytes);
-  lines.family("process_open_fds", "gauge", "Open file descriptors.");
-  lines.sample("process_open_fds", {}, process.open_fds);
-  lines.family("process_max_fds", "gauge", "The limit on open file descriptors.");
-  lines.sample("process_max_fds", {}, process.max_fds);
-  lines.family("process_start_time_seconds", "gauge", "Start time, in seconds since the epoch.");
-  lines.sample("process_start_time_seconds", {}, extras.start_time_seconds);
+  const ProcessStats process = readProcessStats();
+  const struct {
+    std::string_view name, type, help;
+    double value;
+  } process_metrics[] = {
+      {"process_cpu_seconds_total", "counter", "User and system CPU time spent.",
+       process.cpu_seconds},
+      {"process_resident_memory_bytes", "gauge", "Resident memory size.", process.rss_bytes},
+      {"process_virtual_memory_bytes", "gauge", "Virtual memory size.", process.virtual_bytes},
+      {"process_open_fds", "gauge", "Open file descriptors.", process.open_fds},
+      {"process_max_fds", "gauge", "The limit on open file descriptors.", process.max_fds},
+      {"process_start_time_seconds", "gauge", "Start time, in seconds since the epoch.",
+       extras.start_time_seconds},
+  };
+  for (const auto& m : process_metrics) {
+    lines.family(m.name, m.type, m.help);
+    lines.sample(m.name, {}, m.value);
+  }
   return out;
 }
 

@@ -83,7 +83,9 @@ void Session::writeAccessLog() {
       case Field::Method: value = {rq.method}; break;
       case Field::Path: value = {rq.path}; break;
       case Field::Route: value = {route}; break;
-      case Field::Upstream: value = {upstream != nullptr ? upstream->config->name : ""}; break;
+      case Field::Upstream:
+        value = {upstream != nullptr ? std::string_view(upstream->config->name) : ""};
+        break;
       case Field::Endpoint: value = {endpoint}; break;
       case Field::Status: value = number("%d", rq.status); break;
       case Field::BytesIn:
