@@ -83,6 +83,8 @@ class Buffer {
     end_ += n;
     return p;
   }
+  // Gives back the last `n` bytes taken by extend() and not written.
+  void truncateEnd(size_t n) { end_ -= n; }
   void appendDecimal(uint64_t v) {
     char tmp[24];
     char* p = tmp + sizeof tmp;

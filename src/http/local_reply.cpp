@@ -1,5 +1,7 @@
 #include "http/local_reply.hpp"
 
+#include <cstring>
+
 #include "http/header.hpp"
 
 namespace portico::http {
@@ -71,20 +73,64 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
-void appendJsonEscaped(std::string_view s, Buffer& out) {
+namespace {
+
+// Whether any byte of the word needs a JSON escape: a control character, '"' or '\\'.
+bool wordNeedsEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101u;
+  constexpr uint64_t kHighs = 0x8080808080808080u;
+  auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  const uint64_t control = (w - kOnes * 0x20) & ~w & kHighs;  // a byte under 0x20
+  return (control | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) != 0;
+}
+
+}  // namespace
+
+char* writeJsonEscaped(std::string_view s, char* out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out.append('\\');
-      out.append(c);
-    } else if (u < 0x20) {
-      char esc[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
-      out.append(std::string_view(esc, 6));
-    } else {
-      out.append(c);
+  // Runs that need no escape (nearly always the whole string) are copied at once, found eight
+  // bytes at a time.
+  size_t run = 0;
+  size_t i = 0;
+  auto copyRun = [&](size_t end) {
+    if (end > run) std::memcpy(out, s.data() + run, end - run);
+    out += end - run;
+  };
+  while (i < s.size()) {
+    if (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (!wordNeedsEscape(w)) {
+        i += 8;
+        continue;
+      }
     }
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (u >= 0x20 && u != '"' && u != '\\') {
+      ++i;
+      continue;
+    }
+    copyRun(i);
+    *out++ = '\\';
+    if (u < 0x20) {
+      *out++ = 'u';
+      *out++ = '0';
+      *out++ = '0';
+      *out++ = kHex[u >> 4];
+      *out++ = kHex[u & 15];
+    } else {
+      *out++ = static_cast<char>(u);
+    }
+    run = ++i;
   }
+  copyRun(s.size());
+  return out;
+}
+
+void appendJsonEscaped(std::string_view s, Buffer& out) {
+  char* start = out.extend(s.size() * kJsonEscapeGrowth);
+  char* end = writeJsonEscaped(s, start);
+  out.truncateEnd(static_cast<size_t>(start + s.size() * kJsonEscapeGrowth - end));
 }
 
 void TextReplyWriter::status(int status) {

@@ -118,6 +118,10 @@ std::optional<uint64_t> parseGrpcTimeoutMs(std::string_view value);
 void appendGrpcMessage(std::string_view message, Buffer& out);
 // Appends `s` JSON-escaped (without quotes) to `out`.
 void appendJsonEscaped(std::string_view s, Buffer& out);
+// The same into `out`, which has room for kJsonEscapeGrowth bytes per byte of `s`; returns the
+// end of what was written.
+inline constexpr size_t kJsonEscapeGrowth = 6;  // a control byte becomes \u00XX
+char* writeJsonEscaped(std::string_view s, char* out);
 // Appends `s` as a JSON string: quoted and escaped.
 inline void appendJsonString(std::string_view s, Buffer& out) {
   out.append('"');

@@ -91,5 +91,44 @@ TEST(LocalReply, EmptyReplyHasNoBodyAndNoLengthFor204) {
   EXPECT_EQ(other.view(), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
 }
 
+// The word-at-a-time escape against the plain byte loop: every byte value at every position of
+// a word and of the tail after it.
+std::string escapedByteByByte(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+TEST(JsonEscape, EveryByteAtEveryPositionMatchesTheByteLoop) {
+  for (size_t length : {1u, 7u, 8u, 9u, 13u, 16u, 21u}) {
+    for (size_t at = 0; at < length; ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string input(length, 'a');
+        input[at] = static_cast<char>(byte);
+        Buffer out;
+        appendJsonEscaped(input, out);
+        ASSERT_EQ(out.view(), escapedByteByByte(input)) << "length " << length << " at " << at
+                                                        << " byte " << byte;
+      }
+    }
+  }
+  Buffer out;
+  appendJsonEscaped("/path/\"quoted\"\\back\tslash\x01 and more text", out);
+  EXPECT_EQ(out.view(), "/path/\\\"quoted\\\"\\\\back\\u0009slash\\u0001 and more text");
+}
+
 }  // namespace
 }  // namespace portico::http

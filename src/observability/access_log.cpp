@@ -55,14 +55,35 @@ void AccessLogSink::reopen() {
   fd_ = fd;
 }
 
-void formatUtcNow(char* out) {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  tm utc{};
-  gmtime_r(&ts.tv_sec, &utc);
-  std::snprintf(out, 64, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", (utc.tm_year + 1900) % 10000u,
-                (utc.tm_mon + 1) % 100u, utc.tm_mday % 100u, utc.tm_hour % 100u, utc.tm_min % 100u,
-                utc.tm_sec % 100u, static_cast<unsigned>(ts.tv_nsec / 1'000'000) % 1000u);
+void formatUtcAt(uint64_t monotonic_us, char* out) {
+  // The wall clock is read once a second per thread, and the date and time formatted once a
+  // second: a line pays for its milliseconds only.
+  thread_local uint64_t offset_read_at_us = 0;
+  thread_local int64_t wall_minus_monotonic_us = 0;
+  if (offset_read_at_us == 0 || monotonic_us - offset_read_at_us >= 1'000'000) {
+    timespec wall{};
+    clock_gettime(CLOCK_REALTIME, &wall);
+    const int64_t wall_us = static_cast<int64_t>(wall.tv_sec) * 1'000'000 + wall.tv_nsec / 1000;
+    wall_minus_monotonic_us = wall_us - static_cast<int64_t>(monotonic_us);
+    offset_read_at_us = monotonic_us;
+  }
+  const int64_t wall_us = static_cast<int64_t>(monotonic_us) + wall_minus_monotonic_us;
+  const time_t second = static_cast<time_t>(wall_us / 1'000'000);
+  thread_local time_t cached_second = -1;
+  thread_local char cached[kUtcTimeSize];
+  if (second != cached_second) {
+    tm utc{};
+    gmtime_r(&second, &utc);
+    std::snprintf(cached, sizeof cached, "%04u-%02u-%02uT%02u:%02u:%02u.000Z",
+                  (utc.tm_year + 1900) % 10000u, (utc.tm_mon + 1) % 100u, utc.tm_mday % 100u,
+                  utc.tm_hour % 100u, utc.tm_min % 100u, utc.tm_sec % 100u);
+    cached_second = second;
+  }
+  std::memcpy(out, cached, kUtcTimeSize);
+  const unsigned millis = static_cast<unsigned>(wall_us / 1000 % 1000);
+  out[20] = static_cast<char>('0' + millis / 100);
+  out[21] = static_cast<char>('0' + millis / 10 % 10);
+  out[22] = static_cast<char>('0' + millis % 10);
 }
 
 }  // namespace portico::observability

@@ -3,6 +3,7 @@
 // buffer and hands them over once per event-loop batch (one write(2) of whole lines), so lines
 // never interleave and no lock is taken per request.
 
+#include <cstdint>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -33,7 +34,9 @@ class AccessLogSink {
   double sample_ = 1.0;
 };
 
-// Formats the current UTC time as "2026-11-23T05:53:31.123Z" into out (64 bytes of room).
-void formatUtcNow(char* out);
+// Formats the UTC time at `monotonic_us` (core/clock.hpp's monotonicUs()) as
+// "2026-11-23T05:53:31.123Z" into out (kUtcTimeSize bytes, the last a NUL).
+inline constexpr size_t kUtcTimeSize = 25;
+void formatUtcAt(uint64_t monotonic_us, char* out);
 
 }  // namespace portico::observability

@@ -135,6 +135,7 @@ struct RequestState {
   uint64_t upstream_start_us = 0;
   uint64_t upstream_connected_us = 0;
   uint64_t upstream_head_us = 0;
+  uint64_t end_us = 0;  // read once when the exchange ends, for the log and the metrics
   uint64_t bytes_in = 0;
   uint64_t bytes_out = 0;
 

@@ -52,7 +52,7 @@ void Session::recordMetrics() {
   RequestState& rq = *rq_;
   // A connection that sent part of a head and went is not a request.
   if (rq.method.empty() && rq.status == 0) return;
-  const uint64_t now = monotonicUs();
+  const uint64_t now = rq.end_us != 0 ? rq.end_us : monotonicUs();
   const int status = rq.status != 0 ? rq.status : 499;  // cut before any answer
   observability::RouteMetrics& route =
       rq.snap != nullptr ? worker_.routeMetrics(*rq.snap, rq.route)

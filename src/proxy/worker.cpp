@@ -431,15 +431,32 @@ void Worker::afterBatch() {
   closing_sessions_.clear();
   for (auto* c : closing_connections_) free_connections_.push_back(c);
   closing_connections_.clear();
-  flushAccessLog();
+  maybeFlushAccessLog();
   flushSpans();
   if (draining_) maybeFinishDrain();
 }
 
-void Worker::flushAccessLog() {
+void Worker::maybeFlushAccessLog() {
+  constexpr size_t kFlushBytes = 32 * 1024;
+  constexpr uint64_t kFlushMs = 100;
   if (access_log_buffer_.empty()) return;
-  access_log_->write(access_log_buffer_);
+  const uint64_t now = loop_.nowMs();
+  if (access_log_since_ms_ == 0) {
+    access_log_since_ms_ = now;
+    loop_.setTimeout(access_log_flush_, kFlushMs);
+  }
+  if (access_log_buffer_.size() >= kFlushBytes || now - access_log_since_ms_ >= kFlushMs) {
+    flushAccessLog();
+  }
+}
+
+void Worker::flushAccessLog() {
+  access_log_since_ms_ = 0;
+  if (access_log_buffer_.empty()) return;
+  access_log_->write(access_log_buffer_.view());
   access_log_buffer_.clear();
+  // A burst's lines are not kept: the buffer goes back to a modest size.
+  if (access_log_buffer_.capacity() > 256 * 1024) access_log_buffer_ = Buffer();
 }
 
 void Worker::closeIdleSessions() {
