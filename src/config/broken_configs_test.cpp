@@ -110,6 +110,15 @@ TEST(GoodConfigs, EnvironmentVariablesComeFromTheLookup) {
   EXPECT_EQ(users.endpoints[1].host, "users.internal");
   EXPECT_EQ(users.endpoints[1].text, "users.internal:9002");
   EXPECT_EQ(result.config->admin.token, "");  // ${ADMIN_TOKEN:-} with ADMIN_TOKEN unset
+  const Upstream& sessions = result.config->upstreams.at("sessions");
+  EXPECT_EQ(sessions.balancing, Upstream::Balancing::ConsistentHash);
+  EXPECT_EQ(sessions.hash_on.kind, HashOn::Kind::Cookie);
+  EXPECT_EQ(sessions.hash_on.name, "session");
+  ASSERT_EQ(sessions.endpoints.size(), 3u);
+  EXPECT_EQ(sessions.endpoints[0].weight, 1u);
+  EXPECT_EQ(sessions.endpoints[1].weight, 3u);
+  EXPECT_EQ(sessions.endpoints[1].text, "127.0.0.1:9005");
+  EXPECT_EQ(sessions.endpoints[2].weight, 0u);
 
   auto without_host = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
   result = loadConfigFile(path.string(), without_host);

@@ -35,10 +35,10 @@ constexpr std::string_view kLimitsKeys[] = {
     "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams",
     "http2_max_streams_per_worker"};
 constexpr std::string_view kAdminKeys[] = {"address", "token", "metrics_token"};
-constexpr std::string_view kUpstreamKeys[] = {"builtin",        "endpoints", "protocol",
-                                              "load_balancing", "timeouts",  "pool", "tls"};
-constexpr std::string_view kUpstreamUnsupported[] = {
-    "hash_on", "health_check", "outlier", "circuit_breaker", "retry", "dns"};
+constexpr std::string_view kUpstreamKeys[] = {"builtin",  "endpoints", "protocol", "load_balancing",
+                                              "hash_on",  "timeouts",  "pool",     "tls"};
+constexpr std::string_view kUpstreamUnsupported[] = {"health_check", "outlier", "circuit_breaker",
+                                                     "retry", "dns"};
 constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
 constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
 
@@ -233,26 +233,6 @@ void parseAdmin(Context& ctx, const Item& item, Admin& admin,
   }
 }
 
-void parseEndpoints(Context& ctx, const Item& item, const std::string& upstream,
-                    std::vector<Endpoint>& out) {
-  std::unordered_map<std::string, Position> seen;
-  for (const Item& entry : ctx.readList(item, true)) {
-    auto text = ctx.text(entry);
-    if (!text) {
-      continue;
-    }
-    Endpoint endpoint;
-    if (auto problem = parseEndpoint(*text, endpoint)) {
-      ctx.error(ctx.pos(entry), *problem);
-    } else if (!seen.emplace(*text, ctx.pos(entry)).second) {
-      ctx.error(ctx.pos(entry),
-                "duplicate endpoint " + quote(*text) + " in upstream " + quote(upstream));
-    } else {
-      out.push_back(std::move(endpoint));
-    }
-  }
-}
-
 void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
   MapFields map = ctx.readMap(entry.item(), "upstream " + quote(up.name), &kUpstream);
   if (!map.valid) {
@@ -288,23 +268,7 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
       }
     }
   }
-  if (const Field* f = map.find("load_balancing")) {
-    if (auto value = ctx.text(f->item())) {
-      const std::string_view kUse = " (use round_robin or least_request)";
-      if (*value == "round_robin") {
-        up.balancing = Upstream::Balancing::RoundRobin;
-      } else if (*value == "least_request") {
-        up.balancing = Upstream::Balancing::LeastRequest;
-      } else if (*value == "consistent_hash" || *value == "random") {
-        ctx.error(ctx.pos(f->item()), "load_balancing " + quote(*value) +
-                                          " is not supported yet by this version of portico" +
-                                          std::string(kUse));
-      } else {
-        ctx.error(ctx.pos(f->item()),
-                  "invalid value " + quote(*value) + " for \"load_balancing\"" + std::string(kUse));
-      }
-    }
-  }
+  parseBalancing(ctx, map, up);
   if (const Field* f = map.find("timeouts")) {
     MapFields timeouts = ctx.readMap(f->item(), "timeouts", &kTimeouts);
     for (const Field& t : timeouts.fields) {

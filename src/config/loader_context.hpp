@@ -132,6 +132,10 @@ void parseUpstreamTls(Context& ctx, const Item& item, UpstreamTls& out);
 // Routes refer to the upstreams, auth providers, plans and redis parsed before them.
 std::vector<Route> parseRoutes(Context& ctx, const Item& item, const Config& config);
 void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out);
+// An upstream's endpoints (with weights), load_balancing and hash_on (loader_balancing.cpp).
+void parseEndpoints(Context& ctx, const Item& item, const std::string& upstream,
+                    std::vector<Endpoint>& out);
+void parseBalancing(Context& ctx, const MapFields& map, Upstream& up);
 // access_log, metrics and tracing (loader_observability.cpp).
 void parseAccessLog(Context& ctx, const Item& item, AccessLog& log);
 void parseMetrics(Context& ctx, const Item& item, Metrics& metrics);

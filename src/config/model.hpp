@@ -123,6 +123,15 @@ struct Endpoint {
   std::string host;  // as written: numeric address or name resolved at load
   uint16_t port = 0;
   std::string text;  // "host:port" as written
+  uint32_t weight = 1;  // 0..1000; 0: no traffic
+};
+
+// What consistent_hash hashes: the client address, the consumer, a header or a cookie (the
+// client address when the request has none).
+struct HashOn {
+  enum class Kind : uint8_t { Ip, Consumer, Header, Cookie };
+  Kind kind = Kind::Ip;
+  std::string name;  // Header: lowercased; Cookie: as written
 };
 
 struct UpstreamTimeouts {
@@ -143,7 +152,7 @@ struct UpstreamTls {
 struct Upstream {
   // Grpc is HTTP/2 whose requests always carry `te: trailers` (gRPC needs it).
   enum class Protocol : uint8_t { Http1, Http2, Grpc };
-  enum class Balancing : uint8_t { RoundRobin, LeastRequest };
+  enum class Balancing : uint8_t { RoundRobin, LeastRequest, Random, ConsistentHash };
   enum class Builtin : uint8_t { None, Echo };
 
   std::string name;
@@ -151,6 +160,7 @@ struct Upstream {
   std::vector<Endpoint> endpoints;  // non-empty unless builtin
   Protocol protocol = Protocol::Http1;
   Balancing balancing = Balancing::RoundRobin;
+  HashOn hash_on;  // consistent_hash only
   UpstreamTimeouts timeouts;
   uint32_t max_connections = 1024;  // per worker and endpoint
   uint32_t max_idle = 128;          // per worker and endpoint

@@ -155,6 +155,8 @@ class Session final : public net::EventHandler,
   void refuseHead(http::ParseError error);
   void dispatch(const RouteRuntime& route, const router::MatchResult& match);
   void connectUpstream();
+  // What consistent_hash hashes for this request (`scratch` may hold it).
+  std::string_view balancingKey(const config::HashOn& hash_on, std::string& scratch);
   bool scanRequestBody();
   bool sendRequestBody();
   bool pumpEcho();

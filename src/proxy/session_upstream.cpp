@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "auth/authenticator.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
 #include "upstream/http2_client.hpp"
+#include "upstream/maglev.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -38,10 +40,58 @@ uint64_t Session::withinDeadline(uint64_t timeout_ms) const {
   return std::min(timeout_ms, left);
 }
 
+namespace {
+
+// The value of cookie `name` in the request's Cookie fields, or empty.
+std::string_view findCookie(http::HeaderList headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (h.name.size() != 6 || !http::equalsIgnoreCase(h.name, "cookie")) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t end = list.find(';');
+      std::string_view pair = http::trimOws(list.substr(0, end));
+      if (pair.size() > name.size() && pair[name.size()] == '=' && pair.starts_with(name)) {
+        return pair.substr(name.size() + 1);
+      }
+      if (end == std::string_view::npos) break;
+      list.remove_prefix(end + 1);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string_view Session::balancingKey(const config::HashOn& hash_on, std::string& scratch) {
+  std::string_view key;
+  switch (hash_on.kind) {
+    case config::HashOn::Kind::Ip: break;
+    case config::HashOn::Kind::Consumer:
+      if (authenticated() && rq_->identity->consumer != nullptr) key = rq_->identity->consumer->name;
+      break;
+    case config::HashOn::Kind::Header:
+      if (const http::HeaderField* h = http::findHeader(rq_->head.headers, hash_on.name)) {
+        key = h->value;
+      }
+      break;
+    case config::HashOn::Kind::Cookie: key = findCookie(rq_->head.headers, hash_on.name); break;
+  }
+  // Without the key, the client's address keeps one client on one endpoint.
+  return key.empty() ? limitClientKey(scratch) : key;
+}
+
 void Session::connectUpstream() {
   const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
   upstream::Cluster& cluster = rq_->snap->clusters[rq_->upstream_index];
-  rq_->endpoint_index = cluster.pick();
+  const config::Upstream& settings = *upstream.config;
+  using Balancing = config::Upstream::Balancing;
+  uint64_t key_hash = 0;
+  if (settings.balancing == Balancing::ConsistentHash) {
+    std::string scratch;
+    key_hash = upstream::hashKey(balancingKey(settings.hash_on, scratch));
+  }
+  rq_->endpoint_index = cluster.pick(
+      settings.balancing == Balancing::RoundRobin ? 0 : worker_.random(), key_hash);
   upstream::EndpointPool& pool = cluster.endpoint(rq_->endpoint_index);
   rq_->upstream_start_us = monotonicUs();
   if (worker_.hasMetricsStorage()) {

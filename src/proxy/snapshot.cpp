@@ -62,6 +62,15 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       rt.addresses.push_back(addr);
       rt.hosts.push_back(ep.host);
     }
+    if (upstream.balancing == config::Upstream::Balancing::ConsistentHash) {
+      std::vector<std::string> names;
+      std::vector<uint32_t> weights;
+      for (const auto& ep : upstream.endpoints) {
+        names.push_back(ep.text);
+        weights.push_back(ep.weight);
+      }
+      rt.maglev = upstream::MaglevTable(names, weights);
+    }
     upstream_index.emplace(name, static_cast<uint32_t>(snap->upstreams.size()));
     snap->upstreams.push_back(std::move(rt));
   }

@@ -13,6 +13,7 @@
 #include "filters/filter.hpp"
 #include "net/socket.hpp"
 #include "router/router.hpp"
+#include "upstream/maglev.hpp"
 
 namespace portico::auth {
 class Authenticator;
@@ -36,6 +37,7 @@ struct UpstreamRuntime {
   std::vector<std::string> endpoint_keys;     // "ip:port" as resolved: the worker's pool key
   std::vector<std::string> hosts;             // as written: the name TLS sends and verifies
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain TCP
+  upstream::MaglevTable maglev;  // consistent_hash: the endpoint of each key's slot
 };
 
 struct RouteRuntime {

@@ -141,7 +141,8 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {
     const UpstreamRuntime& upstream = snap.upstreams[u];
     upstream::Cluster& cluster =
-        ws->clusters.emplace_back(upstream.config->balancing, static_cast<uint32_t>(index_));
+        ws->clusters.emplace_back(upstream.config->balancing, static_cast<uint32_t>(index_),
+                                  &upstream.maglev);
     for (size_t e = 0; e < upstream.addresses.size(); ++e) {
       auto& pool = pools_[upstream.endpoint_keys[e]];
       if (!pool) {
@@ -154,7 +155,7 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
       pool->http2 = upstream.config->speaksHttp2();
       pool->connect_timeout_ms = static_cast<uint64_t>(upstream.config->timeouts.connect.count());
       pool->tls_host = upstream.hosts[e];
-      cluster.addEndpoint(pool.get());
+      cluster.addEndpoint(pool.get(), upstream.config->endpoints[e].weight);
     }
   }
   if (current_ != nullptr) {
