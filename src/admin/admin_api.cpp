@@ -48,11 +48,16 @@ std::string upstreamsJson(const config::Config& config, const observability::Met
       }
       endpoints[endpoint.text] = {{"healthy", true},
                                   {"state", "healthy"},
+                                  {"weight", endpoint.weight},
                                   {"in_flight", counts.in_flight},
                                   {"requests", counts.requests()},
                                   {"failures", counts.failures()}};
     }
-    out[name] = {{"circuit", "closed"}, {"endpoints", std::move(endpoints)}};
+    static constexpr const char* kBalancing[] = {"round_robin", "least_request", "random",
+                                                 "consistent_hash"};
+    out[name] = {{"circuit", "closed"},
+                 {"load_balancing", kBalancing[static_cast<size_t>(upstream.balancing)]},
+                 {"endpoints", std::move(endpoints)}};
   }
   return dump(out);
 }

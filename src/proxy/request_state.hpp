@@ -86,6 +86,7 @@ struct RequestState {
   bool keep_alive_1_0 = false;
   bool grpc = false;  // content-type application/grpc*: errors are answered the gRPC way
   uint64_t grpc_deadline_ms = 0;  // from grpc-timeout (loop time); 0: none
+  uint64_t route_deadline_ms = 0;  // the route's `timeout` from dispatch (loop time); 0: none
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 

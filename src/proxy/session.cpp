@@ -103,15 +103,25 @@ void Session::onUpstreamEvents(upstream::Connection&, uint32_t) { drive(); }
 
 void Session::onUpstreamTimeout(upstream::Connection& conn) {
   if (!rq_ || &conn != rq_->up) return;
-  if (rq_->grpc_deadline_ms != 0 && worker_.loop().nowMs() >= rq_->grpc_deadline_ms &&
-      !rq_->resp_head_done) {
+  const uint64_t now = worker_.loop().nowMs();
+  const auto passed = [now](uint64_t deadline) { return deadline != 0 && now >= deadline; };
+  if (rq_->resp_head_done) {
+    close();  // the response body stalled: the client can only learn it from a cut connection
+  } else if (passed(rq_->grpc_deadline_ms)) {
     upstreamFailed(http::ErrorCode::UpstreamTimeout, "deadline exceeded");
+  } else if (passed(rq_->route_deadline_ms)) {
+    upstreamFailed(http::ErrorCode::UpstreamTimeout, "the route's timeout passed");
   } else if (conn.connecting) {
     upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream connect timed out");
-  } else if (!rq_->resp_head_done) {
-    upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream did not answer in time");
+  } else if (!rq_->req_body_done && conn.out.empty() && requestBodyReady() == 0) {
+    // Everything the client sent has gone upstream: it is the client that stopped sending.
+    rq_->upstream_failed = true;
+    rq_->upstream_failure = observability::UpstreamOutcome::Cancelled;
+    upstreamFailed(http::ErrorCode::RequestTimeout, "the request body stopped arriving");
+  } else if (!rq_->req_body_done) {
+    upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream stopped reading the request");
   } else {
-    close();  // the response body stalled: the client can only learn it from a cut connection
+    upstreamFailed(http::ErrorCode::UpstreamTimeout, "upstream did not answer in time");
   }
   drive();
 }
@@ -520,6 +530,11 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   }
   rq.upstream_index = route.upstreams[pick];
   rq.upstream_chosen = true;
+  // The route's timeout caps the whole exchange, upload and response included.
+  if (route.config->timeout) {
+    rq.route_deadline_ms =
+        worker_.loop().nowMs() + static_cast<uint64_t>(std::max<int64_t>(route.config->timeout->count(), 1));
+  }
   const UpstreamRuntime& upstream = rq.snap->shared->upstreams[rq.upstream_index];
 
   rq.forward_target.clear();

@@ -162,8 +162,8 @@ class Session final : public net::EventHandler,
   bool pumpEcho();
   bool scanResponseBody();
   bool tryStaleRetry();
-  uint64_t requestTimeoutMs() const;
-  // `timeout_ms`, or less to end at the request's gRPC deadline.
+  void armUpstreamTimer();
+  // `timeout_ms`, or less to end at the route's timeout or the request's gRPC deadline.
   uint64_t withinDeadline(uint64_t timeout_ms) const;
   bool readUpstream();
   bool continueUpstreamHandshake();

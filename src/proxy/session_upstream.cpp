@@ -27,16 +27,27 @@ bool isIdempotent(std::string_view method) {
 
 }  // namespace
 
-uint64_t Session::requestTimeoutMs() const {
-  const UpstreamRuntime& upstream = rq_->snap->shared->upstreams[rq_->upstream_index];
-  auto timeout = rq_->route->config->timeout.value_or(upstream.config->timeouts.request);
-  return withinDeadline(static_cast<uint64_t>(timeout.count()));
+// The upstream connection's timer, by the exchange's phase: `request` runs from the moment the
+// whole request has been sent (an upload is never cut by it), and while the body goes up, and
+// after the response head, `idle` bounds each pause. The route's timeout and a gRPC deadline cap
+// all of them.
+void Session::armUpstreamTimer() {
+  const config::UpstreamTimeouts& timeouts =
+      rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts;
+  const auto ms = [](config::Duration d) { return static_cast<uint64_t>(d.count()); };
+  const bool waiting_for_head = rq_->req_body_done && !rq_->resp_head_done;
+  worker_.loop().setTimeout(
+      *rq_->up, withinDeadline(waiting_for_head ? ms(timeouts.request) : ms(timeouts.idle)));
 }
 
 uint64_t Session::withinDeadline(uint64_t timeout_ms) const {
-  if (rq_->grpc_deadline_ms == 0) return timeout_ms;
+  uint64_t deadline = rq_->grpc_deadline_ms;
+  if (rq_->route_deadline_ms != 0 && (deadline == 0 || rq_->route_deadline_ms < deadline)) {
+    deadline = rq_->route_deadline_ms;
+  }
+  if (deadline == 0) return timeout_ms;
   uint64_t now = worker_.loop().nowMs();
-  uint64_t left = rq_->grpc_deadline_ms > now ? rq_->grpc_deadline_ms - now : 1;
+  uint64_t left = deadline > now ? deadline - now : 1;
   return std::min(timeout_ms, left);
 }
 
@@ -117,7 +128,7 @@ void Session::connectUpstream() {
     loop.setTimeout(
         *rq_->up, withinDeadline(static_cast<uint64_t>(upstream.config->timeouts.connect.count())));
   } else {
-    loop.setTimeout(*rq_->up, requestTimeoutMs());
+    armUpstreamTimer();
   }
 }
 
@@ -149,7 +160,7 @@ bool Session::sendRequestBody() {
     if (!up.writable) return false;
     up.connecting = false;
     rq_->upstream_connected_us = monotonicUs();
-    worker_.loop().setTimeout(up, requestTimeoutMs());
+    armUpstreamTimer();
     if (up.pool->tls) {
       if (!up.tls.connect(*up.pool->tls, up.fd, up.pool->tls_host)) {
         upstreamFailed(http::ErrorCode::BadUpstream, "cannot set up TLS to the upstream");
@@ -197,6 +208,9 @@ bool Session::sendRequestBody() {
       rq_->req_scanned -= body_sent;
       rq_->req_body_done = rq_->req_chunked.done() && rq_->req_validated == 0;
     }
+    // The upload moved: its pause timer starts again, or, once it is all sent, the wait for
+    // the head begins.
+    if (!rq_->resp_head_done) armUpstreamTimer();
   }
   if (written < total) up.writable = false;
   return true;
