@@ -70,6 +70,13 @@ void parseBalancing(Context& ctx, const MapFields& map, Upstream& up) {
       up.balancing = static_cast<Upstream::Balancing>(*index);
     }
   }
+  // The Maglev table names an endpoint in 16 bits.
+  constexpr size_t kMaxHashedEndpoints = 60'000;
+  if (up.balancing == Upstream::Balancing::ConsistentHash &&
+      up.endpoints.size() > kMaxHashedEndpoints) {
+    ctx.error(map.find("load_balancing")->key_pos,
+              "consistent_hash takes at most 60000 endpoints (upstream " + quote(up.name) + ")");
+  }
   const Field* hash_on = map.find("hash_on");
   if (hash_on == nullptr) return;
   if (up.balancing != Upstream::Balancing::ConsistentHash) {

@@ -19,7 +19,7 @@ uint64_t hashKey(std::string_view key) { return sipHash<2, 4>(kRequestKey, key);
 MaglevTable::MaglevTable(std::span<const std::string> names, std::span<const uint32_t> weights) {
   const size_t n = names.size();
   const uint32_t max_weight = n == 0 ? 0 : *std::max_element(weights.begin(), weights.end());
-  if (n == 0 || max_weight == 0) return;
+  if (n == 0 || max_weight == 0 || n >= UINT16_MAX) return;  // (the loader refuses so many)
   std::vector<uint64_t> offset(n), skip(n), next(n, 0);
   for (size_t i = 0; i < n; ++i) {
     offset[i] = sipHash<2, 4>(kOffsetKey, names[i]) % kSize;
