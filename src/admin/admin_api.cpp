@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "upstream/upstream_health.hpp"
+
 namespace portico::admin {
 namespace {
 
@@ -33,12 +35,48 @@ std::string routesJson(const config::Config& config) {
   return dump(routes);
 }
 
-std::string upstreamsJson(const config::Config& config, const observability::MetricsView& view) {
+namespace {
+
+Json endpointHealth(const upstream::UpstreamHealth* health, size_t index, uint64_t now_ms) {
+  if (health == nullptr || index >= health->size()) {
+    return {{"healthy", true}, {"state", "healthy"}, {"reason", ""}};
+  }
+  const upstream::EndpointHealth& endpoint = health->endpoint(index);
+  if (endpoint.check_failed.load(std::memory_order_relaxed)) {
+    return {{"healthy", false}, {"state", "unhealthy"}, {"reason", endpoint.check_reason}};
+  }
+  if (endpoint.ejected(now_ms)) {
+    return {{"healthy", false}, {"state", "ejected"}, {"reason", health->ejectionReason(index)}};
+  }
+  return {{"healthy", true}, {"state", "healthy"}, {"reason", ""}};
+}
+
+const char* circuitName(upstream::CircuitBreakerState::State state) {
+  switch (state) {
+    case upstream::CircuitBreakerState::State::Closed:
+      return "closed";
+    case upstream::CircuitBreakerState::State::HalfOpen:
+      return "half_open";
+    case upstream::CircuitBreakerState::State::Open:
+      return "open";
+  }
+  return "closed";
+}
+
+}  // namespace
+
+std::string upstreamsJson(const config::Config& config, const observability::MetricsView& view,
+                          std::span<const upstream::UpstreamHealth* const> health,
+                          uint64_t now_ms) {
   Json out = Json::object();
+  size_t u = 0;
   for (const auto& [name, upstream] : config.upstreams) {
+    const upstream::UpstreamHealth* upstream_health = u < health.size() ? health[u] : nullptr;
+    ++u;
     Json endpoints = Json::object();
     const auto seen = view.upstreams.find(name);
-    for (const config::Endpoint& endpoint : upstream.endpoints) {
+    for (size_t e = 0; e < upstream.endpoints.size(); ++e) {
+      const config::Endpoint& endpoint = upstream.endpoints[e];
       observability::MetricsView::Endpoint counts;
       if (seen != view.upstreams.end()) {
         if (auto it = seen->second.endpoints.find(endpoint.text);
@@ -46,16 +84,28 @@ std::string upstreamsJson(const config::Config& config, const observability::Met
           counts = it->second;
         }
       }
-      endpoints[endpoint.text] = {{"healthy", true},
-                                  {"state", "healthy"},
-                                  {"weight", endpoint.weight},
-                                  {"in_flight", counts.in_flight},
-                                  {"requests", counts.requests()},
-                                  {"failures", counts.failures()}};
+      Json entry = endpointHealth(upstream_health, e, now_ms);
+      entry["weight"] = endpoint.weight;
+      entry["in_flight"] = counts.in_flight;
+      entry["requests"] = counts.requests();
+      entry["failures"] = counts.failures();
+      endpoints[endpoint.text] = std::move(entry);
     }
     static constexpr const char* kBalancing[] = {"round_robin", "least_request", "random",
                                                  "consistent_hash"};
-    out[name] = {{"circuit", "closed"},
+    Json circuit_window = {{"requests", 0}, {"failures", 0}};
+    const char* circuit = "closed";
+    uint64_t opened = 0;
+    if (upstream_health != nullptr) {
+      const auto& breaker = upstream_health->breaker();
+      const auto window = breaker.window(now_ms);
+      circuit = circuitName(breaker.state());
+      circuit_window = {{"requests", window.requests}, {"failures", window.failures}};
+      opened = breaker.opened();
+    }
+    out[name] = {{"circuit", circuit},
+                 {"circuit_window", std::move(circuit_window)},
+                 {"circuit_opened", opened},
                  {"load_balancing", kBalancing[static_cast<size_t>(upstream.balancing)]},
                  {"endpoints", std::move(endpoints)}};
   }

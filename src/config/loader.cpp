@@ -35,10 +35,10 @@ constexpr std::string_view kLimitsKeys[] = {
     "header_timeout",   "idle_timeout",    "max_connections", "http2_max_concurrent_streams",
     "http2_max_streams_per_worker"};
 constexpr std::string_view kAdminKeys[] = {"address", "token", "metrics_token"};
-constexpr std::string_view kUpstreamKeys[] = {"builtin",  "endpoints", "protocol", "load_balancing",
-                                              "hash_on",  "timeouts",  "pool",     "tls"};
-constexpr std::string_view kUpstreamUnsupported[] = {"health_check", "outlier", "circuit_breaker",
-                                                     "retry", "dns"};
+constexpr std::string_view kUpstreamKeys[] = {
+    "builtin", "endpoints", "protocol",     "load_balancing", "hash_on",         "timeouts",
+    "pool",    "tls",       "health_check", "outlier",        "circuit_breaker", "retry"};
+constexpr std::string_view kUpstreamUnsupported[] = {"dns"};
 constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
 constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
 
@@ -269,6 +269,7 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
     }
   }
   parseBalancing(ctx, map, up);
+  parseResilience(ctx, map, up);
   if (const Field* f = map.find("timeouts")) {
     MapFields timeouts = ctx.readMap(f->item(), "timeouts", &kTimeouts);
     for (const Field& t : timeouts.fields) {

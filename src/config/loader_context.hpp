@@ -136,6 +136,8 @@ void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out);
 void parseEndpoints(Context& ctx, const Item& item, const std::string& upstream,
                     std::vector<Endpoint>& out);
 void parseBalancing(Context& ctx, const MapFields& map, Upstream& up);
+// health_check, outlier, circuit_breaker and retry (loader_resilience.cpp).
+void parseResilience(Context& ctx, const MapFields& map, Upstream& up);
 // access_log, metrics and tracing (loader_observability.cpp).
 void parseAccessLog(Context& ctx, const Item& item, AccessLog& log);
 void parseMetrics(Context& ctx, const Item& item, Metrics& metrics);

@@ -149,6 +149,51 @@ struct UpstreamTls {
   std::string key_path;
 };
 
+// Active health checks (docs/resilience.md): run once per process, on the control thread.
+struct HealthCheck {
+  std::string path = "/";  // target of the GET, query included
+  Duration interval{5'000};
+  Duration timeout{1'000};         // <= interval
+  uint32_t healthy = 2;            // passes in a row that bring an endpoint back
+  uint32_t unhealthy = 3;          // failures in a row that take it out
+  std::vector<uint16_t> statuses;  // statuses that pass; empty = any 2xx
+  std::string host;                // Host of the check; empty = the endpoint as written
+};
+
+// Passive outlier ejection: failures seen by real requests take an endpoint out for a while.
+struct OutlierDetection {
+  uint32_t consecutive_failures = 5;
+  Duration eject_for{30'000};  // the first ejection; the n-th in a row lasts n times this
+};
+
+struct CircuitBreaker {
+  double failure_rate = 0.5;  // (0, 1]
+  Duration window{10'000};
+  uint32_t min_requests = 20;
+  Duration open_for{30'000};
+  uint32_t half_open_requests = 3;
+};
+
+struct RetryPolicy {
+  uint32_t attempts = 2;  // every try, the first included
+  bool on_connect_failure = true;
+  bool on_reset = true;
+  bool on_timeout = true;
+  std::vector<uint16_t> statuses{502, 503, 504};  // responses held back and retried
+  Duration backoff_base{25};
+  Duration backoff_max{250};
+  double budget = 0.2;  // retries per request over the last 10 s, plus a floor
+  bool non_idempotent = false;
+  uint64_t replay_buffer = 64 * 1024;  // request bodies up to this are kept for a retry
+
+  bool retriesStatus(int status) const {
+    for (uint16_t s : statuses) {
+      if (s == status) return true;
+    }
+    return false;
+  }
+};
+
 struct Upstream {
   // Grpc is HTTP/2 whose requests always carry `te: trailers` (gRPC needs it).
   enum class Protocol : uint8_t { Http1, Http2, Grpc };
@@ -165,6 +210,10 @@ struct Upstream {
   uint32_t max_connections = 1024;  // per worker and endpoint
   uint32_t max_idle = 128;          // per worker and endpoint
   std::optional<UpstreamTls> tls;
+  std::optional<HealthCheck> health_check;
+  std::optional<OutlierDetection> outlier;
+  std::optional<CircuitBreaker> circuit_breaker;
+  std::optional<RetryPolicy> retry;
 
   bool speaksHttp2() const { return protocol != Protocol::Http1; }
 };

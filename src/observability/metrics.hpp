@@ -176,6 +176,8 @@ struct UpstreamMetrics {
   std::string name;
   AppendOnly<EndpointMetrics, 4> endpoints;
   Histogram duration;
+  Counter retries_sent;
+  Counter retries_refused;                                       // by the retry budget
   std::unordered_map<std::string, EndpointMetrics*> by_address;  // writer only
 
   EndpointMetrics& endpoint(std::string_view address);

@@ -169,6 +169,19 @@ void renderTraffic(Lines& lines, const MetricsView& view, const ScrapeExtras& ex
       }
     }
   }
+  lines.family("portico_upstream_retries_total", "counter",
+               "Retries of failed upstream requests: sent, or refused by the retry budget.");
+  for (const auto& [name, upstream] : view.upstreams) {
+    if (upstream.retries_sent != 0) {
+      lines.sample("portico_upstream_retries_total", {{"upstream", name}, {"result", "sent"}},
+                   static_cast<double>(upstream.retries_sent));
+    }
+    if (upstream.retries_refused != 0) {
+      lines.sample("portico_upstream_retries_total",
+                   {{"upstream", name}, {"result", "budget_exhausted"}},
+                   static_cast<double>(upstream.retries_refused));
+    }
+  }
   lines.family("portico_upstream_duration_seconds", "histogram",
                "Time from the start of an upstream request to its end.");
   for (const auto& [name, upstream] : view.upstreams) {
@@ -195,7 +208,10 @@ void renderTraffic(Lines& lines, const MetricsView& view, const ScrapeExtras& ex
   lines.family("portico_cache_total", "counter", "Response cache lookups, by result.");
   lines.family("portico_circuit_state", "gauge",
                "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.");
-  for (const auto& name : extras.upstreams) lines.sample("portico_circuit_state", {{"upstream", name}}, 0);
+  for (size_t i = 0; i < extras.upstreams.size(); ++i) {
+    const int state = i < extras.circuit_states.size() ? extras.circuit_states[i] : 0;
+    lines.sample("portico_circuit_state", {{"upstream", extras.upstreams[i]}}, state);
+  }
   lines.family("portico_connections_active", "gauge",
                "Open client connections, idle keep-alive ones included.");
   for (size_t i = 0; i < extras.listeners.size() && i < view.connections.size(); ++i) {
@@ -253,6 +269,8 @@ MetricsView collectMetrics(std::span<const WorkerMetrics* const> workers, size_t
         endpoint.in_flight += e.in_flight.value();
       });
       upstream.duration.add(u.duration);
+      upstream.retries_sent += u.retries_sent.value();
+      upstream.retries_refused += u.retries_refused.value();
     });
     for (size_t i = 0; i < listeners; ++i) view.connections[i] += w->connectionsOf(i);
   }

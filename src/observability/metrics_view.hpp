@@ -36,6 +36,8 @@ struct MetricsView {
   struct Upstream {
     std::map<std::string, Endpoint> endpoints;
     HistogramTotals duration;
+    uint64_t retries_sent = 0;
+    uint64_t retries_refused = 0;
   };
   std::map<std::string, Route> routes;
   std::map<std::string, Upstream> upstreams;
@@ -48,6 +50,7 @@ MetricsView collectMetrics(std::span<const WorkerMetrics* const> workers, size_t
 struct ScrapeExtras {
   std::vector<std::string> listeners;  // names, by index
   std::vector<std::string> upstreams;  // of the config in force
+  std::vector<int> circuit_states;     // [upstream]: 0 closed, 1 half-open, 2 open
   uint64_t reloads_ok = 0;
   uint64_t reloads_failed = 0;
   uint64_t spans_exported = 0;

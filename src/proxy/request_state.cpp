@@ -25,6 +25,7 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
       filter_headers(scratch_in.filter_headers),
       upstream_fields(scratch_in.upstream_fields),
       echo_body(scratch_in.echo_body),
+      replay_body(scratch_in.replay_body),
       start_us(now_us) {
   method.clear();
   host.clear();
@@ -34,6 +35,7 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
   filter_headers.clear();
   upstream_fields.clear();
   echo_body.clear();
+  replay_body.clear();
 }
 
 RequestState::~RequestState() {
@@ -71,7 +73,8 @@ void RequestHandle::releaseStorage() {
   const RequestScratch& scratch = slot_->scratch;
   if (slots.size() < kKeptPerThread && scratch.head.headers.capacity() <= kMaxKeptHeaders &&
       scratch.upstream_head.capacity() <= kMaxKeptUpstreamHead &&
-      scratch.echo_body.capacity() <= kMaxKeptUpstreamHead) {
+      scratch.echo_body.capacity() <= kMaxKeptUpstreamHead &&
+      scratch.replay_body.capacity() <= kMaxKeptUpstreamHead) {
     slots.push_back(std::move(slot_));
   }
   slot_.reset();

@@ -46,6 +46,7 @@ struct RequestScratch {
   std::string filter_headers;  // the route's filters' fields for the response, whoever makes it
   std::string upstream_fields;  // the route's filters' fields for the upstream request
   std::string echo_body;
+  std::string replay_body;  // the request body sent so far, kept for a retry
   ratelimit::LimitScratch limits;
   Arena arena{512};                     // the request's filters; reset when the request ends
   filters::RequestInfo filter_request;  // what the filters read (kept while one pauses)
@@ -68,6 +69,7 @@ struct RequestState {
   std::string& filter_headers;
   std::string& upstream_fields;
   std::string& echo_body;
+  std::string& replay_body;
 
   // The snapshot (refcounted) and the upstream connection are the worker's: the session gives
   // them back before it destroys the state (Session::endRequest).
@@ -80,6 +82,13 @@ struct RequestState {
   observability::EndpointMetrics* endpoint_metrics = nullptr;  // of endpoint_index, when chosen
   bool up_reused = false;
   bool retried = false;  // the stale-connection retry was used
+  // The upstream's retry policy (docs/resilience.md).
+  uint8_t attempt = 0;           // tries made before the current one
+  bool replay_overflow = false;  // the body outgrew replay_buffer: no retry once it was sent
+  uint32_t failed_endpoint = UINT32_MAX;  // the endpoint the last try failed at
+  uint64_t retry_at_ms = 0;               // backing off until then (loop time); 0: not backing off
+  bool breaker_passed = false;            // the circuit breaker let it through: its outcome counts
+  bool breaker_probe = false;             // ... as one of the half-open probes
 
   size_t request_id_len = 0;
   bool version_1_0 = false;

@@ -151,6 +151,12 @@ void Session::onTimer() {
       }
       break;
     case State::Proxy:
+      if (rq_ && rq_->retry_at_ms != 0) {
+        retryAfterBackoff();
+      } else {
+        close();
+      }
+      break;
     case State::Flush:
       close();
       break;
@@ -211,6 +217,10 @@ void Session::armClientTimer() {
       }
       break;
     case State::Proxy:
+      if (rq_->retry_at_ms != 0) {
+        loop.setDeadline(*this, rq_->retry_at_ms);  // backing off before a retry
+        break;
+      }
       // Waiting on the client (its body, or for it to take our response) is bounded by the idle
       // timeout; waiting on the upstream is the upstream's timers' business.
       if ((!rq_->req_body_done && in_.empty()) || !out_.empty() ||
@@ -563,6 +573,7 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
     rq.echo = true;
     return;
   }
+  if (!admitToUpstream()) return;
   connectUpstream();
 }
 
@@ -625,6 +636,7 @@ void Session::beginRequest() {
 
 void Session::endRequest(bool upstream_reusable) {
   if (!rq_) return;
+  recordUpstreamOutcome();
   if (worker_.metrics() != nullptr) recordMetrics();
   if (rq_->traced && (rq_->trace_flags & 1) && worker_.exportsSpans()) exportSpan();
   rq_->chain.complete({rq_->status, !rq_->finished});
@@ -655,6 +667,7 @@ void Session::finishRequest() {
 }
 
 void Session::upstreamFailed(http::ErrorCode code, const char* message) {
+  if (!rq_->upstream_failed && tryRetry(retryConditionOf(code))) return;
   if (!rq_->upstream_failed) {
     using observability::UpstreamOutcome;
     rq_->upstream_failed = true;

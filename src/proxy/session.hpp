@@ -176,6 +176,20 @@ class Session final : public net::EventHandler,
   void endRequest(bool upstream_reusable);
   void finishRequest();
   void upstreamFailed(http::ErrorCode code, const char* message);
+  // The upstream's resilience policies (session_resilience.cpp).
+  enum class RetryCondition : uint8_t { None, ConnectFailure, Reset, Timeout, Status };
+  // The circuit breaker lets the request through (false: answered 503), the retry budget counts it.
+  bool admitToUpstream();
+  // Body bytes about to be sent upstream, kept while they fit the replay buffer.
+  void keepForReplay(const char* data, size_t size);
+  RetryCondition retryConditionOf(http::ErrorCode code) const;
+  // True when the failed try is made again (at once or after its backoff); false: the failure
+  // is the client's answer.
+  bool tryRetry(RetryCondition condition);
+  void noteFailedTry(RetryCondition condition, uint64_t now_ms);
+  void retryAfterBackoff();
+  // The circuit breaker and outlier ejection learn how the exchange ended.
+  void recordUpstreamOutcome();
   void replyError(http::ErrorCode code, std::string_view message, bool close,
                   std::string_view allow = {}, std::string_view www_authenticate = {});
   // A bodiless answer of the gateway's (a CORS preflight's 204).

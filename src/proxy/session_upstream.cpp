@@ -12,6 +12,7 @@
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
+#include "upstream/cluster.hpp"
 #include "upstream/http2_client.hpp"
 #include "upstream/maglev.hpp"
 
@@ -101,8 +102,15 @@ void Session::connectUpstream() {
     std::string scratch;
     key_hash = upstream::hashKey(balancingKey(settings.hash_on, scratch));
   }
-  rq_->endpoint_index = cluster.pick(
-      settings.balancing == Balancing::RoundRobin ? 0 : worker_.random(), key_hash);
+  rq_->endpoint_index =
+      cluster.pick(settings.balancing == Balancing::RoundRobin ? 0 : worker_.random(), key_hash,
+                   rq_->failed_endpoint, worker_.loop().nowMs());
+  if (rq_->endpoint_index == upstream::Cluster::kNone) {
+    rq_->endpoint_index = 0;
+    replyError(http::ErrorCode::Unavailable, "no healthy endpoint",
+               !rq_->req_body_done || close_after_response_);
+    return;
+  }
   upstream::EndpointPool& pool = cluster.endpoint(rq_->endpoint_index);
   rq_->upstream_start_us = monotonicUs();
   if (worker_.hasMetricsStorage()) {
@@ -122,6 +130,7 @@ void Session::connectUpstream() {
   if (rq_->endpoint_metrics != nullptr) rq_->endpoint_metrics->in_flight.add(1);
   rq_->up->out.clear();
   rq_->up->out.append(rq_->upstream_head.view());
+  rq_->up->out.append(rq_->replay_body);  // a retry sends again what the last try sent
   auto& loop = worker_.loop();
   if (!rq_->up->connecting) rq_->upstream_connected_us = rq_->upstream_start_us;
   if (rq_->up->connecting) {
@@ -198,6 +207,7 @@ bool Session::sendRequestBody() {
   up.out.consume(from_head);
   size_t body_sent = written - from_head;
   if (body_sent > 0) {
+    keepForReplay(in_.data(), body_sent);
     in_.consume(body_sent);
     rq_->bytes_in += body_sent;
     if (rq_->req_framing == http::BodyFraming::Length) {
@@ -334,6 +344,11 @@ bool Session::processResponseHead() {
       }
       up.in.consume(head_end);  // 100 Continue was answered by us; 103 hints are dropped
       continue;
+    }
+    // A status the retry policy names is held back while another try may follow.
+    if (const auto& retry = rq_->snap->shared->upstreams[rq_->upstream_index].config->retry;
+        retry && retry->retriesStatus(up.head.status) && tryRetry(RetryCondition::Status)) {
+      return true;
     }
     rq_->upstream_head_us = monotonicUs();
     const auto& timeouts = rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts;

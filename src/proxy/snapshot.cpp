@@ -15,7 +15,8 @@ Snapshot::~Snapshot() = default;
 
 std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t version,
                                                 std::vector<std::string>& errors,
-                                                const JwksLookup& fetched_jwks) {
+                                                const JwksLookup& fetched_jwks,
+                                                upstream::HealthRegistry* health) {
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
   snap->config = std::move(config);
@@ -71,6 +72,8 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       }
       rt.maglev = upstream::MaglevTable(names, weights);
     }
+    upstream::HealthRegistry fresh;
+    rt.health = (health != nullptr ? *health : fresh).adopt(name, rt.endpoint_keys);
     upstream_index.emplace(name, static_cast<uint32_t>(snap->upstreams.size()));
     snap->upstreams.push_back(std::move(rt));
   }

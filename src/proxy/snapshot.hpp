@@ -14,6 +14,7 @@
 #include "net/socket.hpp"
 #include "router/router.hpp"
 #include "upstream/maglev.hpp"
+#include "upstream/upstream_health.hpp"
 
 namespace portico::auth {
 class Authenticator;
@@ -38,6 +39,9 @@ struct UpstreamRuntime {
   std::vector<std::string> hosts;             // as written: the name TLS sends and verifies
   std::shared_ptr<const tls::ClientContext> tls;  // null: plain TCP
   upstream::MaglevTable maglev;  // consistent_hash: the endpoint of each key's slot
+  // Health checks' verdicts, outlier ejection, the breaker and the retry budget: the process's,
+  // kept across reloads when built with a HealthRegistry.
+  std::shared_ptr<const upstream::UpstreamHealth> health;
 };
 
 struct RouteRuntime {
@@ -73,9 +77,11 @@ struct Snapshot {
   // `fetched_jwks` gives the current key set of a jwks_url (none when absent: validate).
   using JwksLookup =
       std::function<std::shared_ptr<const auth::jwt::KeySet>(const std::string& url)>;
+  // `health`: where upstreams' health state lives across reloads (none: a fresh state).
   static std::shared_ptr<const Snapshot> build(config::Config config, uint64_t version,
                                                std::vector<std::string>& errors,
-                                               const JwksLookup& fetched_jwks = {});
+                                               const JwksLookup& fetched_jwks = {},
+                                               upstream::HealthRegistry* health = nullptr);
 };
 
 }  // namespace portico::proxy

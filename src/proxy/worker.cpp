@@ -140,9 +140,11 @@ void Worker::installSnapshot(std::shared_ptr<const Snapshot> snapshot) {
   ws->endpoint_metrics.resize(snap.upstreams.size());
   for (size_t u = 0; u < snap.upstreams.size(); ++u) {
     const UpstreamRuntime& upstream = snap.upstreams[u];
-    upstream::Cluster& cluster =
-        ws->clusters.emplace_back(upstream.config->balancing, static_cast<uint32_t>(index_),
-                                  &upstream.maglev);
+    const bool endpoints_can_leave =
+        upstream.config->health_check.has_value() || upstream.config->outlier.has_value();
+    upstream::Cluster& cluster = ws->clusters.emplace_back(
+        upstream.config->balancing, static_cast<uint32_t>(index_), &upstream.maglev,
+        endpoints_can_leave ? upstream.health.get() : nullptr);
     for (size_t e = 0; e < upstream.addresses.size(); ++e) {
       auto& pool = pools_[upstream.endpoint_keys[e]];
       if (!pool) {

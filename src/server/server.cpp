@@ -151,8 +151,9 @@ std::shared_ptr<const proxy::Snapshot> Server::loadSnapshot(std::vector<std::str
         });
   }
   jwks_->prepare(*loaded.config);  // key sets of new jwks_url providers, fetched now
-  return proxy::Snapshot::build(std::move(*loaded.config), next_version_, errors,
-                                [this](const std::string& url) { return jwks_->keys(url); });
+  return proxy::Snapshot::build(
+      std::move(*loaded.config), next_version_, errors,
+      [this](const std::string& url) { return jwks_->keys(url); }, &health_registry_);
 }
 
 Server::ReloadResult Server::reload() {
@@ -178,6 +179,7 @@ Server::ReloadResult Server::reload() {
   tls_failed_.assign(tls_.size(), {});
   for (auto& w : workers_) w->postSnapshot(snapshot);
   jwks_->activate(snapshot->config);
+  checkHealth(*snapshot);
   configureSync(*snapshot);
   configureTracing(snapshot->config);
   ++reloads_ok_;
@@ -258,7 +260,11 @@ admin::AdminResponse Server::metricsResponse(const std::string& path) {
   for (const auto& m : worker_metrics_) shards.push_back(m.get());
   const config::Config& cfg = current_->config;
   observability::MetricsView view = observability::collectMetrics(shards, cfg.listeners.size());
-  if (path == "/admin/upstreams") return {200, "application/json", admin::upstreamsJson(cfg, view)};
+  std::vector<const upstream::UpstreamHealth*> health;
+  for (const auto& upstream : current_->upstreams) health.push_back(upstream.health.get());
+  if (path == "/admin/upstreams") {
+    return {200, "application/json", admin::upstreamsJson(cfg, view, health, monotonicMs())};
+  }
   const double uptime = static_cast<double>(monotonicUs() - started_us_) / 1e6;
   if (path == "/admin/stats") {
     return {200, "application/json", admin::statsJson(cfg, view, uptime, current_->version)};
@@ -266,6 +272,8 @@ admin::AdminResponse Server::metricsResponse(const std::string& path) {
   observability::ScrapeExtras extras;
   for (const auto& listener : cfg.listeners) extras.listeners.push_back(listener.name);
   for (const auto& [name, upstream] : cfg.upstreams) extras.upstreams.push_back(name);
+  for (const auto* h : health)
+    extras.circuit_states.push_back(static_cast<int>(h->breaker().state()));
   extras.reloads_ok = reloads_ok_;
   extras.reloads_failed = reloads_failed_;
   extras.spans_exported = span_exporter_.exported();
@@ -412,6 +420,7 @@ int Server::run() {
   // comes late lets leases lapse.
   redis_sync_ = std::make_unique<ratelimit::RedisSync>(*sync_limits_);
   configureSync(*current_);
+  checkHealth(*current_);
   for (auto& w : workers_) w->start();
   // Threads inherit the nice value when created, so this lowers only the control thread:
   // compiling a large config on reload then yields the cores to the workers.

@@ -21,6 +21,8 @@
 #include "ratelimit/redis_sync.hpp"
 #include "ratelimit/sync_store.hpp"
 #include "tls/server_context.hpp"
+#include "upstream/health_checker.hpp"
+#include "upstream/upstream_health.hpp"
 
 namespace portico::server {
 
@@ -56,9 +58,12 @@ class Server {
   admin::AdminResponse metricsResponse(const std::string& path);
   void configureTracing(const config::Config& config);
   std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors);
+  // The health checks of the snapshot in force (server_health.cpp).
+  void checkHealth(const proxy::Snapshot& snap);
 
   RunOptions options_;
   net::EventLoop loop_;
+  upstream::HealthRegistry health_registry_;  // before current_: snapshots point into it
   std::shared_ptr<const proxy::Snapshot> current_;
   // Before workers_: it outlives them (they count in it until they stop).
   std::unique_ptr<ratelimit::LocalStore> local_limits_ = std::make_unique<ratelimit::LocalStore>();
@@ -75,6 +80,7 @@ class Server {
   std::unique_ptr<SignalHandler> signals_;
   std::unique_ptr<Housekeeping> housekeeping_;
   std::unique_ptr<auth::JwksFetcher> jwks_;  // destroyed before loop_: its threads post to it
+  upstream::HealthChecker health_checker_{loop_};
   std::vector<std::shared_ptr<const tls::ServerContext>> tls_;  // [listener], as in force
   std::vector<std::vector<tls::FileStamp>> tls_failed_;        // files a rebuild failed on
   observability::AccessLogSink access_log_;

@@ -4,6 +4,7 @@
 
 #include "upstream/connection.hpp"
 #include "upstream/maglev.hpp"
+#include "upstream/upstream_health.hpp"
 
 namespace portico::upstream {
 
@@ -16,7 +17,25 @@ void Cluster::addEndpoint(EndpointPool* pool, uint32_t weight) {
   current_.push_back(0);
 }
 
-uint32_t Cluster::pick(uint64_t random, uint64_t key_hash) {
+uint32_t Cluster::pick(uint64_t random, uint64_t key_hash, uint32_t avoid, uint64_t now_ms) {
+  const uint32_t choice = pickByPolicy(random, key_hash);
+  if (health_ == nullptr && avoid == kNone) return choice;
+  if (choice != avoid && available(choice, now_ms)) return choice;
+  // The policy's choice is out: the next available endpoint after it, in the config's order.
+  const auto n = static_cast<uint32_t>(endpoints_.size());
+  for (uint32_t step = 1; step < n; ++step) {
+    const uint32_t next = (choice + step) % n;
+    if (next != avoid && weights_[next] > 0 && available(next, now_ms)) return next;
+  }
+  if (avoid != kNone && available(avoid, now_ms)) return avoid;  // better it than nothing
+  return kNone;
+}
+
+bool Cluster::available(uint32_t index, uint64_t now_ms) const {
+  return health_ == nullptr || health_->endpoint(index).available(now_ms);
+}
+
+uint32_t Cluster::pickByPolicy(uint64_t random, uint64_t key_hash) {
   if (endpoints_.size() <= 1) return 0;
   switch (balancing_) {
     case config::Upstream::Balancing::RoundRobin: return pickRoundRobin();
