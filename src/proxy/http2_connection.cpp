@@ -584,6 +584,9 @@ bool Http2Connection::respond(Http2Stream& stream, http::FieldList& fields,
     return false;
   }
   stream.head_submitted = true;
+  // Sent now, not with the first body bytes: a response whose body is slow to come (a stream
+  // of events, a long poll, an upstream that stalls) shows its head at once.
+  wakeOwner();
   return true;
 }
 

@@ -48,8 +48,16 @@ struct Http2ClientConnection::Callbacks {
     return 0;
   }
 
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame*, void* user_data) {
+    self(user_data).header_block_open_ = true;
+    return 0;
+  }
+
   static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     Http2ClientConnection& c = self(user_data);
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_PUSH_PROMISE) {
+      c.header_block_open_ = false;  // (called once the block's last CONTINUATION is in)
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY) {
       c.goaway_ = true;  // no new streams; those it accepted finish
       return 0;
@@ -174,6 +182,7 @@ bool Http2ClientConnection::open(uint64_t connect_timeout_ms) {
 bool Http2ClientConnection::startSession() {
   nghttp2_session_callbacks* callbacks = nullptr;
   if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::onBeginHeaders);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, Callbacks::onHeader);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, Callbacks::onDataChunk);
@@ -226,6 +235,12 @@ void Http2ClientConnection::release(Connection& conn) {
   if (stream == nullptr) return;
   stream->conn = nullptr;
   ready_.erase(std::remove(ready_.begin(), ready_.end(), stream), ready_.end());
+  if (stream->submitted && !stream->closed && header_block_open_) {
+    // A header block the upstream began and never ended: nothing but its CONTINUATION may come
+    // on this connection, so every stream on it is stuck (found by the fault matrix).
+    fail("a header block was never finished");
+    return;
+  }
   if (stream->submitted && !stream->closed && session_ != nullptr) {
     // Not finished (a client gone, a timeout): the upstream can stop working on it.
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id, NGHTTP2_CANCEL);
@@ -557,6 +572,13 @@ void Http2ClientConnection::flush() {
     notifyReady();
     if (!writeSocket()) break;
     notifyReady();
+    // nghttp2 ended the session itself (a connection error: it sent GOAWAY and reads no more),
+    // though mem_recv reported the bytes as taken: the connection is over.
+    if (state_ == State::Ready && out_.empty() && !nghttp2_session_want_read(session_) &&
+        !nghttp2_session_want_write(session_)) {
+      fail("the HTTP/2 session ended");
+      break;
+    }
     if (!progress && (out_.empty() || !writable_) && !nghttp2_session_want_write(session_)) break;
     if (!progress && !writable_) break;
   }

@@ -118,6 +118,7 @@ class Http2ClientConnection final : public net::EventHandler, public net::Timed 
   bool readable_ = false;
   bool writable_ = false;
   bool goaway_ = false;
+  bool header_block_open_ = false;  // a HEADERS frame came, its END_HEADERS not yet
   Buffer in_;
   Buffer out_;
   std::vector<std::unique_ptr<Http2ClientStream>> streams_;
