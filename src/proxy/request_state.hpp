@@ -87,6 +87,10 @@ struct RequestState {
   bool replay_overflow = false;  // the body outgrew replay_buffer: no retry once it was sent
   uint32_t failed_endpoint = UINT32_MAX;  // the endpoint the last try failed at
   uint64_t retry_at_ms = 0;               // backing off until then (loop time); 0: not backing off
+  // A small body is read whole before the upstream is connected: a slow upload never holds an
+  // upstream connection (review M2).
+  bool awaiting_body = false;
+  uint64_t balancing_hash = 0;  // consistent_hash's key, hashed while the head's views are valid
   bool breaker_passed = false;            // the circuit breaker let it through: its outcome counts
   bool breaker_probe = false;             // ... as one of the half-open probes
 

@@ -16,6 +16,7 @@
 #include "proxy/http2_connection.hpp"
 #include "proxy/worker.hpp"
 #include "tls/server_context.hpp"
+#include "upstream/maglev.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -153,6 +154,13 @@ void Session::onTimer() {
     case State::Proxy:
       if (rq_ && rq_->retry_at_ms != 0) {
         retryAfterBackoff();
+      } else if (rq_ && rq_->awaiting_body) {
+        if (rq_->route_deadline_ms != 0 && worker_.loop().nowMs() >= rq_->route_deadline_ms) {
+          replyError(http::ErrorCode::UpstreamTimeout, "the route's timeout passed", true);
+        } else {
+          replyError(http::ErrorCode::RequestTimeout, "the request body stopped arriving", true);
+        }
+        drive();
       } else {
         close();
       }
@@ -219,6 +227,12 @@ void Session::armClientTimer() {
     case State::Proxy:
       if (rq_->retry_at_ms != 0) {
         loop.setDeadline(*this, rq_->retry_at_ms);  // backing off before a retry
+        break;
+      }
+      if (rq_->awaiting_body) {  // each pause of the upload: the shorter of the two idles
+        const auto& timeouts = rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts;
+        const auto idle = std::min(timeouts.idle, limits.idle_timeout);
+        loop.setTimeout(*this, withinDeadline(static_cast<uint64_t>(idle.count())));
         break;
       }
       // Waiting on the client (its body, or for it to take our response) is bounded by the idle
@@ -297,6 +311,16 @@ void Session::drive() {
       if (state_ == State::Proxy) {
         if (rq_->echo) {
           progress |= pumpEcho();
+        } else if (rq_->awaiting_body) {
+          if (peer_eof_ && requestBodyReady() < rq_->req_remaining) {
+            close();  // the client went away in the middle of its body
+            break;
+          }
+          if (requestBodyReady() >= rq_->req_remaining) {
+            rq_->awaiting_body = false;
+            connectUpstream();
+            progress = true;
+          }
         } else {
           if (rq_->req_framing == http::BodyFraming::Chunked) progress |= scanRequestBody();
           if (state_ == State::Proxy && rq_->up != nullptr) progress |= sendRequestBody();
@@ -573,7 +597,18 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
     rq.echo = true;
     return;
   }
+  if (upstream.config->balancing == config::Upstream::Balancing::ConsistentHash) {
+    std::string scratch;  // (the head's views may not outlive the reads that follow)
+    rq.balancing_hash = upstream::hashKey(balancingKey(upstream.config->hash_on, scratch));
+  }
   if (!admitToUpstream()) return;
+  // A body that fits the buffer is read whole first: a slow upload then holds no upstream
+  // connection, and the stall it may end in is the client's 408 alone.
+  if (rq.req_framing == http::BodyFraming::Length && rq.req_remaining <= kMaxBodyBuffer &&
+      requestBodyReady() < rq.req_remaining) {
+    rq.awaiting_body = true;
+    return;
+  }
   connectUpstream();
 }
 

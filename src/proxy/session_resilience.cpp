@@ -48,7 +48,11 @@ bool Session::admitToUpstream() {
 void Session::keepForReplay(const char* data, size_t size) {
   if (rq_->replay_overflow) return;
   const auto& retry = rq_->snap->shared->upstreams[rq_->upstream_index].config->retry;
-  if (rq_->replay_body.size() + size > retry->replay_buffer) {
+  // The bound is on the body, not its chunk framing: the decoder knows the body's size so far.
+  const uint64_t body_bytes = rq_->req_framing == http::BodyFraming::Chunked
+                                  ? rq_->req_chunked.announcedBytes()
+                                  : rq_->replay_body.size() + size;
+  if (body_bytes > retry->replay_buffer) {
     rq_->replay_overflow = true;  // once any of it is sent, this request is not sent again
     rq_->replay_body.clear();
     return;

@@ -97,14 +97,9 @@ void Session::connectUpstream() {
   upstream::Cluster& cluster = rq_->snap->clusters[rq_->upstream_index];
   const config::Upstream& settings = *upstream.config;
   using Balancing = config::Upstream::Balancing;
-  uint64_t key_hash = 0;
-  if (settings.balancing == Balancing::ConsistentHash) {
-    std::string scratch;
-    key_hash = upstream::hashKey(balancingKey(settings.hash_on, scratch));
-  }
   rq_->endpoint_index =
-      cluster.pick(settings.balancing == Balancing::RoundRobin ? 0 : worker_.random(), key_hash,
-                   rq_->failed_endpoint, worker_.loop().nowMs());
+      cluster.pick(settings.balancing == Balancing::RoundRobin ? 0 : worker_.random(),
+                   rq_->balancing_hash, rq_->failed_endpoint, worker_.loop().nowMs());
   if (rq_->endpoint_index == upstream::Cluster::kNone) {
     rq_->endpoint_index = 0;
     replyError(http::ErrorCode::Unavailable, "no healthy endpoint",

@@ -26,9 +26,12 @@ PART = 4096    # bytes per part
 EARLY = 0.05   # timer granularity: a timeout may fire this much before its nominal time
 
 
-def parts(n):
+BUFFERED = 64 * 1024  # bodies up to this are read whole before the upstream is connected
+
+
+def parts(n, size=PART):
     """n distinct parts: reordered, dropped or duplicated parts change the body."""
-    return [(f"part-{i}-".encode() * PART)[:PART] for i in range(n)]
+    return [(f"part-{i}-".encode() * size)[:size] for i in range(n)]
 
 
 def expected_json(path, body):
@@ -152,14 +155,17 @@ def test_upload_slower_than_request_timeout_succeeds(env, prefix):
 
 # ----- idle between body bytes -------------------------------------------------------------------
 def test_client_stalling_mid_body_gets_408(env):
-    """idle: 1s; the client sends half of the body, then nothing for 3 s: 408 request_timeout
-    about 1 s after its last byte, the connection closed; the upstream saw exactly the half that
-    was sent, then its connection closed, never a complete body."""
+    """idle: 1s; the client sends half of a body too large to be buffered (3 × 24 KiB of
+    144 KiB), then nothing for 3 s: 408 request_timeout about 1 s after its last byte, the
+    connection closed; the upstream saw exactly the half that was sent, then its connection
+    closed, never a complete body."""
     g, ups = env
-    body_parts = parts(6)
+    size = 24 * 1024
+    body_parts = parts(6, size)
     half = b"".join(body_parts[:3])
+    assert 6 * size > BUFFERED
     with RawConn(g.port, timeout=10) as c:
-        u = upload(c, "/stall/echo", body_parts[:3], content_length=6 * PART, gap=0.1)
+        u = upload(c, "/stall/echo", body_parts[:3], content_length=6 * size, gap=0.1)
         resp, t_resp = read_response(c, 3 + 0.3)  # the stall: 3 s without a byte
         u.stop()
         assert_error(resp, 408, "request_timeout")
@@ -170,6 +176,26 @@ def test_client_stalling_mid_body_gets_408(env):
                message="the upstream connection to be closed")
     [ex] = ups["stall"].snapshot()
     assert ex.path == "/stall/echo" and not ex.complete and bytes(ex.body) == half
+    still_serving(g, "/stall")
+
+
+def test_client_stalling_mid_small_body_gets_408_and_the_upstream_sees_nothing(env):
+    """A body that fits the buffer (24 KiB) is read whole before any upstream connection: a
+    client stalling half-way gets its 408 about idle (1 s) after its last byte, and the
+    upstream never hears of the request."""
+    g, ups = env
+    before = len(ups["stall"].snapshot())
+    connections = ups["stall"].connections
+    body_parts = parts(6)
+    with RawConn(g.port, timeout=10) as c:
+        u = upload(c, "/stall/small", body_parts[:3], content_length=6 * PART, gap=0.1)
+        resp, t_resp = read_response(c, 3 + 0.3)
+        u.stop()
+        assert_error(resp, 408, "request_timeout")
+        assert 1.0 - EARLY <= t_resp - u.t_last < 1.0 + 1.5 * SLACK, t_resp - u.t_last
+        assert c.wait_closed(2 * SLACK), "the connection stayed open after the 408"
+    assert len(ups["stall"].snapshot()) == before
+    assert ups["stall"].connections == connections
     still_serving(g, "/stall")
 
 
@@ -214,21 +240,29 @@ def test_silent_upstream_after_body_gets_504_after_request_timeout(env):
 
 
 # ----- a route's timeout caps the whole exchange --------------------------------------------------
-def test_route_timeout_caps_a_slow_upload(env):
+@pytest.mark.parametrize("size", [PART, 12 * 1024])
+def test_route_timeout_caps_a_slow_upload(env, size):
     """Route timeout: 1s (upstream request: 10s, idle: 2s); the client uploads for 3.2 s: 504
-    about 1 s after the request started, while the body is still coming."""
+    about 1 s after the request started, while the body is still coming. A body that fits the
+    buffer (8 × 4 KiB) never reached the upstream; a larger one (8 × 12 KiB) streamed until
+    the cut."""
     g, ups = env
-    body_parts = parts(8)
+    body_parts = parts(8, size)
+    before = len([e for e in ups["capped"].snapshot() if e.path == "/capped/echo"])
     with RawConn(g.port, timeout=10) as c:
         u = upload(c, "/capped/echo", body_parts)
         resp, t_resp = read_response(c, 5 * SLACK)
         u.stop()
     assert_error(resp, 504, "upstream_timeout")
     assert 1.0 - EARLY <= t_resp - u.t_head <= 1.5 * SLACK, t_resp - u.t_head
-    [ex] = [e for e in ups["capped"].snapshot() if e.path == "/capped/echo"]
-    assert not ex.complete
-    assert len(ex.body) < 8 * PART and bytes(ex.body) == b"".join(body_parts)[:len(ex.body)]
-    wait_until(lambda: ex.closed_at, 2 * SLACK, message="the upstream connection closed")
+    seen = [e for e in ups["capped"].snapshot() if e.path == "/capped/echo"]
+    if 8 * size <= BUFFERED:
+        assert len(seen) == before
+    else:
+        ex = seen[-1]
+        assert len(seen) == before + 1 and not ex.complete
+        assert len(ex.body) < 8 * size and bytes(ex.body) == b"".join(body_parts)[:len(ex.body)]
+        wait_until(lambda: ex.closed_at, 2 * SLACK, message="the upstream connection closed")
     still_serving(g, "/capped")
 
 
@@ -274,3 +308,63 @@ def test_http2_upload_slower_than_request_timeout_succeeds(env):
     [ex] = [e for e in ups["h2up"].snapshot() if e.path == "/h2up/echo"]
     assert ex.complete and bytes(ex.body) == body
     still_serving(g, "/h2up")
+
+
+# ----- slow uploads do not pin upstream connections -----------------------------------------------
+def _raise_fd_limit(want):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def test_a_thousand_slow_uploads_leave_the_pool_to_other_clients(gateway, upstreams):
+    """pool: max_connections 4. A thousand clients each send a head (Content-Length: 100) and
+    10 bytes, then wait: none of them holds an upstream connection, so 20 requests from another
+    client all get 200 meanwhile, and the upstream sees those 20 alone. Then each upload is
+    finished in turn and gets its 200 with the whole body."""
+    n = 1000
+    if _raise_fd_limit(n + 200) < n + 100:
+        pytest.skip("the file descriptor limit is too low for a thousand connections")
+    u = upstreams("pool")
+    g = gateway(gw.config([gw.route("u", {"path_prefix": "/u"}, "u")],
+                          {"u": gw.up(u, pool={"max_connections": 4, "max_idle": 4})}))
+    head = request_bytes("POST", "/u/echo", headers=[("Content-Length", "100")])
+    body = bytes(range(100))
+    slow = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", g.port), timeout=10)
+            s.sendall(head + body[:10])
+            slow.append(s)
+        time.sleep(0.3)
+        for i in range(20):
+            t0 = time.monotonic()
+            resp = rawhttp.exchange(g.port, request_bytes("GET", f"/u/other/{i}"), timeout=5)
+            assert resp.status == 200, resp
+            assert time.monotonic() - t0 < 1.0 * SLACK
+        assert u.count() == 20
+        assert all(r.target.startswith("/u/other/") for r in u.snapshot())
+        for s in slow:
+            s.sendall(body[10:])
+            resp = _read_one_response(s)
+            assert resp is not None and resp.status == 200, resp
+            assert resp.json()["body_len"] == 100
+        assert u.count() == 20 + n
+    finally:
+        for s in slow:
+            s.close()
+    g.assert_healthy()
+
+
+def _read_one_response(sock):
+    data = b""
+    while True:
+        parsed = rawhttp.parse_one(data, method="POST")
+        if parsed is not None:
+            return parsed[0]
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
