@@ -22,8 +22,9 @@ namespace detail {
 namespace {
 
 constexpr std::string_view kTopKeys[] = {
-    "workers",   "drain_timeout",  "listeners", "admin", "access_log", "upstreams",
-    "consumers", "auth_providers", "routes",    "redis", "plans", "metrics", "tracing"};
+    "workers",   "drain_timeout", "listeners",      "admin",        "access_log",
+    "upstreams", "consumers",     "auth_providers", "routes",       "redis",
+    "plans",     "metrics",       "tracing",        "dns_resolvers"};
 constexpr std::string_view kTopUnsupported[] = {"grpc_services"};
 constexpr std::string_view kListenerKeys[] = {
     "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",
@@ -36,9 +37,8 @@ constexpr std::string_view kLimitsKeys[] = {
     "http2_max_streams_per_worker"};
 constexpr std::string_view kAdminKeys[] = {"address", "token", "metrics_token"};
 constexpr std::string_view kUpstreamKeys[] = {
-    "builtin", "endpoints", "protocol",     "load_balancing", "hash_on",         "timeouts",
-    "pool",    "tls",       "health_check", "outlier",        "circuit_breaker", "retry"};
-constexpr std::string_view kUpstreamUnsupported[] = {"dns"};
+    "builtin", "endpoints",    "protocol", "load_balancing",  "hash_on", "timeouts", "pool",
+    "tls",     "health_check", "outlier",  "circuit_breaker", "retry",   "dns",      "dns_refresh"};
 constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
 constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
 
@@ -46,7 +46,7 @@ const KeySet kTop{kTopKeys, kTopUnsupported};
 const KeySet kListener{kListenerKeys, {}};
 const KeySet kLimits{kLimitsKeys, {}};
 const KeySet kAdmin{kAdminKeys, {}};
-const KeySet kUpstream{kUpstreamKeys, kUpstreamUnsupported};
+const KeySet kUpstream{kUpstreamKeys, {}};
 const KeySet kTimeouts{kTimeoutKeys, {}};
 const KeySet kPool{kPoolKeys, {}};
 
@@ -252,10 +252,11 @@ void parseUpstreamBody(Context& ctx, const Field& entry, Upstream& up) {
     }
   } else if (endpoints != nullptr) {
     parseEndpoints(ctx, endpoints->item(), up.name, up.endpoints);
-  } else if (!map.unsupported_seen) {
-    // (With e.g. `dns:`, the unsupported key is the problem to report, not a missing one.)
-    ctx.error(entry.key_pos, "upstream " + quote(up.name) + " needs \"endpoints\" or \"builtin\"");
+  } else if (map.find("dns") == nullptr) {
+    ctx.error(entry.key_pos,
+              "upstream " + quote(up.name) + " needs \"endpoints\", \"dns\" or \"builtin\"");
   }
+  parseDns(ctx, map, up);
   if (const Field* f = map.find("protocol")) {
     if (auto value = ctx.text(f->item())) {
       if (*value == "grpc") {
@@ -385,6 +386,9 @@ Config buildConfig(Context& ctx, NodeId root) {
   }
   if (const Field* f = top.find("upstreams")) {
     parseUpstreams(ctx, f->item(), config.upstreams);
+  }
+  if (const Field* f = top.find("dns_resolvers")) {
+    parseDnsResolvers(ctx, f->item(), config.dns_resolvers);
   }
   if (const Field* f = top.find("auth_providers")) {
     config.auth_providers = parseAuthProviders(ctx, f->item());

@@ -1,9 +1,11 @@
-// An upstream's endpoints and how a request picks one of them: load_balancing, weights, hash_on.
+// An upstream's endpoints and how a request picks one of them: endpoints or dns, load_balancing,
+// weights, hash_on.
 #include <algorithm>
 #include <unordered_map>
 
 #include "config/loader_context.hpp"
 #include "config/values.hpp"
+#include "net/socket.hpp"
 
 namespace portico::config::detail {
 namespace {
@@ -59,6 +61,60 @@ void parseEndpoints(Context& ctx, const Item& item, const std::string& upstream,
                                   [](const Endpoint& e) { return e.weight == 0; })) {
     ctx.error(ctx.pos(item), "every endpoint of upstream " + quote(upstream) +
                                  " has weight 0: at least one must take traffic");
+  }
+}
+
+void parseDns(Context& ctx, const MapFields& map, Upstream& up) {
+  const Field* dns = map.find("dns");
+  const Field* refresh = map.find("dns_refresh");
+  if (dns == nullptr) {
+    if (refresh != nullptr) {
+      ctx.error(refresh->key_pos,
+                "\"dns_refresh\" needs \"dns\" (upstream " + quote(up.name) + ")");
+    }
+    return;
+  }
+  for (std::string_view other : {"endpoints", "builtin"}) {
+    if (map.find(other) != nullptr) {
+      ctx.error(dns->key_pos, "\"dns\" cannot be used with " + quote(other) + " (upstream " +
+                                  quote(up.name) + ")");
+      return;
+    }
+  }
+  if (auto text = ctx.text(dns->item())) {
+    Endpoint endpoint;
+    if (auto problem = parseEndpoint(*text, endpoint)) {
+      ctx.error(ctx.pos(dns->item()), *problem);
+    } else {
+      up.dns = std::move(endpoint);
+    }
+  }
+  if (refresh == nullptr) return;
+  up.dns_refresh = ctx.duration(refresh->item(), true).value_or(up.dns_refresh);
+  if (up.dns_refresh < Duration(100)) {
+    ctx.error(refresh->key_pos, "\"dns_refresh\" must be at least 100ms");
+  }
+}
+
+void parseDnsResolvers(Context& ctx, const Item& item, std::vector<std::string>& out) {
+  for (const Item& entry : ctx.readList(item, true)) {
+    auto text = ctx.text(entry);
+    if (!text) continue;
+    const std::string& value = *text;
+    // A numeric address, with a port or without one (53).
+    Endpoint endpoint;
+    const bool has_port = !parseEndpoint(value, endpoint);
+    net::SocketAddress address;
+    if (has_port && net::parseNumericAddress(endpoint.host, endpoint.port, address)) {
+      out.push_back(value);
+    } else if (!has_port && net::parseNumericAddress(value, 53, address)) {
+      const bool bare_v6 = value.find(':') != std::string::npos && !value.starts_with('[');
+      out.push_back(bare_v6 ? "[" + value + "]:53" : value + ":53");
+    } else {
+      ctx.error(ctx.pos(entry), "invalid value " + quote(value) +
+                                    " in \"dns_resolvers\" (use a numeric address, with a port "
+                                    "or without: 53)");
+    }
   }
 }
 

@@ -136,6 +136,9 @@ void parseRedis(Context& ctx, const Item& item, std::optional<Redis>& out);
 void parseEndpoints(Context& ctx, const Item& item, const std::string& upstream,
                     std::vector<Endpoint>& out);
 void parseBalancing(Context& ctx, const MapFields& map, Upstream& up);
+// `dns: name:port` and dns_refresh of an upstream; the top-level dns_resolvers.
+void parseDns(Context& ctx, const MapFields& map, Upstream& up);
+void parseDnsResolvers(Context& ctx, const Item& item, std::vector<std::string>& out);
 // health_check, outlier, circuit_breaker and retry (loader_resilience.cpp).
 void parseResilience(Context& ctx, const MapFields& map, Upstream& up);
 // access_log, metrics and tracing (loader_observability.cpp).

@@ -160,3 +160,35 @@ routes:
 
 }  // namespace
 }  // namespace portico::config
+
+namespace portico::config {
+namespace {
+
+TEST(DnsConfig, ReadsTheNameTheRefreshAndTheResolvers) {
+  std::string yaml = R"(
+listeners:
+  - address: 127.0.0.1:8080
+dns_resolvers: ["127.0.0.1", "127.0.0.1:5353", "[::1]"]
+upstreams:
+  u: {dns: "users.internal:8080", dns_refresh: 5s}
+routes:
+  - match: {path_prefix: /}
+    upstream: u
+    auth: public
+)";
+  LoadResult r = loadConfigString(yaml, "test.yaml",
+                                  [](const std::string&) { return std::optional<std::string>(); });
+  ASSERT_TRUE(r.config) << r.errors.front().format();
+  const Upstream& up = r.config->upstreams.at("u");
+  ASSERT_TRUE(up.dns);
+  EXPECT_EQ(up.dns->host, "users.internal");
+  EXPECT_EQ(up.dns->port, 8080);
+  EXPECT_EQ(up.dns->text, "users.internal:8080");
+  EXPECT_TRUE(up.endpoints.empty());
+  EXPECT_EQ(up.dns_refresh, Duration(5000));
+  EXPECT_EQ(r.config->dns_resolvers,
+            (std::vector<std::string>{"127.0.0.1:53", "127.0.0.1:5353", "[::1]:53"}));
+}
+
+}  // namespace
+}  // namespace portico::config

@@ -202,7 +202,11 @@ struct Upstream {
 
   std::string name;
   Builtin builtin = Builtin::None;  // when not None, endpoints is empty
-  std::vector<Endpoint> endpoints;  // non-empty unless builtin
+  std::vector<Endpoint> endpoints;  // non-empty unless builtin or dns
+  // `dns: name:port`: the endpoints are the addresses the name resolves to (A and AAAA), again
+  // every dns_refresh. The snapshot fills `endpoints` with them ("ip:port", weight 1).
+  std::optional<Endpoint> dns;
+  Duration dns_refresh{30'000};
   Protocol protocol = Protocol::Http1;
   Balancing balancing = Balancing::RoundRobin;
   HashOn hash_on;  // consistent_hash only
@@ -402,6 +406,8 @@ struct Config {
   Metrics metrics;
   Tracing tracing;
   std::map<std::string, Upstream> upstreams;
+  // Name servers for `dns:` upstreams, "ip:port"; empty: the system's (/etc/resolv.conf).
+  std::vector<std::string> dns_resolvers;
   std::map<std::string, AuthProvider> auth_providers;
   std::vector<Consumer> consumers;
   std::optional<Redis> redis;

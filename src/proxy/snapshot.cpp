@@ -10,16 +10,40 @@
 #include "tls/server_context.hpp"
 
 namespace portico::proxy {
+namespace {
+
+// A `dns:` upstream's endpoints are the addresses its name resolved to, each "ip:port".
+void resolveDnsEndpoints(config::Config& config, const Snapshot::DnsLookup& dns) {
+  for (auto& [name, upstream] : config.upstreams) {
+    if (!upstream.dns) continue;
+    upstream.endpoints.clear();
+    const auto addresses = dns(upstream.dns->text).value_or(std::vector<net::SocketAddress>{});
+    for (const net::SocketAddress& address : addresses) {
+      char host[64];
+      address.formatHost(host, sizeof host);
+      config::Endpoint& endpoint = upstream.endpoints.emplace_back();
+      endpoint.host = host;
+      endpoint.port = upstream.dns->port;
+      endpoint.text = address.family() == AF_INET6 ? "[" + endpoint.host + "]" : endpoint.host;
+      endpoint.text += ":" + std::to_string(endpoint.port);
+    }
+  }
+}
+
+}  // namespace
+
 Snapshot::Snapshot() = default;
 Snapshot::~Snapshot() = default;
 
 std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t version,
                                                 std::vector<std::string>& errors,
                                                 const JwksLookup& fetched_jwks,
-                                                upstream::HealthRegistry* health) {
+                                                upstream::HealthRegistry* health,
+                                                const DnsLookup& dns) {
   auto snap = std::make_shared<Snapshot>();
   snap->version = version;
   snap->config = std::move(config);
+  if (dns) resolveDnsEndpoints(snap->config, dns);
   const config::Config& cfg = snap->config;
 
   snap->auth = std::make_unique<auth::Authenticator>(cfg, errors);
@@ -61,7 +85,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(config::Config config, uint64_t 
       if (upstream.speaksHttp2()) key += " h2";
       rt.endpoint_keys.push_back(std::move(key));
       rt.addresses.push_back(addr);
-      rt.hosts.push_back(ep.host);
+      rt.hosts.push_back(upstream.dns ? upstream.dns->host : ep.host);  // TLS names the name
     }
     if (upstream.balancing == config::Upstream::Balancing::ConsistentHash) {
       std::vector<std::string> names;

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,10 +79,15 @@ struct Snapshot {
   using JwksLookup =
       std::function<std::shared_ptr<const auth::jwt::KeySet>(const std::string& url)>;
   // `health`: where upstreams' health state lives across reloads (none: a fresh state).
+  // `dns`: the addresses a `dns:` upstream's "name:port" resolves to (none yet: no endpoints,
+  // its requests get 503); without it (validate) such upstreams have no endpoints.
+  using DnsLookup =
+      std::function<std::optional<std::vector<net::SocketAddress>>(const std::string& name_port)>;
   static std::shared_ptr<const Snapshot> build(config::Config config, uint64_t version,
                                                std::vector<std::string>& errors,
                                                const JwksLookup& fetched_jwks = {},
-                                               upstream::HealthRegistry* health = nullptr);
+                                               upstream::HealthRegistry* health = nullptr,
+                                               const DnsLookup& dns = {});
 };
 
 }  // namespace portico::proxy

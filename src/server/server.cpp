@@ -140,7 +140,8 @@ Server::Server(RunOptions options) : options_(std::move(options)) {}
 
 Server::~Server() = default;
 
-std::shared_ptr<const proxy::Snapshot> Server::loadSnapshot(std::vector<std::string>& errors) {
+std::shared_ptr<const proxy::Snapshot> Server::loadSnapshot(std::vector<std::string>& errors,
+                                                            std::optional<config::Config>& source) {
   auto loaded = config::loadConfigFile(options_.config_path);
   for (const auto& e : loaded.errors) errors.push_back(e.format());
   if (!loaded.config) return nullptr;
@@ -150,10 +151,20 @@ std::shared_ptr<const proxy::Snapshot> Server::loadSnapshot(std::vector<std::str
           for (auto& w : workers_) w->postJwks(url, keys);
         });
   }
+  if (!dns_) dns_ = std::make_unique<upstream::DnsResolver>(loop_, [this] { applyDnsAnswers(); });
   jwks_->prepare(*loaded.config);  // key sets of new jwks_url providers, fetched now
+  dns_->prepare(*loaded.config);   // and the addresses of new dns: names
+  source = *loaded.config;
+  return buildSnapshot(std::move(*loaded.config), next_version_, errors);
+}
+
+std::shared_ptr<const proxy::Snapshot> Server::buildSnapshot(config::Config config,
+                                                             uint64_t version,
+                                                             std::vector<std::string>& errors) {
   return proxy::Snapshot::build(
-      std::move(*loaded.config), next_version_, errors,
-      [this](const std::string& url) { return jwks_->keys(url); }, &health_registry_);
+      std::move(config), version, errors,
+      [this](const std::string& url) { return jwks_->keys(url); }, &health_registry_,
+      [this](const std::string& name_port) { return dns_->addresses(name_port); });
 }
 
 Server::ReloadResult Server::reload() {
@@ -163,7 +174,8 @@ Server::ReloadResult Server::reload() {
     return result;
   }
   uint64_t started = monotonicUs();
-  auto snapshot = loadSnapshot(result.errors);
+  std::optional<config::Config> source;
+  auto snapshot = loadSnapshot(result.errors, source);
   if (snapshot && !sameListeners(current_->config, snapshot->config)) {
     result.errors.push_back(
         "listener and admin addresses cannot change on reload; restart portico to change them");
@@ -179,6 +191,8 @@ Server::ReloadResult Server::reload() {
   tls_failed_.assign(tls_.size(), {});
   for (auto& w : workers_) w->postSnapshot(snapshot);
   jwks_->activate(snapshot->config);
+  config_source_ = std::move(source);
+  dns_->activate(snapshot->config);
   checkHealth(*snapshot);
   configureSync(*snapshot);
   configureTracing(snapshot->config);
@@ -345,7 +359,7 @@ int Server::run() {
   signal(SIGPIPE, SIG_IGN);
 
   std::vector<std::string> errors;
-  current_ = loadSnapshot(errors);
+  current_ = loadSnapshot(errors, config_source_);
   if (!current_) {
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     return 1;
@@ -420,6 +434,7 @@ int Server::run() {
   // comes late lets leases lapse.
   redis_sync_ = std::make_unique<ratelimit::RedisSync>(*sync_limits_);
   configureSync(*current_);
+  dns_->activate(current_->config);
   checkHealth(*current_);
   for (auto& w : workers_) w->start();
   // Threads inherit the nice value when created, so this lowers only the control thread:

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "ratelimit/redis_sync.hpp"
 #include "ratelimit/sync_store.hpp"
 #include "tls/server_context.hpp"
+#include "upstream/dns_resolver.hpp"
 #include "upstream/health_checker.hpp"
 #include "upstream/upstream_health.hpp"
 
@@ -57,9 +59,16 @@ class Server {
   // The admin API's views of the metrics: /metrics, /admin/stats, /admin/upstreams.
   admin::AdminResponse metricsResponse(const std::string& path);
   void configureTracing(const config::Config& config);
-  std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors);
-  // The health checks of the snapshot in force (server_health.cpp).
+  // `source`: the config as loaded, before a `dns:` upstream's name became its endpoints.
+  std::shared_ptr<const proxy::Snapshot> loadSnapshot(std::vector<std::string>& errors,
+                                                      std::optional<config::Config>& source);
+  // What the upstreams need once a snapshot is in force (server_upstreams.cpp): health checks
+  // of its endpoints, names kept resolved.
   void checkHealth(const proxy::Snapshot& snap);
+  // A `dns:` name resolves to other addresses now: the same config, rebuilt with them.
+  void applyDnsAnswers();
+  std::shared_ptr<const proxy::Snapshot> buildSnapshot(config::Config config, uint64_t version,
+                                                       std::vector<std::string>& errors);
 
   RunOptions options_;
   net::EventLoop loop_;
@@ -81,6 +90,8 @@ class Server {
   std::unique_ptr<Housekeeping> housekeeping_;
   std::unique_ptr<auth::JwksFetcher> jwks_;  // destroyed before loop_: its threads post to it
   upstream::HealthChecker health_checker_{loop_};
+  std::unique_ptr<upstream::DnsResolver> dns_;                  // its thread posts to loop_
+  std::optional<config::Config> config_source_;                 // of current_, as loaded
   std::vector<std::shared_ptr<const tls::ServerContext>> tls_;  // [listener], as in force
   std::vector<std::vector<tls::FileStamp>> tls_failed_;        // files a rebuild failed on
   observability::AccessLogSink access_log_;

@@ -18,6 +18,7 @@ void Cluster::addEndpoint(EndpointPool* pool, uint32_t weight) {
 }
 
 uint32_t Cluster::pick(uint64_t random, uint64_t key_hash, uint32_t avoid, uint64_t now_ms) {
+  if (endpoints_.empty()) return kNone;  // a dns: name that resolved to nothing yet
   const uint32_t choice = pickByPolicy(random, key_hash);
   if (health_ == nullptr && avoid == kNone) return choice;
   if (choice != avoid && available(choice, now_ms)) return choice;

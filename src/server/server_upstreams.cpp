@@ -1,5 +1,6 @@
-// Which endpoints the health checker watches: those of the upstreams with a health_check in the
-// snapshot in force.
+// The upstreams' side of the control thread: which endpoints the health checker watches, and
+// the snapshot rebuilt when a `dns:` name resolves to other addresses.
+#include "core/log.hpp"
 #include "server/server.hpp"
 
 namespace portico::server {
@@ -16,9 +17,10 @@ void Server::checkHealth(const proxy::Snapshot& snap) {
         health->check_passes = health->check_failures = 0;
         continue;
       }
-      const std::string& written = settings.endpoints[e].text;
+      // A dns: upstream's checks name the name, as its requests do.
+      const std::string& written = settings.dns ? settings.dns->text : settings.endpoints[e].text;
       upstream::HealthTarget& target = targets.emplace_back();
-      target.name = "upstream \"" + settings.name + "\" endpoint " + written;
+      target.name = "upstream \"" + settings.name + "\" endpoint " + settings.endpoints[e].text;
       target.address = upstream.addresses[e];
       target.settings = *settings.health_check;
       // HTTP/2-only and TLS endpoints get a TCP connect: a plain HTTP/1.1 GET would fail there.
@@ -29,6 +31,23 @@ void Server::checkHealth(const proxy::Snapshot& snap) {
     }
   }
   health_checker_.setTargets(std::move(targets));
+}
+
+void Server::applyDnsAnswers() {
+  if (draining_ || !config_source_ || !current_) return;
+  std::vector<std::string> errors;
+  // The config in force, not the file (which may have changed without a reload); its version
+  // stays, since nobody changed it.
+  auto snapshot = buildSnapshot(*config_source_, current_->version, errors);
+  if (!snapshot) {
+    for (const auto& e : errors) LOG_ERROR("new DNS answers not applied: %s", e.c_str());
+    return;
+  }
+  current_ = snapshot;
+  tls_ = snapshot->tls;
+  tls_failed_.assign(tls_.size(), {});
+  for (auto& w : workers_) w->postSnapshot(snapshot);
+  checkHealth(*snapshot);
 }
 
 }  // namespace portico::server
