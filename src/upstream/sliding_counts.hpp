@@ -21,7 +21,11 @@ class SlidingCounts {
 
   // Takes effect for counts from now on; the control thread sets it before workers count.
   void setWindow(uint64_t window_ms) {
-    slice_ms_.store(std::max<uint64_t>(window_ms / kSlices, 1), std::memory_order_relaxed);
+    const uint64_t slice_ms = std::max<uint64_t>(window_ms / kSlices, 1);
+    // Read first: a store on every call would bounce the line between the workers.
+    if (slice_ms_.load(std::memory_order_relaxed) != slice_ms) {
+      slice_ms_.store(slice_ms, std::memory_order_relaxed);
+    }
   }
 
   void add(size_t counter, uint64_t now_ms) {
