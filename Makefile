@@ -38,6 +38,10 @@ run: build
 	@echo "== starting portico on examples/quickstart.yaml: try  curl -i http://127.0.0.1:8080/hello"
 	@$(BUILD_DIR)/portico run -c examples/quickstart.yaml
 
+# Integration test files run two at a time (pytest-xdist, a file per worker: its module-scoped
+# gateways stay whole); each worker draws ports from its own range (support/util.py).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 # Unit tests (release and sanitized), then the integration suite against both binaries.
 test: build build-asan
 	@echo "== unit tests (release)"
@@ -50,9 +54,9 @@ test: build build-asan
 	  $(ASAN_DIR)/portico_fuzz_replay_$$t tests/fuzz/corpus/$$t >/dev/null || exit 1; \
 	done; echo "replayed the corpora of $(words $(FUZZ_TARGETS)) fuzz targets"
 	@echo "== integration tests (release)"
-	@PORTICO_BIN=$(CURDIR)/$(BUILD_DIR)/portico $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@PORTICO_BIN=$(CURDIR)/$(BUILD_DIR)/portico $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) tests/integration
 	@echo "== integration tests (ASan+UBSan)"
-	@PORTICO_BIN=$(CURDIR)/$(ASAN_DIR)/portico PORTICO_SANITIZED=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow" tests/integration
+	@PORTICO_BIN=$(CURDIR)/$(ASAN_DIR)/portico PORTICO_SANITIZED=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m "not slow" tests/integration
 
 # Each fuzz target for FUZZ_SECONDS on a copy of its corpus (tests/fuzz/run-fuzzers); fails
 # when one crashed, with the reproducers in $(FUZZ_DIR)/crashes/<target>/.

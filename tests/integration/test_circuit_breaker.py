@@ -9,7 +9,6 @@ the state in /admin/upstreams (`circuit`, `circuit_window`) and portico_circuit_
 The upstream is a support.mode_upstream.ModeUpstream: "nothing reached it" is its own count."""
 import socket
 import struct
-import subprocess
 import threading
 import time
 
@@ -313,16 +312,6 @@ def test_abandoned_requests_count_for_nothing(gateway, mups):
 
 
 # ----- config -------------------------------------------------------------------------------------
-def _validate(portico_bin, tmp_path, upstream):
-    cfg = gw.config([gw.route("r", {"path_prefix": "/"}, "svc")], {"svc": upstream})
-    text = gw.to_yaml(cfg).replace("@PORT@", "18080").replace("@ADMIN@", "19901")
-    p = tmp_path / "portico.yaml"
-    p.write_text(text)
-    run = subprocess.run([portico_bin, "validate", "-c", str(p)], capture_output=True, text=True,
-                         timeout=20, cwd=str(tmp_path))
-    return run, text, str(p)
-
-
 EPS = ["127.0.0.1:9001", "127.0.0.1:9002"]
 
 
@@ -331,7 +320,7 @@ EPS = ["127.0.0.1:9001", "127.0.0.1:9002"]
                                   "open_for": "30s", "half_open_requests": 3},
 ], ids=["defaults", "test-policy", "rate-1", "doc-like"])
 def test_validate_accepts_circuit_breaker(portico_bin, tmp_path, cb):
-    run, text, _ = _validate(portico_bin, tmp_path, {"endpoints": EPS, "circuit_breaker": cb})
+    run, text, _ = gw.validate_upstream(portico_bin, tmp_path, {"endpoints": EPS, "circuit_breaker": cb})
     assert run.returncode == 0, run.stdout + run.stderr + "\n" + text
     assert run.stdout.strip() == "ok"
 
@@ -349,7 +338,7 @@ def test_validate_accepts_circuit_breaker(portico_bin, tmp_path, cb):
 ], ids=["rate-0", "rate-over-1", "rate-negative", "rate-text", "window", "open_for",
         "min_requests", "half_open-negative", "unknown-key"])
 def test_validate_rejects_bad_circuit_breaker(portico_bin, tmp_path, cb, word):
-    run, text, path = _validate(portico_bin, tmp_path, {"endpoints": EPS, "circuit_breaker": cb})
+    run, text, path = gw.validate_upstream(portico_bin, tmp_path, {"endpoints": EPS, "circuit_breaker": cb})
     assert run.returncode == 1, run.stdout + run.stderr + "\n" + text
     lines = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.startswith(path + ":")]
     words = word if isinstance(word, tuple) else (word,)

@@ -8,7 +8,6 @@ The two origins listen on 127.0.0.1 and 127.0.0.2 (both loopback) on one port, s
 carries no port.
 """
 import http.server
-import subprocess
 import threading
 import time
 
@@ -168,18 +167,10 @@ def test_a_reload_keeps_the_answer_and_the_refresh(env):
 
 
 # ----- config -------------------------------------------------------------------------------------
-def _validate(portico_bin, tmp_path, upstream, **top):
-    cfg = gw.config([gw.route("r", {"path_prefix": "/"}, "svc")], {"svc": upstream}, **top)
-    text = gw.to_yaml(cfg).replace("@PORT@", "18080").replace("@ADMIN@", "19901")
-    p = tmp_path / "portico.yaml"
-    p.write_text(text)
-    return subprocess.run([portico_bin, "validate", "-c", str(p)], capture_output=True,
-                          text=True, timeout=20, cwd=str(tmp_path))
-
-
 def test_validate_does_not_need_the_name_to_resolve(portico_bin, tmp_path):
-    run = _validate(portico_bin, tmp_path, {"dns": "nowhere.invalid:80", "dns_refresh": "5s"},
-                    dns_resolvers=["127.0.0.1", "[::1]:5353"])
+    run, _, _ = gw.validate_upstream(portico_bin, tmp_path,
+                                     {"dns": "nowhere.invalid:80", "dns_refresh": "5s"},
+                                     dns_resolvers=["127.0.0.1", "[::1]:5353"])
     assert run.returncode == 0, run.stderr
 
 
@@ -193,6 +184,6 @@ def test_validate_does_not_need_the_name_to_resolve(portico_bin, tmp_path):
     ({"dns": "svc.test:80"}, {"dns_resolvers": []}, "dns_resolvers"),
 ])
 def test_validate_refuses(portico_bin, tmp_path, upstream, top, says):
-    run = _validate(portico_bin, tmp_path, upstream, **top)
+    run, _, _ = gw.validate_upstream(portico_bin, tmp_path, upstream, **top)
     assert run.returncode != 0
     assert says in run.stderr + run.stdout, run.stderr

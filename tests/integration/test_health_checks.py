@@ -17,7 +17,6 @@ endpoints are ejected (one endpoint alone never is); the state shows as `ejected
 Every endpoint is a support.mode_upstream.ModeUpstream: client requests and health checks are
 recorded apart, with their arrival times."""
 import statistics
-import subprocess
 import time
 
 import pytest
@@ -438,16 +437,6 @@ def test_at_most_half_the_endpoints_are_ejected(gateway, mups):
 
 
 # ----- config -------------------------------------------------------------------------------------
-def _validate(portico_bin, tmp_path, upstream):
-    cfg = gw.config([gw.route("r", {"path_prefix": "/"}, "svc")], {"svc": upstream})
-    text = gw.to_yaml(cfg).replace("@PORT@", "18080").replace("@ADMIN@", "19901")
-    p = tmp_path / "portico.yaml"
-    p.write_text(text)
-    run = subprocess.run([portico_bin, "validate", "-c", str(p)], capture_output=True, text=True,
-                         timeout=20, cwd=str(tmp_path))
-    return run, text, str(p)
-
-
 EPS = ["127.0.0.1:9001", "127.0.0.1:9002"]
 
 
@@ -468,7 +457,7 @@ EPS = ["127.0.0.1:9001", "127.0.0.1:9002"]
 ], ids=["hc-defaults", "hc-test", "hc-doc", "hc-edges", "outlier-defaults", "outlier-edges",
         "all-four"])
 def test_validate_accepts(portico_bin, tmp_path, extra):
-    run, text, _ = _validate(portico_bin, tmp_path, dict({"endpoints": EPS}, **extra))
+    run, text, _ = gw.validate_upstream(portico_bin, tmp_path, dict({"endpoints": EPS}, **extra))
     assert run.returncode == 0, run.stdout + run.stderr + "\n" + text
     assert run.stdout.strip() == "ok"
 
@@ -493,7 +482,7 @@ def test_validate_accepts(portico_bin, tmp_path, extra):
         "unhealthy-0", "unhealthy-101", "status-99", "status-600", "interval-text",
         "hc-unknown-key", "failures-0", "failures-1001", "eject_for-text", "outlier-unknown-key"])
 def test_validate_rejects(portico_bin, tmp_path, key, pol, word):
-    run, text, path = _validate(portico_bin, tmp_path, {"endpoints": EPS, key: pol})
+    run, text, path = gw.validate_upstream(portico_bin, tmp_path, {"endpoints": EPS, key: pol})
     assert run.returncode == 1, run.stdout + run.stderr + "\n" + text
     lines = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.startswith(path + ":")]
     words = word if isinstance(word, tuple) else (word,)

@@ -9,7 +9,6 @@ Every upstream is a support.mode_upstream.ModeUpstream, so the counts are what t
 actually received and the gaps are measured between its arrivals."""
 import hashlib
 import statistics
-import subprocess
 import time
 
 import pytest
@@ -467,16 +466,6 @@ def test_retries_with_two_workers(gateway, mups):
 
 
 # ----- config errors ------------------------------------------------------------------------------
-def _validate(portico_bin, tmp_path, upstream):
-    cfg = gw.config([gw.route("r", {"path_prefix": "/"}, "svc")], {"svc": upstream})
-    text = gw.to_yaml(cfg).replace("@PORT@", "18080").replace("@ADMIN@", "19901")
-    p = tmp_path / "portico.yaml"
-    p.write_text(text)
-    run = subprocess.run([portico_bin, "validate", "-c", str(p)], capture_output=True, text=True,
-                         timeout=20, cwd=str(tmp_path))
-    return run, text, str(p)
-
-
 EPS = ["127.0.0.1:9001", "127.0.0.1:9002"]
 
 
@@ -489,7 +478,7 @@ EPS = ["127.0.0.1:9001", "127.0.0.1:9002"]
     {"budget": 1, "on": [502]},
 ], ids=["defaults", "one", "everything", "budget-1"])
 def test_validate_accepts_retry(portico_bin, tmp_path, pol):
-    run, text, _ = _validate(portico_bin, tmp_path, {"endpoints": EPS, "retry": pol})
+    run, text, _ = gw.validate_upstream(portico_bin, tmp_path, {"endpoints": EPS, "retry": pol})
     assert run.returncode == 0, run.stdout + run.stderr + "\n" + text
     assert run.stdout.strip() == "ok"
 
@@ -514,7 +503,7 @@ def test_validate_accepts_retry(portico_bin, tmp_path, pol):
         "on-200", "on-600", "on-word", "unknown-key", "backoff-base", "backoff-unknown",
         "replay-buffer", "non-idempotent-text"])
 def test_validate_rejects_bad_retry(portico_bin, tmp_path, pol, word):
-    run, text, path = _validate(portico_bin, tmp_path, {"endpoints": EPS, "retry": pol})
+    run, text, path = gw.validate_upstream(portico_bin, tmp_path, {"endpoints": EPS, "retry": pol})
     assert run.returncode == 1, run.stdout + run.stderr + "\n" + text
     lines = [ln for ln in (run.stdout + run.stderr).splitlines() if ln.startswith(path + ":")]
     assert lines, run.stdout + run.stderr

@@ -105,6 +105,18 @@ def up(*endpoints, **extra):
     return d
 
 
+def validate_upstream(portico_bin, tmp_path, upstream, **top):
+    """`portico validate` on a config with one route to the upstream dict `upstream` (named
+    "svc"); `top` adds top-level keys. Returns (CompletedProcess, the YAML, its path)."""
+    cfg = config([route("r", {"path_prefix": "/"}, "svc")], {"svc": upstream}, **top)
+    text = to_yaml(cfg).replace("@PORT@", "18080").replace("@ADMIN@", "19901")
+    p = tmp_path / "portico.yaml"
+    p.write_text(text)
+    run = subprocess.run([portico_bin, "validate", "-c", str(p)], capture_output=True, text=True,
+                         timeout=20, cwd=str(tmp_path))
+    return run, text, str(p)
+
+
 # ----- the process ---------------------------------------------------------------------------
 class GatewayError(AssertionError):
     pass

@@ -2,6 +2,7 @@
 import collections
 import hashlib
 import os
+import random
 import socket
 import struct
 import time
@@ -17,15 +18,31 @@ _BASE = bytes((i * 131 + 7) & 0xFF for i in range(CHUNK))
 _recent_ports = collections.deque(maxlen=256)
 
 
+# Under pytest-xdist each worker draws from its own range below the kernel's ephemeral ports
+# (32768 and up): a port one worker checked and let go can then be taken neither by another
+# worker nor by a socket the kernel numbers itself.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_PORT_SPAN = 3000
+
+
+def _candidate_port():
+    if not _XDIST_WORKER.startswith("gw"):
+        return 0  # the kernel's choice
+    first = 11000 + int(_XDIST_WORKER[2:] or 0) % 7 * _PORT_SPAN
+    return random.randrange(first, first + _PORT_SPAN)
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (bind port 0, read it back, close), and
+    """A port that was free a moment ago on 127.0.0.1 (bind it, read it back, close), and
     not one this process handed out lately: the kernel may give the same port to two binds in a
     row once the first socket is closed (a listener and the admin API then collide)."""
-    for _ in range(100):
+    for _ in range(200):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            s.bind(("127.0.0.1", 0))
+            s.bind(("127.0.0.1", _candidate_port()))
             port = s.getsockname()[1]
+        except OSError:
+            continue  # taken: draw again
         finally:
             s.close()
         if port not in _recent_ports:
