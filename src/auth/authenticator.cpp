@@ -26,19 +26,6 @@ std::string_view trim(std::string_view v) {
   return v;
 }
 
-// Splits "a=1&b=2" (query) or "a=1; b=2" (Cookie) and returns the value of `name`.
-std::string_view findPair(std::string_view list, char separator, std::string_view name) {
-  while (!list.empty()) {
-    size_t end = list.find(separator);
-    std::string_view pair = trim(list.substr(0, end));
-    size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-    if (end == std::string_view::npos) break;
-    list.remove_prefix(end + 1);
-  }
-  return {};
-}
-
 bool percentDecode(std::string_view in, std::string& out) {
   out.clear();
   for (size_t i = 0; i < in.size(); ++i) {
@@ -112,15 +99,9 @@ std::string_view findCredential(const config::CredentialSource& source, http::He
       return trim(value.substr(source.prefix.size() + 1));
     }
     case Kind::Cookie:
-      for (const auto& h : headers) {
-        if (h.name.size() == 6 && http::equalsIgnoreCase(h.name, "cookie")) {
-          std::string_view v = findPair(h.value, ';', source.name);
-          if (!v.empty()) return v;
-        }
-      }
-      return {};
+      return http::findCookie(headers, source.name);
     case Kind::Query: {
-      std::string_view raw = findPair(query, '&', source.name);
+      std::string_view raw = http::findPair(query, '&', source.name);
       if (raw.empty() || !percentDecode(raw, scratch)) return {};
       return scratch;
     }

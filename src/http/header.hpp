@@ -112,6 +112,30 @@ inline const HeaderField* findHeader(HeaderList headers, std::string_view name) 
   return nullptr;
 }
 
+// The value of `name` in "a=1&b=2" (a query, separator '&') or "a=1; b=2" (a Cookie field,
+// separator ';'), pairs trimmed of whitespace; the first one wins. Empty when absent.
+inline std::string_view findPair(std::string_view list, char separator, std::string_view name) {
+  while (!list.empty()) {
+    const size_t end = list.find(separator);
+    const std::string_view pair = trimOws(list.substr(0, end));
+    if (pair.size() > name.size() && pair[name.size()] == '=' && pair.starts_with(name)) {
+      return pair.substr(name.size() + 1);
+    }
+    if (end == std::string_view::npos) break;
+    list.remove_prefix(end + 1);
+  }
+  return {};
+}
+
+// The value of cookie `name` in the request's Cookie fields, or empty.
+inline std::string_view findCookie(HeaderList headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (h.name.size() != 6 || !equalsIgnoreCase(h.name, "cookie")) continue;
+    if (std::string_view value = findPair(h.value, ';', name); !value.empty()) return value;
+  }
+  return {};
+}
+
 // A CORS preflight (Fetch standard §4.8: OPTIONS with Origin and Access-Control-Request-Method)
 // asks whether the request it announces may be made: its method, or empty for any other request.
 inline std::string_view preflightMethod(std::string_view method, HeaderList headers) {

@@ -93,6 +93,7 @@ struct RequestState {
   uint64_t balancing_hash = 0;  // consistent_hash's key, hashed while the head's views are valid
   bool breaker_passed = false;            // the circuit breaker let it through: its outcome counts
   bool breaker_probe = false;             // ... as one of the half-open probes
+  bool outcome_recorded = false;          // the breaker and outlier ejection heard how it went
 
   size_t request_id_len = 0;
   bool version_1_0 = false;

@@ -188,7 +188,8 @@ class Session final : public net::EventHandler,
   bool tryRetry(RetryCondition condition);
   void noteFailedTry(RetryCondition condition, uint64_t now_ms);
   void retryAfterBackoff();
-  // The circuit breaker and outlier ejection learn how the exchange ended.
+  // The circuit breaker and outlier ejection learn how the exchange went: at the response head,
+  // or at the end for one that failed or was abandoned before a head (once either way).
   void recordUpstreamOutcome();
   void replyError(http::ErrorCode code, std::string_view message, bool close,
                   std::string_view allow = {}, std::string_view www_authenticate = {});

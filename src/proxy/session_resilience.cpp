@@ -143,7 +143,7 @@ void Session::retryAfterBackoff() {
 
 void Session::recordUpstreamOutcome() {
   RequestState& rq = *rq_;
-  if (rq.snap == nullptr || !rq.upstream_chosen || rq.echo) return;
+  if (rq.snap == nullptr || !rq.upstream_chosen || rq.echo || rq.outcome_recorded) return;
   const UpstreamRuntime& upstream = rq.snap->shared->upstreams[rq.upstream_index];
   const config::Upstream& settings = *upstream.config;
   if (!settings.circuit_breaker && !settings.outlier) return;
@@ -152,6 +152,7 @@ void Session::recordUpstreamOutcome() {
                          ? rq.upstream_failure != observability::UpstreamOutcome::Cancelled
                          : rq.upstream_head_us != 0;
   const uint64_t now = worker_.loop().nowMs();
+  rq.outcome_recorded = true;
   if (!known) {
     if (rq.breaker_probe) upstream.health->breaker().abandonProbe();
     return;

@@ -52,28 +52,6 @@ uint64_t Session::withinDeadline(uint64_t timeout_ms) const {
   return std::min(timeout_ms, left);
 }
 
-namespace {
-
-// The value of cookie `name` in the request's Cookie fields, or empty.
-std::string_view findCookie(http::HeaderList headers, std::string_view name) {
-  for (const auto& h : headers) {
-    if (h.name.size() != 6 || !http::equalsIgnoreCase(h.name, "cookie")) continue;
-    std::string_view list = h.value;
-    while (!list.empty()) {
-      size_t end = list.find(';');
-      std::string_view pair = http::trimOws(list.substr(0, end));
-      if (pair.size() > name.size() && pair[name.size()] == '=' && pair.starts_with(name)) {
-        return pair.substr(name.size() + 1);
-      }
-      if (end == std::string_view::npos) break;
-      list.remove_prefix(end + 1);
-    }
-  }
-  return {};
-}
-
-}  // namespace
-
 std::string_view Session::balancingKey(const config::HashOn& hash_on, std::string& scratch) {
   std::string_view key;
   switch (hash_on.kind) {
@@ -86,7 +64,9 @@ std::string_view Session::balancingKey(const config::HashOn& hash_on, std::strin
         key = h->value;
       }
       break;
-    case config::HashOn::Kind::Cookie: key = findCookie(rq_->head.headers, hash_on.name); break;
+    case config::HashOn::Kind::Cookie:
+      key = http::findCookie(rq_->head.headers, hash_on.name);
+      break;
   }
   // Without the key, the client's address keeps one client on one endpoint.
   return key.empty() ? limitClientKey(scratch) : key;
@@ -349,6 +329,8 @@ bool Session::processResponseHead() {
     const auto& timeouts = rq_->snap->shared->upstreams[rq_->upstream_index].config->timeouts;
     worker_.loop().setTimeout(up, withinDeadline(static_cast<uint64_t>(timeouts.idle.count())));
     rq_->status = up.head.status;
+    // The breaker and outlier ejection learn the answer now, before the client can see it.
+    recordUpstreamOutcome();
     rq_->resp_framing = up.head.framing;
     rq_->resp_remaining = up.head.content_length;
     rq_->resp_chunked.reset();
