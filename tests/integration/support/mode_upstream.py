@@ -208,7 +208,10 @@ class ModeUpstream:
     # ----- one connection -----------------------------------------------------------------------
     def _serve(self, sock, conn_id):
         deadline = time.monotonic() + self.max_life
-        sock.settimeout(0.1)
+        try:
+            sock.settimeout(0.1)
+        except OSError:  # stop() closed it before this thread began
+            return
         buf = bytearray()
 
         def fill():
