@@ -4,6 +4,7 @@
 // either side. So no exit path can leave a field behind for the next request that the same
 // (pooled) session object serves: not a route, not an identity, not a request id (review C1).
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -101,6 +102,16 @@ struct RequestState {
   bool grpc = false;  // content-type application/grpc*: errors are answered the gRPC way
   uint64_t grpc_deadline_ms = 0;  // from grpc-timeout (loop time); 0: none
   uint64_t route_deadline_ms = 0;  // the route's `timeout` from dispatch (loop time); 0: none
+  // The earlier of the two (0: none), and whether it has come.
+  uint64_t deadlineMs() const {
+    if (route_deadline_ms == 0) return grpc_deadline_ms;
+    if (grpc_deadline_ms == 0) return route_deadline_ms;
+    return std::min(route_deadline_ms, grpc_deadline_ms);
+  }
+  bool deadlinePassed(uint64_t now_ms) const {
+    const uint64_t deadline = deadlineMs();
+    return deadline != 0 && now_ms >= deadline;
+  }
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 

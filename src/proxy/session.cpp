@@ -534,7 +534,7 @@ void Session::upstreamFailed(http::ErrorCode code, const char* message) {
     close();
     return;
   }
-  replyError(code, message, !rq_->req_body_done || close_after_response_);
+  replyError(code, message, closesAfterReply());
 }
 
 void Session::close() {

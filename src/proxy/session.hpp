@@ -176,6 +176,8 @@ class Session final : public net::EventHandler,
   void endRequest(bool upstream_reusable);
   void finishRequest();
   void upstreamFailed(http::ErrorCode code, const char* message);
+  // An answer of ours ends the connection when the rest of the request body is still coming.
+  bool closesAfterReply() const { return !rq_->req_body_done || close_after_response_; }
   // The upstream's resilience policies (session_resilience.cpp).
   enum class RetryCondition : uint8_t { None, ConnectFailure, Reset, Timeout, Status };
   // The circuit breaker lets the request through (false: answered 503), the retry budget counts it.

@@ -27,8 +27,7 @@ bool Session::admitToUpstream() {
     using Admission = upstream::CircuitBreakerState::Admission;
     const Admission admission = upstream.health->breaker().admit(*settings.circuit_breaker, now);
     if (admission == Admission::Refused) {
-      replyError(http::ErrorCode::Unavailable, "circuit open",
-                 !rq_->req_body_done || close_after_response_);
+      replyError(http::ErrorCode::Unavailable, "circuit open", closesAfterReply());
       return false;
     }
     rq_->breaker_passed = true;
@@ -66,10 +65,8 @@ Session::RetryCondition Session::retryConditionOf(http::ErrorCode code) const {
     case http::ErrorCode::BadUpstream:
       return connecting ? RetryCondition::ConnectFailure : RetryCondition::Reset;
     case http::ErrorCode::UpstreamTimeout: {
-      const uint64_t now = worker_.loop().nowMs();
-      const auto passed = [now](uint64_t deadline) { return deadline != 0 && now >= deadline; };
       // The time the client allowed is spent: another try could only fail the same way.
-      if (passed(rq_->grpc_deadline_ms) || passed(rq_->route_deadline_ms) || !rq_->req_body_done) {
+      if (rq_->deadlinePassed(worker_.loop().nowMs()) || !rq_->req_body_done) {
         return RetryCondition::None;
       }
       return connecting ? RetryCondition::ConnectFailure : RetryCondition::Timeout;

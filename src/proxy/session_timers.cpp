@@ -70,8 +70,8 @@ void Session::onTimer() {
       if (rq_ && rq_->retry_at_ms != 0) {
         retryAfterBackoff();
       } else if (rq_ && rq_->awaiting_body) {
-        if (rq_->route_deadline_ms != 0 && worker_.loop().nowMs() >= rq_->route_deadline_ms) {
-          replyError(http::ErrorCode::UpstreamTimeout, "the route's timeout passed", true);
+        if (rq_->deadlinePassed(worker_.loop().nowMs())) {
+          replyError(http::ErrorCode::UpstreamTimeout, "the request's deadline passed", true);
         } else {
           replyError(http::ErrorCode::RequestTimeout, "the request body stopped arriving", true);
         }

@@ -42,10 +42,7 @@ void Session::armUpstreamTimer() {
 }
 
 uint64_t Session::withinDeadline(uint64_t timeout_ms) const {
-  uint64_t deadline = rq_->grpc_deadline_ms;
-  if (rq_->route_deadline_ms != 0 && (deadline == 0 || rq_->route_deadline_ms < deadline)) {
-    deadline = rq_->route_deadline_ms;
-  }
+  const uint64_t deadline = rq_->deadlineMs();
   if (deadline == 0) return timeout_ms;
   uint64_t now = worker_.loop().nowMs();
   uint64_t left = deadline > now ? deadline - now : 1;
@@ -82,8 +79,7 @@ void Session::connectUpstream() {
                    rq_->balancing_hash, rq_->failed_endpoint, worker_.loop().nowMs());
   if (rq_->endpoint_index == upstream::Cluster::kNone) {
     rq_->endpoint_index = 0;
-    replyError(http::ErrorCode::Unavailable, "no healthy endpoint",
-               !rq_->req_body_done || close_after_response_);
+    replyError(http::ErrorCode::Unavailable, "no healthy endpoint", closesAfterReply());
     return;
   }
   upstream::EndpointPool& pool = cluster.endpoint(rq_->endpoint_index);

@@ -186,14 +186,10 @@ Server::ReloadResult Server::reload() {
     return result;
   }
   ++next_version_;
-  current_ = snapshot;
-  tls_ = snapshot->tls;
-  tls_failed_.assign(tls_.size(), {});
-  for (auto& w : workers_) w->postSnapshot(snapshot);
+  install(snapshot);
   jwks_->activate(snapshot->config);
   config_source_ = std::move(source);
   dns_->activate(snapshot->config);
-  checkHealth(*snapshot);
   configureSync(*snapshot);
   configureTracing(snapshot->config);
   ++reloads_ok_;

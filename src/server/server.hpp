@@ -67,6 +67,8 @@ class Server {
   void checkHealth(const proxy::Snapshot& snap);
   // A `dns:` name resolves to other addresses now: the same config, rebuilt with them.
   void applyDnsAnswers();
+  // Puts a built snapshot in force: the workers get it, the health checker its endpoints.
+  void install(const std::shared_ptr<const proxy::Snapshot>& snapshot);
   std::shared_ptr<const proxy::Snapshot> buildSnapshot(config::Config config, uint64_t version,
                                                        std::vector<std::string>& errors);
 

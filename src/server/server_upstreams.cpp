@@ -43,6 +43,10 @@ void Server::applyDnsAnswers() {
     for (const auto& e : errors) LOG_ERROR("new DNS answers not applied: %s", e.c_str());
     return;
   }
+  install(snapshot);
+}
+
+void Server::install(const std::shared_ptr<const proxy::Snapshot>& snapshot) {
   current_ = snapshot;
   tls_ = snapshot->tls;
   tls_failed_.assign(tls_.size(), {});

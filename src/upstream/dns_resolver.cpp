@@ -45,10 +45,8 @@ bool lessAddress(const net::SocketAddress& a, const net::SocketAddress& b) {
   return std::memcmp(&a.storage, &b.storage, a.length) < 0;
 }
 
-bool sameAddresses(const DnsResolver::Addresses& a, const DnsResolver::Addresses& b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
-    return x.length == y.length && std::memcmp(&x.storage, &y.storage, x.length) == 0;
-  });
+bool sameAddress(const net::SocketAddress& a, const net::SocketAddress& b) {
+  return a.length == b.length && std::memcmp(&a.storage, &b.storage, a.length) == 0;
 }
 
 // c-ares wants its library set up once per process.
@@ -116,10 +114,7 @@ DnsResolver::Addresses DnsResolver::resolve(const std::string& host, uint16_t po
   }
   ares_destroy(channel);
   std::sort(lookup.addresses.begin(), lookup.addresses.end(), lessAddress);
-  lookup.addresses.erase(std::unique(lookup.addresses.begin(), lookup.addresses.end(),
-                                     [](const auto& a, const auto& b) {
-                                       return !lessAddress(a, b) && !lessAddress(b, a);
-                                     }),
+  lookup.addresses.erase(std::unique(lookup.addresses.begin(), lookup.addresses.end(), sameAddress),
                          lookup.addresses.end());
   return lookup.addresses;
 }
@@ -211,7 +206,10 @@ void DnsResolver::run() {
     lock.lock();
     auto it = names_.find(due);
     if (answer.empty() || it == names_.end()) continue;  // the last good answer stays
-    if (it->second.answer && sameAddresses(*it->second.answer, answer)) continue;
+    if (it->second.answer && std::equal(answer.begin(), answer.end(), it->second.answer->begin(),
+                                        it->second.answer->end(), sameAddress)) {
+      continue;
+    }
     it->second.answer = std::move(answer);
     LOG_INFO("%s resolves to %zu address(es) now", due.c_str(), it->second.answer->size());
     loop_.post([this] { publish_(); });

@@ -509,3 +509,57 @@ def test_validate_rejects_bad_retry(portico_bin, tmp_path, pol, word):
     assert lines, run.stdout + run.stderr
     words = word if isinstance(word, tuple) else (word,)
     assert any(w in ln for ln in lines for w in words), (word, lines)
+
+
+# ----- the client leaves while a retry waits out its backoff ---------------------------------------
+SLOW_BACKOFF = {"base": "3s", "max": "3s"}   # the retry's wait: uniform in [0, 3 s]
+
+
+@pytest.mark.parametrize("how", ["rst", "h2-rst-stream"])
+def test_client_gone_during_backoff_cancels_the_retry(gateway, mups, how):
+    """The first try gets a 503 and the gateway waits out the backoff before the retry; the
+    client resets (TCP RST over HTTP/1.1, RST_STREAM over HTTP/2) meanwhile. No retry reaches the
+    upstream after the reset, the session's descriptors are freed, and the same worker serves the
+    next request: a fresh connection, and over HTTP/2 the next stream on the same connection."""
+    from support import aborts
+    u = mups("u")
+    u.set_mode("status", 503)
+    g = gateway(gw.config([gw.route("u", {"path_prefix": "/u"}, "u")],
+                          {"u": gw.up(u, retry=retry(attempts=2, backoff=SLOW_BACKOFF))},
+                          listener={"http2": True}))
+    base = aborts.fd_count(g.pid)
+    if how == "rst":
+        import socket
+        sock = socket.create_connection(("127.0.0.1", g.port), timeout=5)
+        sock.sendall(b"GET /u/gone HTTP/1.1\r\nHost: t\r\n\r\n")
+        h2 = None
+    else:
+        h2 = aborts.h2_connect(g.port)
+        sid = h2.request("GET", "/u/gone")
+    deadline = time.monotonic() + 5 * SLACK
+    while u.count() < 1 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert u.count() == 1, "the first try never reached the upstream"
+    first = u.client()[0].time
+    time.sleep(0.05)
+    t_abort = time.monotonic()
+    if h2 is None:
+        aborts.rst_close(sock)
+    else:
+        h2.rst(sid)
+        aborts.h2_sync(h2)
+    # Past the longest backoff: any retry would have been sent by now.
+    time.sleep(max(0.0, first + 3.0 + 0.5 * SLACK - time.monotonic()))
+    late = [a for a in u.client()[1:] if a.time >= t_abort]
+    assert not late, f"a retry went upstream after the client reset: {late}"
+    u.set_mode("ok")
+    if h2 is not None:
+        st = h2.response(h2.request("GET", "/u/next-stream"))
+        assert st.status == 200, st.headers
+        h2.close()
+    else:
+        aborts.wait_fds(g, base)
+        assert aborts.fd_count(g.pid) <= base, "the aborted exchange kept descriptors"
+    r = once(g, "GET", "/u/after")
+    assert r.status == 200 and r.json()["path"] == "/u/after", r
+    g.assert_healthy()
