@@ -185,14 +185,30 @@ def h1_eof_mid_body(g, up):
 
 
 def h1_rst_mid_body(g, up):
-    """An upload to a real upstream, cut with RST once the upstream has its head."""
+    """An upload to a real upstream, cut with RST once the upstream has its head (100 KB: over
+    the 64 KiB a body may be buffered in, so it streams)."""
     base = aborts.fd_count(g.pid)
     t = tag()
     c = RawConn(g.port)
-    c.send(f"POST /up/upload?tag={t} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
-    aborts.poll_record(up, t, 2.0)
+    c.send(f"POST /up/upload?tag={t} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab"
+           .encode())
+    assert aborts.poll_record(up, t, 2.0) is not None, "precondition: the upload reached the upstream"
     rst_close(c.sock)
     aborts.wait_fds(g, base)
+
+
+def h1_rst_mid_buffered_body(g, up):
+    """A small upload (10 bytes promised, 2 sent) cut with RST while the gateway still collects
+    it: the upstream never hears of it."""
+    base = aborts.fd_count(g.pid)
+    t = tag()
+    c = RawConn(g.port)
+    c.send(f"POST /up/upload?tag={t} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab"
+           .encode())
+    time.sleep(0.05)
+    rst_close(c.sock)
+    aborts.wait_fds(g, base)
+    assert aborts.poll_record(up, t, 0.2) is None, "a buffered upload reached the upstream"
 
 
 def h1_rst_waiting_upstream(g, up):
@@ -233,6 +249,7 @@ def h1_write_error(g, up):
 H1_ENDINGS = {
     "eof-mid-body": h1_eof_mid_body,
     "rst-mid-body": h1_rst_mid_body,
+    "rst-mid-buffered-body": h1_rst_mid_buffered_body,
     "rst-waiting-upstream": h1_rst_waiting_upstream,
     "idle-timer": h1_idle_timer,
     "write-error": h1_write_error,
