@@ -24,8 +24,7 @@ namespace {
 constexpr std::string_view kTopKeys[] = {
     "workers",   "drain_timeout", "listeners",      "admin",        "access_log",
     "upstreams", "consumers",     "auth_providers", "routes",       "redis",
-    "plans",     "metrics",       "tracing",        "dns_resolvers"};
-constexpr std::string_view kTopUnsupported[] = {"grpc_services"};
+    "plans",     "metrics",       "tracing",        "dns_resolvers", "grpc_services"};
 constexpr std::string_view kListenerKeys[] = {
     "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",
     "path_parameters", "lowercase_paths", "limit_ipv6_prefix"};
@@ -42,7 +41,7 @@ constexpr std::string_view kUpstreamKeys[] = {
 constexpr std::string_view kTimeoutKeys[] = {"connect", "request", "idle"};
 constexpr std::string_view kPoolKeys[] = {"max_connections", "max_idle"};
 
-const KeySet kTop{kTopKeys, kTopUnsupported};
+const KeySet kTop{kTopKeys, {}};
 const KeySet kListener{kListenerKeys, {}};
 const KeySet kLimits{kLimitsKeys, {}};
 const KeySet kAdmin{kAdminKeys, {}};
@@ -389,6 +388,9 @@ Config buildConfig(Context& ctx, NodeId root) {
   }
   if (const Field* f = top.find("dns_resolvers")) {
     parseDnsResolvers(ctx, f->item(), config.dns_resolvers);
+  }
+  if (const Field* f = top.find("grpc_services")) {
+    parseGrpcServices(ctx, f->item(), config);
   }
   if (const Field* f = top.find("auth_providers")) {
     config.auth_providers = parseAuthProviders(ctx, f->item());

@@ -139,6 +139,10 @@ void parseBalancing(Context& ctx, const MapFields& map, Upstream& up);
 // `dns: name:port` and dns_refresh of an upstream; the top-level dns_resolvers.
 void parseDns(Context& ctx, const MapFields& map, Upstream& up);
 void parseDnsResolvers(Context& ctx, const Item& item, std::vector<std::string>& out);
+// grpc_services (loader_grpc.cpp): each entry's descriptor set is read and checked here.
+void parseGrpcServices(Context& ctx, const Item& item, Config& config);
+// A route's `grpc:` block; false when it is unusable (reported).
+bool parseRouteGrpc(Context& ctx, const Item& item, const Config& config, Route& route);
 // health_check, outlier, circuit_breaker and retry (loader_resilience.cpp).
 void parseResilience(Context& ctx, const MapFields& map, Upstream& up);
 // access_log, metrics and tracing (loader_observability.cpp).

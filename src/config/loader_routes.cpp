@@ -37,8 +37,9 @@ bool hasControlBreak(std::string_view value) {
 constexpr std::string_view kRouteKeys[] = {
     "name",           "match",      "priority",          "upstream",  "split",
     "rewrite",        "auth",       "headers",           "authorize", "timeout",
-    "max_body_bytes", "rate_limit", "concurrency_limit", "ip",        "cors"};
-constexpr std::string_view kRouteUnsupported[] = {"cache", "grpc", "aggregate"};
+    "max_body_bytes", "rate_limit", "concurrency_limit", "ip",        "cors",
+    "grpc"};
+constexpr std::string_view kRouteUnsupported[] = {"cache", "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
 constexpr std::string_view kSplitKeys[] = {"upstream", "weight"};
@@ -296,9 +297,23 @@ class RouteParser {
   void parseTarget(const MapFields& map, Route& route) {
     const Field* upstream = map.find("upstream");
     const Field* split = map.find("split");
+    if (const Field* grpc = map.find("grpc")) {
+      if (upstream != nullptr || split != nullptr) {
+        const Field* other = upstream != nullptr ? upstream : split;
+        ctx_.error(other->key_pos, quote(other->key) +
+                                       " cannot be combined with \"grpc\" (the service names "
+                                       "its upstream)");
+        return;
+      }
+      if (parseRouteGrpc(ctx_, grpc->item(), config_, route)) {
+        route.split.push_back(
+            WeightedUpstream{config_.grpc_services.at(route.grpc->service).upstream, 1});
+      }
+      return;
+    }
     if (upstream == nullptr && split == nullptr) {
       if (map.unsupported_seen) {
-        return;  // e.g. a `grpc:` or `aggregate:` route, already refused as unsupported
+        return;  // e.g. an `aggregate:` route, already refused as unsupported
       }
       ctx_.error(map.pos, "route " + quote(route.name) + " needs \"upstream\" or \"split\"");
       return;

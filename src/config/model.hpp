@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,10 @@
 #include "filters/cors/config.hpp"
 #include "filters/headers/config.hpp"
 #include "filters/ip_rules/config.hpp"
+
+namespace portico::transcode {
+class Catalog;
+}
 
 namespace portico::config {
 
@@ -375,6 +380,25 @@ struct Authorize {
   std::vector<std::pair<std::string, std::string>> claims;  // claim == value (string compare)
 };
 
+// A grpc_services entry (docs/transcoding.md): a descriptor set and the upstream serving it.
+struct GrpcService {
+  std::string name;
+  std::string descriptor_set;  // absolute
+  std::string upstream;        // a protocol: grpc upstream
+  std::vector<std::string> services;  // full names; empty: all of the set's
+  std::shared_ptr<const transcode::Catalog> catalog;  // read at load
+};
+
+// A route's `grpc:`: REST/JSON transcoded to the service's methods.
+struct GrpcRoute {
+  std::string service;  // names a grpc_services entry
+  std::shared_ptr<const transcode::Catalog> catalog;
+  bool preserve_proto_field_names = false;
+  bool always_print_primitive_fields = false;
+  bool ignore_unknown_query_parameters = false;
+  bool stream_json_array = false;  // stream: json_array (default ndjson)
+};
+
 struct Route {
   std::string name;  // unique; generated "route-N" when absent
   SourcePos pos;
@@ -394,6 +418,7 @@ struct Route {
   std::optional<Authorize> authorize;        // only with providers, never with auth: public
   std::vector<RateLimit> rate_limits;        // all must admit
   uint32_t concurrency_limit = 0;            // 0 = none
+  std::optional<GrpcRoute> grpc;             // then split is the service's upstream
 };
 
 struct Config {
@@ -412,6 +437,7 @@ struct Config {
   std::vector<Consumer> consumers;
   std::optional<Redis> redis;
   std::map<std::string, Plan> plans;
+  std::map<std::string, GrpcService> grpc_services;
   std::vector<Route> routes;
   // The config as JSON in the YAML's shape, secrets replaced (GET /admin/config).
   std::string redacted_json;

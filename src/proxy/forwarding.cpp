@@ -7,6 +7,7 @@
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
+#include "transcode/grpc_call.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -51,6 +52,12 @@ RequestField classifyRequestField(std::string_view name) {
       break;
   }
   return http::isHopByHop(name) ? RequestField::Drop : RequestField::Forward;
+}
+
+// Fields about an HTTP body that a gRPC call's body replaces.
+bool describesHttpBody(std::string_view name) {
+  return http::equalsIgnoreCase(name, "content-type") || http::equalsIgnoreCase(name, "accept") ||
+         http::equalsIgnoreCase(name, "accept-encoding");
 }
 
 bool inDropList(const std::vector<std::string>& drop, std::string_view name) {
@@ -107,7 +114,9 @@ void Session::buildUpstreamHead() {
   Buffer& out = rq.upstream_head;
   out.clear();
   if (out.capacity() == 0) out.reserve(2048);
-  out.append(rq.head.method);
+  // A transcoded or gRPC-Web request goes as a gRPC call.
+  const bool grpc_call = rq.grpc_call != nullptr;
+  out.append(grpc_call ? std::string_view("POST") : rq.head.method);
   out.append(' ');
   out.append(rq.forward_target);
   out.append(" HTTP/1.1\r\n");
@@ -144,6 +153,7 @@ void Session::buildUpstreamHead() {
       continue;
     }
     if (edits != nullptr && inDropList(edits->drop, h.name)) continue;
+    if (grpc_call && describesHttpBody(h.name)) continue;
     // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
     if (drop_underscores && http::hasUnderscore(h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
@@ -187,6 +197,12 @@ void Session::buildUpstreamHead() {
                                                     : "http");
   std::string_view forwarded_host = trusted && !xfhost.empty() ? xfhost : rq.head.host;
   if (!forwarded_host.empty()) http::appendFieldLine(out, "X-Forwarded-Host", forwarded_host);
+  if (grpc_call) {
+    // Its length is known once the body is read and made into the call's (session_grpc.cpp).
+    out.append("Content-Type: application/grpc\r\n");
+    if (edits != nullptr) out.append(edits->add);
+    return;
+  }
   if (rq.head.framing == http::BodyFraming::Length) {
     out.append("Content-Length: ");
     out.appendDecimal(rq.head.content_length);

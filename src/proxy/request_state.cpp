@@ -1,6 +1,7 @@
 #include "proxy/request_state.hpp"
 
 #include "auth/authenticator.hpp"
+#include "transcode/grpc_call.hpp"
 
 namespace portico::proxy {
 namespace {

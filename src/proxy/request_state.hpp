@@ -27,6 +27,9 @@ struct Identity;
 namespace portico::upstream {
 struct Connection;
 }
+namespace portico::transcode {
+class GrpcCall;
+}
 
 namespace portico::proxy {
 
@@ -112,6 +115,9 @@ struct RequestState {
     const uint64_t deadline = deadlineMs();
     return deadline != 0 && now_ms >= deadline;
   }
+  // A REST/JSON request transcoded to gRPC, or a gRPC-Web one (session_grpc.cpp): its body is
+  // read whole (awaiting_body) and the upstream's answer is read through it.
+  std::unique_ptr<transcode::GrpcCall> grpc_call;
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 

@@ -129,6 +129,8 @@ void Session::drive() {
       if (state_ == State::Proxy) {
         if (rq_->echo) {
           progress |= pumpEcho();
+        } else if (rq_->awaiting_body && rq_->grpc_call) {
+          progress |= collectGrpcBody();
         } else if (rq_->awaiting_body) {
           if (peer_eof_ && requestBodyReady() < rq_->req_remaining) {
             close();  // the client went away in the middle of its body
@@ -390,14 +392,17 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
   const UpstreamRuntime& upstream = rq.snap->shared->upstreams[rq.upstream_index];
 
   rq.forward_target.clear();
-  if (route.rewrites) {
-    rq.snap->shared->router->rewrite(match, rq.path, rq.forward_target);
-  } else {
-    rq.forward_target.append(rq.path);
-  }
-  if (!rq.head.query.empty()) {
-    rq.forward_target.push_back('?');
-    rq.forward_target.append(rq.head.query);
+  if (!startGrpcCall(route)) return;
+  if (rq.forward_target.empty()) {  // (a transcoded request goes to its method's path)
+    if (route.rewrites) {
+      rq.snap->shared->router->rewrite(match, rq.path, rq.forward_target);
+    } else {
+      rq.forward_target.append(rq.path);
+    }
+    if (!rq.head.query.empty()) {
+      rq.forward_target.push_back('?');
+      rq.forward_target.append(rq.head.query);
+    }
   }
   buildUpstreamHead();
 
@@ -420,6 +425,10 @@ void Session::dispatch(const RouteRuntime& route, const router::MatchResult& mat
     rq.balancing_hash = upstream::hashKey(balancingKey(upstream.config->hash_on, scratch));
   }
   if (!admitToUpstream()) return;
+  if (rq.grpc_call) {  // its body is read whole, then the call goes upstream
+    rq.awaiting_body = true;
+    return;
+  }
   // A body that fits the buffer is read whole first: a slow upload then holds no upstream
   // connection, and the stall it may end in is the client's 408 alone.
   if (rq.req_framing == http::BodyFraming::Length && rq.req_remaining <= kMaxBodyBuffer &&

@@ -154,6 +154,12 @@ class Session final : public net::EventHandler,
   // Answers a request whose head was refused (400, 414 or 431).
   void refuseHead(http::ParseError error);
   void dispatch(const RouteRuntime& route, const router::MatchResult& match);
+  // Transcoded and gRPC-Web requests (session_grpc.cpp). False when the request was answered.
+  bool startGrpcCall(const RouteRuntime& route);
+  // Reads the body into the call, then sends the call upstream.
+  bool collectGrpcBody();
+  // The upstream's answer as the call turns it into the client's (read()'s conventions).
+  ssize_t readGrpcCall(upstream::Connection& up, char* to, size_t want);
   void connectUpstream();
   // What consistent_hash hashes for this request (`scratch` may hold it).
   std::string_view balancingKey(const config::HashOn& hash_on, std::string& scratch);

@@ -15,6 +15,7 @@
 #include "upstream/cluster.hpp"
 #include "upstream/http2_client.hpp"
 #include "upstream/maglev.hpp"
+#include "transcode/grpc_call.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -99,6 +100,7 @@ void Session::connectUpstream() {
   }
   ++pool.active_requests;
   if (rq_->endpoint_metrics != nullptr) rq_->endpoint_metrics->in_flight.add(1);
+  if (rq_->grpc_call) rq_->grpc_call->startResponse();
   rq_->up->out.clear();
   rq_->up->out.append(rq_->upstream_head.view());
   rq_->up->out.append(rq_->replay_body);  // a retry sends again what the last try sent
@@ -239,12 +241,17 @@ bool Session::readUpstream() {
     }
     return false;  // backpressure: the client has not taken what we have
   }
-  ssize_t n = up.h2 != nullptr     ? up.h2->read(up, in.writePtr(), want)
-              : up.tls.active() ? up.tls.read(in.writePtr(), want)
-                                : ::read(up.fd, in.writePtr(), want);
+  ssize_t n = rq_->grpc_call   ? readGrpcCall(up, in.writePtr(), want)
+              : up.h2 != nullptr ? up.h2->read(up, in.writePtr(), want)
+              : up.tls.active()  ? up.tls.read(in.writePtr(), want)
+                                 : ::read(up.fd, in.writePtr(), want);
   if (n > 0) {
     in.commit(static_cast<size_t>(n));
-    if (static_cast<size_t>(n) < want && !up.rdhup && !up.tls.active()) up.readable = false;
+    // (A gRPC call's answer that is all made reads short but has no more to wait for.)
+    if (static_cast<size_t>(n) < want && !up.rdhup && !up.tls.active() &&
+        !(rq_->grpc_call && rq_->grpc_call->ended())) {
+      up.readable = false;
+    }
     if (rq_->resp_head_done && rq_->req_framing != http::BodyFraming::UntilClose) {
       worker_.loop().setTimeout(
           up,

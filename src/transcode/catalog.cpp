@@ -1,0 +1,470 @@
+#include "transcode/catalog.hpp"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/unknown_field_set.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/type_resolver.h>
+#include <google/protobuf/util/type_resolver_util.h>
+
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/file.hpp"
+#include "transcode/http_rule_wire.hpp"
+
+namespace portico::transcode {
+
+namespace pb = google::protobuf;
+
+namespace {
+
+constexpr std::string_view kTypeUrlPrefix = "type.googleapis.com";
+
+class CollectErrors final : public pb::DescriptorPool::ErrorCollector {
+ public:
+  void AddError(const std::string& filename, const std::string& element_name, const pb::Message*,
+                ErrorLocation, const std::string& message) override {
+    if (first.empty()) first = filename + ": " + element_name + ": " + message;
+  }
+  std::string first;
+};
+
+// The field of `type` named by its proto name or its JSON name.
+const pb::FieldDescriptor* findField(const pb::Descriptor& type, std::string_view name) {
+  if (const auto* f = type.FindFieldByName(std::string(name))) return f;
+  for (int i = 0; i < type.field_count(); ++i) {
+    if (type.field(i)->json_name() == name) return type.field(i);
+  }
+  return nullptr;
+}
+
+bool isWrapperOrStringy(const pb::Descriptor& type) {
+  static const std::set<std::string, std::less<>> kStringy = {
+      "google.protobuf.Timestamp",   "google.protobuf.Duration",    "google.protobuf.FieldMask",
+      "google.protobuf.DoubleValue", "google.protobuf.FloatValue",  "google.protobuf.Int64Value",
+      "google.protobuf.UInt64Value", "google.protobuf.Int32Value",  "google.protobuf.UInt32Value",
+      "google.protobuf.BoolValue",   "google.protobuf.StringValue", "google.protobuf.BytesValue"};
+  return kStringy.count(type.full_name()) != 0;
+}
+
+// The last field of a dotted path through singular messages, or null with `error`.
+const pb::FieldDescriptor* resolvePath(const pb::Descriptor& root, std::string_view path,
+                                       std::vector<const pb::FieldDescriptor*>& chain,
+                                       std::string& error) {
+  chain.clear();
+  const pb::Descriptor* type = &root;
+  while (true) {
+    const size_t dot = path.find('.');
+    const std::string_view name = path.substr(0, dot);
+    const pb::FieldDescriptor* field = type == nullptr ? nullptr : findField(*type, name);
+    if (field == nullptr) {
+      error = "no field \"" + std::string(name) + "\" in " +
+              (type == nullptr ? std::string("a scalar") : type->full_name());
+      return nullptr;
+    }
+    chain.push_back(field);
+    if (dot == std::string_view::npos) return field;
+    if (field->is_repeated() || field->message_type() == nullptr) {
+      error = "field \"" + field->name() + "\" of " + type->full_name() +
+              " is not a singular message, so it cannot hold \"" +
+              std::string(path.substr(dot + 1)) + "\"";
+      return nullptr;
+    }
+    type = field->message_type();
+    path = path.substr(dot + 1);
+  }
+}
+
+// Whether a path or query value can set this field (a scalar, an enum, or a message whose JSON
+// form is a string or a number).
+bool takesTextValue(const pb::FieldDescriptor& field) {
+  return field.message_type() == nullptr || isWrapperOrStringy(*field.message_type());
+}
+
+bool isBoolField(const pb::FieldDescriptor& field) {
+  return field.type() == pb::FieldDescriptor::TYPE_BOOL ||
+         (field.message_type() != nullptr &&
+          field.message_type()->full_name() == "google.protobuf.BoolValue");
+}
+
+int hexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes; `plus_is_space` for query strings; `keep_slash` leaves %2F encoded (a
+// multi-segment variable's value, google/api/http.proto).
+std::string percentDecode(std::string_view in, bool plus_is_space, bool keep_slash) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else if (c == '%' && i + 2 < in.size() && hexDigit(in[i + 1]) >= 0 &&
+               hexDigit(in[i + 2]) >= 0) {
+      const char decoded = static_cast<char>(hexDigit(in[i + 1]) * 16 + hexDigit(in[i + 2]));
+      if (keep_slash && decoded == '/') {
+        out.append(in.substr(i, 3));
+      } else {
+        out.push_back(decoded);
+      }
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+pb::util::JsonPrintOptions printOptions(const JsonOptions& options) {
+  pb::util::JsonPrintOptions print;
+  print.preserve_proto_field_names = options.preserve_proto_field_names;
+  print.always_print_primitive_fields = options.always_print_primitive_fields;
+  return print;
+}
+
+bool isBlank(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+}
+
+}  // namespace
+
+struct Catalog::Pool {
+  pb::DescriptorPool pool;
+  std::unique_ptr<pb::util::TypeResolver> resolver;
+  std::vector<const pb::MethodDescriptor*> methods;  // by Method index
+};
+
+Catalog::Catalog() : pool_(std::make_unique<Pool>()) {}
+Catalog::~Catalog() = default;
+
+namespace {
+
+// Builds the set's files into `pool`, each after its dependencies (a set need not be ordered).
+bool buildFiles(const pb::FileDescriptorSet& set, pb::DescriptorPool& pool, std::string& error) {
+  std::map<std::string, const pb::FileDescriptorProto*> by_name;
+  for (const auto& file : set.file()) by_name.emplace(file.name(), &file);
+  std::set<std::string> building;
+  CollectErrors errors;
+  std::function<bool(const pb::FileDescriptorProto&)> build =
+      [&](const pb::FileDescriptorProto& file) -> bool {
+    if (pool.FindFileByName(file.name()) != nullptr) return true;
+    if (!building.insert(file.name()).second) {
+      error = "import cycle through " + file.name();
+      return false;
+    }
+    for (const auto& dependency : file.dependency()) {
+      auto it = by_name.find(dependency);
+      if (it == by_name.end()) {
+        error = file.name() + " imports " + dependency +
+                ", which the set lacks (build it with protoc --include_imports)";
+        return false;
+      }
+      if (!build(*it->second)) return false;
+    }
+    if (pool.BuildFileCollectingErrors(file, &errors) == nullptr) {
+      error = errors.first.empty() ? "cannot build " + file.name() : errors.first;
+      return false;
+    }
+    return true;
+  };
+  for (const auto& file : set.file()) {
+    if (!build(file)) return false;
+  }
+  return true;
+}
+
+// A rule's checks against the method's types: its variables, body and response_body.
+bool checkRule(const HttpRule& rule, const pb::MethodDescriptor& method, std::string& error) {
+  std::vector<const pb::FieldDescriptor*> chain;
+  for (size_t i = 0; i < rule.path.variableCount(); ++i) {
+    const auto* field = resolvePath(*method.input_type(), rule.path.fieldPath(i), chain, error);
+    if (field == nullptr) return false;
+    if (field->is_repeated() || !takesTextValue(*field)) {
+      error = "path variable {" + std::string(rule.path.fieldPath(i)) +
+              "} must name a singular scalar field";
+      return false;
+    }
+  }
+  if (rule.body == HttpRule::Body::Field &&
+      method.input_type()->FindFieldByName(rule.body_field) == nullptr) {
+    error = "body \"" + rule.body_field + "\" is not a field of " + method.input_type()->full_name();
+    return false;
+  }
+  if (!rule.response_body.empty() &&
+      method.output_type()->FindFieldByName(rule.response_body) == nullptr) {
+    error = "response_body \"" + rule.response_body + "\" is not a field of " +
+            method.output_type()->full_name();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const Catalog> Catalog::load(const std::string& path,
+                                             std::span<const std::string> services,
+                                             std::string& error) {
+  std::string data;
+  if (int err = readWholeFile(path, data); err != 0) {
+    error = "cannot read " + path + ": " + std::strerror(err);
+    return nullptr;
+  }
+  pb::FileDescriptorSet set;
+  if (!set.ParseFromString(data) || set.file_size() == 0) {
+    error = path + " is not a descriptor set (make it with protoc --include_imports "
+                   "--descriptor_set_out)";
+    return nullptr;
+  }
+  std::shared_ptr<Catalog> catalog(new Catalog());
+  Pool& pool = *catalog->pool_;
+  if (!buildFiles(set, pool.pool, error)) {
+    error = path + ": " + error;
+    return nullptr;
+  }
+  pool.resolver.reset(
+      pb::util::NewTypeResolverForDescriptorPool(std::string(kTypeUrlPrefix), &pool.pool));
+  std::set<std::string, std::less<>> wanted(services.begin(), services.end());
+  for (const auto& name : wanted) {
+    if (pool.pool.FindServiceByName(name) == nullptr) {
+      error = path + ": no service \"" + name + "\" in the descriptor set";
+      return nullptr;
+    }
+  }
+  for (const auto& file_proto : set.file()) {
+    const pb::FileDescriptor* file = pool.pool.FindFileByName(file_proto.name());
+    for (int s = 0; s < file->service_count(); ++s) {
+      const pb::ServiceDescriptor* service = file->service(s);
+      if (!wanted.empty() && wanted.count(service->full_name()) == 0) continue;
+      for (int m = 0; m < service->method_count(); ++m) {
+        const pb::MethodDescriptor* descriptor = service->method(m);
+        Method method;
+        method.full_name = descriptor->full_name();
+        method.grpc_path = "/" + service->full_name() + "/" + descriptor->name();
+        method.request_url =
+            std::string(kTypeUrlPrefix) + "/" + descriptor->input_type()->full_name();
+        method.response_url =
+            std::string(kTypeUrlPrefix) + "/" + descriptor->output_type()->full_name();
+        method.server_streaming = descriptor->server_streaming();
+        method.client_streaming = descriptor->client_streaming();
+        const size_t index = catalog->methods_.size();
+        std::vector<WireHttpRule> wire_rules;
+        if (!readHttpRules(descriptor->options().unknown_fields(), wire_rules, error)) {
+          error = path + ": " + method.full_name + ": " + error;
+          return nullptr;
+        }
+        for (auto& wire : wire_rules) {
+          HttpRule rule;
+          std::string problem;
+          auto parsed = PathTemplate::parse(wire.pattern, problem);
+          if (!parsed) {
+            error = path + ": " + method.full_name + ": path \"" + wire.pattern + "\": " + problem;
+            return nullptr;
+          }
+          rule.verb = std::move(wire.verb);
+          rule.path = std::move(*parsed);
+          rule.body = wire.body.empty()  ? HttpRule::Body::None
+                      : wire.body == "*" ? HttpRule::Body::Whole
+                                         : HttpRule::Body::Field;
+          if (rule.body == HttpRule::Body::Field) rule.body_field = wire.body;
+          rule.response_body = std::move(wire.response_body);
+          rule.method = index;
+          if (method.client_streaming) {
+            error = path + ": " + method.full_name +
+                    ": a client-streaming method cannot be transcoded from REST";
+            return nullptr;
+          }
+          if (!checkRule(rule, *descriptor, problem)) {
+            error = path + ": " + method.full_name + ": " + problem;
+            return nullptr;
+          }
+          catalog->rules_.push_back(std::move(rule));
+        }
+        catalog->methods_.push_back(std::move(method));
+        pool.methods.push_back(descriptor);
+      }
+    }
+  }
+  if (catalog->methods_.empty()) {
+    error = path + ": the descriptor set has no service";
+    return nullptr;
+  }
+  return catalog;
+}
+
+std::optional<RuleMatch> Catalog::match(std::string_view verb, std::string_view path) const {
+  RuleMatch result;
+  for (const HttpRule& rule : rules_) {
+    if (rule.verb != verb) continue;
+    if (rule.path.match(path, result.bindings)) {
+      result.rule = &rule;
+      result.method = &methods_[rule.method];
+      return result;
+    }
+  }
+  return std::nullopt;
+}
+
+bool Catalog::bindFields(const RuleMatch& match, std::string_view query,
+                         const JsonOptions& options, std::string& message, std::string& error,
+                         std::vector<FieldValue>* explained) const {
+  const pb::Descriptor& root = *pool_->methods[match.rule->method]->input_type();
+  nlohmann::json fields = nlohmann::json::object();
+  std::vector<const pb::FieldDescriptor*> chain;
+  // Sets one field (repeated ones collect every value) in the JSON object of bound fields.
+  auto set = [&](std::string_view field_path, std::string value, bool from_path) -> bool {
+    std::string problem;
+    const pb::FieldDescriptor* field = resolvePath(root, field_path, chain, problem);
+    if (field == nullptr || !takesTextValue(*field)) {
+      if (options.ignore_unknown_query_parameters && !from_path) return true;
+      error = field == nullptr ? "unknown query parameter \"" + std::string(field_path) + "\""
+                               : "query parameter \"" + std::string(field_path) +
+                                     "\" names a message, not a value";
+      return false;
+    }
+    if (explained != nullptr) explained->push_back({std::string(field_path), value, from_path});
+    nlohmann::json* at = &fields;
+    for (const auto* link : chain) {
+      at = &(*at)[link->name()];
+    }
+    nlohmann::json item;
+    if (isBoolField(*field) && (value == "true" || value == "false")) {
+      item = value == "true";
+    } else {
+      item = std::move(value);
+    }
+    if (field->is_repeated()) {
+      if (!at->is_array()) *at = nlohmann::json::array();
+      at->push_back(std::move(item));
+    } else {
+      *at = std::move(item);
+    }
+    return true;
+  };
+  if (match.rule->body != HttpRule::Body::Whole || options.ignore_unknown_query_parameters) {
+    while (!query.empty()) {
+      const size_t amp = query.find('&');
+      const std::string_view pair = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      if (pair.empty()) continue;
+      const size_t eq = pair.find('=');
+      const std::string name = percentDecode(pair.substr(0, eq), true, false);
+      std::string value =
+          eq == std::string_view::npos ? std::string() : percentDecode(pair.substr(eq + 1), true, false);
+      if (match.rule->body == HttpRule::Body::Whole) continue;  // ignored, as the option says
+      if (!set(name, std::move(value), false)) return false;
+    }
+  } else if (!query.empty()) {
+    error = "this method takes every field from the body: no query parameter is allowed";
+    return false;
+  }
+  for (const auto& binding : match.bindings) {
+    const bool multi_segment = binding.value.find('/') != std::string_view::npos;
+    if (!set(binding.field_path, percentDecode(binding.value, false, multi_segment), true)) {
+      return false;
+    }
+  }
+  if (fields.empty()) return true;
+  pb::util::JsonParseOptions parse;
+  const auto status = pb::util::JsonToBinaryString(
+      pool_->resolver.get(), methods_[match.rule->method].request_url, fields.dump(), &message,
+      parse);
+  if (!status.ok()) {
+    error = "a path or query value does not fit its field: " + status.message().ToString();
+    return false;
+  }
+  return true;
+}
+
+bool Catalog::bodyToMessage(const HttpRule& rule, std::string_view body, std::string& message,
+                            std::string& error) const {
+  if (isBlank(body)) return true;
+  if (rule.body == HttpRule::Body::None) {
+    error = "this method takes no request body";
+    return false;
+  }
+  // Checked whole before anything is made of it: a named field's body is spliced into an
+  // object, which must not let a malformed body set other fields.
+  if (!nlohmann::json::accept(body)) {
+    error = "the request body is not valid JSON";
+    return false;
+  }
+  std::string wrapped;
+  if (rule.body == HttpRule::Body::Field) {
+    wrapped.reserve(body.size() + rule.body_field.size() + 8);
+    wrapped.append("{\"").append(rule.body_field).append("\":").append(body).append("}");
+    body = wrapped;
+  }
+  std::string bytes;
+  pb::util::JsonParseOptions parse;
+  const auto status = pb::util::JsonToBinaryString(
+      pool_->resolver.get(), methods_[rule.method].request_url, pb::StringPiece(body.data(), body.size()),
+      &bytes, parse);
+  if (!status.ok()) {
+    error = "the request body does not fit " +
+            methods_[rule.method].request_url.substr(kTypeUrlPrefix.size() + 1) + ": " +
+            status.message().ToString();
+    return false;
+  }
+  // Wire-format messages merge by concatenation: the body first, so the bound fields win.
+  message.insert(0, bytes);
+  return true;
+}
+
+bool Catalog::messageToJson(const HttpRule& rule, std::string_view message,
+                            const JsonOptions& options, std::string& json,
+                            std::string& error) const {
+  const Method& method = methods_[rule.method];
+  std::string bytes(message);
+  std::string type_url = method.response_url;
+  const pb::FieldDescriptor* field = nullptr;
+  if (!rule.response_body.empty()) {
+    field = pool_->methods[rule.method]->output_type()->FindFieldByName(rule.response_body);
+    if (field->message_type() != nullptr && !field->is_repeated()) {
+      // The field's own bytes are a message of its type: converted alone.
+      pb::UnknownFieldSet wire;
+      if (!wire.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+        error = "the upstream's message does not parse";
+        return false;
+      }
+      bytes.clear();
+      for (int i = 0; i < wire.field_count(); ++i) {
+        const auto& f = wire.field(i);
+        if (f.number() == field->number() && f.type() == pb::UnknownField::TYPE_LENGTH_DELIMITED) {
+          bytes.append(f.length_delimited());
+        }
+      }
+      type_url = std::string(kTypeUrlPrefix) + "/" + field->message_type()->full_name();
+      field = nullptr;
+    }
+  }
+  json.clear();
+  const auto status = pb::util::BinaryToJsonString(pool_->resolver.get(), type_url, bytes, &json,
+                                                   printOptions(options));
+  if (!status.ok()) {
+    error = "the upstream's message does not convert: " + status.message().ToString();
+    return false;
+  }
+  if (field != nullptr) {
+    // A scalar or repeated response_body: taken out of the whole message's JSON.
+    auto whole = nlohmann::json::parse(json, nullptr, false);
+    const std::string& key =
+        options.preserve_proto_field_names ? field->name() : field->json_name();
+    json = whole.is_object() && whole.contains(key) ? whole[key].dump()
+           : field->is_repeated()                   ? std::string("[]")
+                                                    : std::string("null");
+  }
+  return true;
+}
+
+}  // namespace portico::transcode
