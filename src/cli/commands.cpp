@@ -5,7 +5,9 @@
 #include "config/loader.hpp"
 #include "http/http1_parser.hpp"
 #include "http/path.hpp"
+#include "http/local_reply.hpp"
 #include "proxy/snapshot.hpp"
+#include "transcode/catalog.hpp"
 
 namespace portico::cli {
 namespace {
@@ -105,6 +107,50 @@ int validateCommand(const std::string& config_path) {
   return 0;
 }
 
+namespace {
+
+bool isGrpcRequest(const http::RequestHead& req) {
+  const http::HeaderField* type = http::findHeader(req.headers, "content-type");
+  return type != nullptr && http::isGrpcContentType(type->value);
+}
+
+// A transcoded route: the RPC a request maps to and the fields it sets; false when none does.
+bool printGrpcMapping(const config::GrpcRoute& grpc, const http::RequestHead& req,
+                      const std::string& path) {
+  auto match = grpc.catalog->match(req.method, path);
+  if (!match) {
+    std::printf("grpc:      %s: no method maps this request: 404 no_route\n",
+                grpc.service.c_str());
+    return false;
+  }
+  const transcode::HttpRule& rule = *match->rule;
+  std::printf("grpc:      %s -> %s (%s %s)%s\n", grpc.service.c_str(),
+              match->method->grpc_path.c_str() + 1, rule.verb.c_str(), rule.path.text().c_str(),
+              match->method->server_streaming ? ", server streaming" : "");
+  transcode::JsonOptions options;
+  options.ignore_unknown_query_parameters = grpc.ignore_unknown_query_parameters;
+  std::vector<transcode::FieldValue> fields;
+  std::string message, error;
+  if (!grpc.catalog->bindFields(*match, req.query, options, message, error, &fields)) {
+    std::printf("bindings:  400 bad_request (%s)\n", error.c_str());
+    return false;
+  }
+  std::string listed;
+  for (const auto& f : fields) {
+    if (!listed.empty()) listed += ", ";
+    listed += f.field_path + " = \"" + f.value + "\" (" + (f.from_path ? "path" : "query") + ")";
+  }
+  std::printf("bindings:  %s\n", listed.empty() ? "none" : listed.c_str());
+  const char* body = rule.body == transcode::HttpRule::Body::Whole  ? "the request message (*)"
+                     : rule.body == transcode::HttpRule::Body::None ? "none"
+                                                                    : rule.body_field.c_str();
+  std::printf("body:      %s\n", body);
+  std::printf("forwards:  POST %s (application/grpc)\n", match->method->grpc_path.c_str());
+  return true;
+}
+
+}  // namespace
+
 int explainCommand(const std::string& config_path, const std::string& method,
                    const std::string& url, const std::vector<std::string>& headers) {
   auto snap = loadOrPrint(config_path);
@@ -171,10 +217,14 @@ int explainCommand(const std::string& config_path, const std::string& method,
                 match.params.names[i].data(), static_cast<int>(match.params.values[i].size()),
                 match.params.values[i].data());
   }
-  std::string forward;
-  snap->router->rewrite(match, path, forward);
-  if (!req.query.empty()) forward += "?" + std::string(req.query);
-  std::printf("forwards:  %s %s\n", method.c_str(), forward.c_str());
+  if (rc.grpc && !isGrpcRequest(req)) {
+    if (!printGrpcMapping(*rc.grpc, req, path)) return 3;
+  } else {
+    std::string forward;
+    snap->router->rewrite(match, path, forward);
+    if (!req.query.empty()) forward += "?" + std::string(req.query);
+    std::printf("forwards:  %s %s\n", method.c_str(), forward.c_str());
+  }
   std::printf("auth:      %s\n", rc.auth_public ? "public" : ("any of " + joined(rc.auth)).c_str());
   for (const auto& name : rc.auth) {
     if (auto it = snap->config.auth_providers.find(name); it != snap->config.auth_providers.end()) {

@@ -125,6 +125,7 @@ class RouteParser {
     }
     if (const Field* f = map.find("cors")) {
       route.cors = filters::parseCors(ctx_, f->item());
+      if (route.cors && servesGrpc(route)) exposeGrpcStatus(*route.cors);
     }
     if (const Field* f = map.find("concurrency_limit")) {
       route.concurrency_limit = static_cast<uint32_t>(
@@ -140,6 +141,24 @@ class RouteParser {
       route.max_body_bytes = ctx_.size(f->item(), false);
     }
     return route;
+  }
+
+  bool servesGrpc(const Route& route) const {
+    return route.grpc.has_value() ||
+           std::any_of(route.split.begin(), route.split.end(), [&](const WeightedUpstream& w) {
+             auto it = upstreams_.find(w.upstream);
+             return it != upstreams_.end() && it->second.protocol == Upstream::Protocol::Grpc;
+           });
+  }
+
+  // A browser's gRPC-Web client reads the call's status from these (docs/transcoding.md).
+  static void exposeGrpcStatus(filters::CorsConfig& cors) {
+    for (std::string_view name : {"grpc-status", "grpc-message"}) {
+      if (std::none_of(cors.expose_headers.begin(), cors.expose_headers.end(),
+                       [&](const std::string& h) { return h == name; })) {
+        cors.expose_headers.emplace_back(name);
+      }
+    }
   }
 
   void parseMatch(const Item& item, RouteMatch& match, std::vector<std::string>& params) {

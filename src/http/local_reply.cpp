@@ -183,7 +183,7 @@ void writeCommonFields(const LocalReply& reply, ReplyWriter& out) {
 // as one HEADERS frame with END_STREAM.
 void writeGrpcReply(const LocalReply& reply, ReplyWriter& out) {
   out.status(200);
-  out.field("Content-Type", "application/grpc");
+  out.field("Content-Type", reply.grpc_content_type);
   char digits[24];
   out.field("Grpc-Status", decimal(static_cast<uint64_t>(grpcStatusOf(statusOf(reply.code))),
                                    digits));

@@ -45,6 +45,7 @@ struct LocalReply {
   bool keep_alive_1_0 = false;  // HTTP/1.0 client that asked for keep-alive
   std::string_view filter_headers;  // whole lines the route's filters add (CORS, ...)
   bool grpc = false;  // the request is gRPC: 200, grpc-status and grpc-message, no body
+  std::string_view grpc_content_type = "application/grpc";  // gRPC-Web's for its requests
 };
 
 // Appends one "name: value\r\n" line (one room check, not four).

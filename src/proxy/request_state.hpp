@@ -103,6 +103,8 @@ struct RequestState {
   bool version_1_0 = false;
   bool keep_alive_1_0 = false;
   bool grpc = false;  // content-type application/grpc*: errors are answered the gRPC way
+  // ... with this content-type (gRPC-Web's for a gRPC-Web request).
+  std::string_view grpc_reply_type = "application/grpc";
   uint64_t grpc_deadline_ms = 0;  // from grpc-timeout (loop time); 0: none
   uint64_t route_deadline_ms = 0;  // the route's `timeout` from dispatch (loop time); 0: none
   // The earlier of the two (0: none), and whether it has come.

@@ -5,6 +5,7 @@
 #include "proxy/http2_connection.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
+#include "transcode/grpc_call.hpp"
 
 namespace portico::proxy {
 
@@ -13,6 +14,11 @@ void Session::noteGrpc() {
   const http::HeaderField* type = http::findHeader(rq.head.headers, "content-type");
   rq.grpc = type != nullptr && http::isGrpcContentType(type->value);
   if (!rq.grpc) return;
+  if (transcode::isGrpcWebContentType(type->value)) {
+    rq.grpc_reply_type = transcode::isGrpcWebTextContentType(type->value)
+                             ? "application/grpc-web-text+proto"
+                             : "application/grpc-web+proto";
+  }
   const http::HeaderField* timeout = http::findHeader(rq.head.headers, "grpc-timeout");
   if (timeout == nullptr) return;
   if (auto ms = http::parseGrpcTimeoutMs(timeout->value)) {
@@ -49,7 +55,8 @@ void Session::replyError(http::ErrorCode code, std::string_view message, bool cl
                                close_after_response_,
                                rq_->keep_alive_1_0,
                                rq_->filter_headers,
-                               rq_->grpc};
+                               rq_->grpc,
+                               rq_->grpc_reply_type};
   writeReply([&](http::ReplyWriter& out) { http::writeLocalReply(reply, out); });
   if (state_ == State::Closed) return;
   rq_->extra_headers.clear();

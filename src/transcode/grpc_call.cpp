@@ -6,6 +6,7 @@
 #include <string>
 
 #include "http/header.hpp"
+#include "http/local_reply.hpp"
 #include "transcode/grpc_status.hpp"
 
 namespace portico::transcode {
@@ -102,6 +103,16 @@ void GrpcCall::readHead() {
   parsed_head_.head_size = head_end;
   if (parsed_head_.status != 200) {
     fail("the upstream answered HTTP " + std::to_string(parsed_head_.status) + ", not gRPC");
+    return;
+  }
+  const http::HeaderField* type = http::findHeader(parsed_head_.headers, "content-type");
+  const bool has_body = !(parsed_head_.framing == http::BodyFraming::Length &&
+                          parsed_head_.content_length == 0);
+  if (has_body && (type == nullptr || !http::isGrpcContentType(type->value))) {
+    fail("the upstream answered " +
+         (type == nullptr ? std::string("without a content-type")
+                          : "with content-type " + std::string(type->value)) +
+         ", not gRPC");
     return;
   }
   framing_ = parsed_head_.framing;

@@ -98,7 +98,8 @@ std::unique_ptr<GrpcCall> makeJsonCall(std::shared_ptr<const Catalog> catalog,
 // A gRPC-Web request; `content_type` is the client's (answered with the same), text mode when
 // it is application/grpc-web-text*.
 std::unique_ptr<GrpcCall> makeWebCall(std::string_view content_type);
-// Whether a content-type is gRPC-Web's.
+// Whether a content-type is gRPC-Web's, and its text (base64) form.
 bool isGrpcWebContentType(std::string_view content_type);
+bool isGrpcWebTextContentType(std::string_view content_type);
 
 }  // namespace portico::transcode

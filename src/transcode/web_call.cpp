@@ -125,6 +125,10 @@ bool isGrpcWebContentType(std::string_view content_type) {
   return next == '+' || next == ';' || next == '-';
 }
 
+bool isGrpcWebTextContentType(std::string_view content_type) {
+  return startsWithIgnoreCase(content_type, kWebText);
+}
+
 std::unique_ptr<GrpcCall> makeWebCall(std::string_view content_type) {
   return std::make_unique<WebCall>(content_type);
 }

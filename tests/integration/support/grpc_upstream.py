@@ -17,6 +17,9 @@ Methods of each service:
                 gate: message 0 is sent, then the handler waits (up to GATE_WAIT s) until the
                 test calls open_gate(NAME) before sending the rest; interval_ms: a pause before
                 each message after the first (checking for cancellation).
+                fail_after=K;fail=<CODE>:<message>: after K messages (K <= n) the handler aborts
+                with that status and message (trailing metadata TRAILERS) instead of going on;
+                the message may not contain ";".
   ClientStream  reads every message; answers JSON {"count", "bytes", "sha256"} (the SHA-256 of
                 all the messages concatenated).
   Bidi          echoes each message as it arrives (b"status:<CODE>:<msg>" aborts instead).
@@ -345,7 +348,13 @@ class GrpcUpstream:
             interval = int(p.get("interval_ms", "0")) / 1000.0
             context.send_initial_metadata(self._echo_metadata(rec))
             context.set_trailing_metadata(TRAILERS)
-            for i in range(n):
+            fail_after = int(p["fail_after"]) if "fail_after" in p else None
+            for i in range(n + 1):
+                if i == fail_after:
+                    spec = b"status:" + p.get("fail", "UNKNOWN:").encode("latin-1")
+                    self._abort(rec, context, spec)
+                if i == n:
+                    break
                 if i == 1 and "gate" in p:
                     gate = self._gate(p["gate"])
                     while not gate.wait(0.01):
