@@ -101,6 +101,8 @@ class Http2ClientConnection final : public net::EventHandler, public net::Timed 
   bool submit(Http2ClientStream& stream, size_t head_end);
   size_t takeBody(Http2ClientStream& stream, const char* data, size_t size);
   void buildResponseHead(Http2ClientStream& stream, bool end_stream);
+  // Flow control: `bytes` of the stream's DATA were taken (or dropped) by the session.
+  void giveBackWindow(Http2ClientStream& stream, size_t bytes);
   void markReady(Http2ClientStream& stream);
   void notifyReady();
   bool readSocket();

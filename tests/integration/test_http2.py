@@ -552,6 +552,23 @@ def test_h1_client_to_h2_upstream_get(h2up_env):
     assert up.errors == []
 
 
+def test_answers_that_end_before_they_are_read_give_their_window_back(h2up_env):
+    # Each 60 KB answer arrives whole (HEADERS, DATA, END_STREAM) before the session reads it.
+    # The stream is closed by then, but its bytes still count against the connection's 1 MiB
+    # window until acknowledged: that was never done, so ~17 such answers stalled the upstream
+    # connection for good (found by bench/transcode-cost with small gRPC answers).
+    g, up = h2up_env
+    c = http.client.HTTPConnection("127.0.0.1", g.port, timeout=5 * SLACK)
+    for i in range(60):
+        c.request("GET", f"/bytes/60000?i={i}")
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200 and len(body) == 60000, (i, r.status, len(body))
+    c.close()
+    assert up.connection_count() == 1  # all of them over one upstream connection
+    assert up.errors == []
+
+
 def test_h1_client_to_h2_upstream_streamed_bodies(h2up_env):
     g, up = h2up_env
     size = 8 * MiB + 3
