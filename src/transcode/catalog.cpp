@@ -100,9 +100,9 @@ int hexDigit(char c) {
   return -1;
 }
 
-// Percent-decodes; `plus_is_space` for query strings; `keep_slash` leaves %2F encoded (a
-// multi-segment variable's value, google/api/http.proto).
-std::string percentDecode(std::string_view in, bool plus_is_space, bool keep_slash) {
+// Percent-decodes; `plus_is_space` for query strings. (A path never holds %2F here: the
+// gateway refuses it before routing, so a multi-segment variable has no slash to keep encoded.)
+std::string percentDecode(std::string_view in, bool plus_is_space) {
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -111,12 +111,7 @@ std::string percentDecode(std::string_view in, bool plus_is_space, bool keep_sla
       out.push_back(' ');
     } else if (c == '%' && i + 2 < in.size() && hexDigit(in[i + 1]) >= 0 &&
                hexDigit(in[i + 2]) >= 0) {
-      const char decoded = static_cast<char>(hexDigit(in[i + 1]) * 16 + hexDigit(in[i + 2]));
-      if (keep_slash && decoded == '/') {
-        out.append(in.substr(i, 3));
-      } else {
-        out.push_back(decoded);
-      }
+      out.push_back(static_cast<char>(hexDigit(in[i + 1]) * 16 + hexDigit(in[i + 2])));
       i += 2;
     } else {
       out.push_back(c);
@@ -358,9 +353,9 @@ bool Catalog::bindFields(const RuleMatch& match, std::string_view query,
       query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
       if (pair.empty()) continue;
       const size_t eq = pair.find('=');
-      const std::string name = percentDecode(pair.substr(0, eq), true, false);
+      const std::string name = percentDecode(pair.substr(0, eq), true);
       std::string value =
-          eq == std::string_view::npos ? std::string() : percentDecode(pair.substr(eq + 1), true, false);
+          eq == std::string_view::npos ? std::string() : percentDecode(pair.substr(eq + 1), true);
       if (match.rule->body == HttpRule::Body::Whole) continue;  // ignored, as the option says
       if (!set(name, std::move(value), false)) return false;
     }
@@ -369,8 +364,7 @@ bool Catalog::bindFields(const RuleMatch& match, std::string_view query,
     return false;
   }
   for (const auto& binding : match.bindings) {
-    const bool multi_segment = binding.value.find('/') != std::string_view::npos;
-    if (!set(binding.field_path, percentDecode(binding.value, false, multi_segment), true)) {
+    if (!set(binding.field_path, percentDecode(binding.value, false), true)) {
       return false;
     }
   }
