@@ -64,11 +64,11 @@ bool CatalogTest::requestPrinter(const RuleMatch& match, const std::string& mess
 }
 
 TEST_F(CatalogTest, ReadsMethodsAndRulesWithAdditionalBindingsAndCustomVerbs) {
-  ASSERT_EQ(catalog_->methods().size(), 7u);
+  ASSERT_EQ(catalog_->methods().size(), 8u);
   EXPECT_EQ(catalog_->methods()[0].grpc_path, "/ex.v1.Library/GetBook");
   EXPECT_TRUE(catalog_->methods()[5].server_streaming);
   // GetBook has two rules; Plain has none.
-  ASSERT_EQ(catalog_->rules().size(), 7u);
+  ASSERT_EQ(catalog_->rules().size(), 8u);
   auto m = catalog_->match("GET", "/v1/books/b1");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->method->full_name, "ex.v1.Library.GetBook");
@@ -92,6 +92,29 @@ TEST_F(CatalogTest, PathAndQueryBindNestedRepeatedAndTypedFields) {
   // JSON names are accepted for query parameters too; '+' is a space there.
   EXPECT_JSON(requestJson("GET", "/v1/libraries/s/books/x", "title=ignored&id=a+b", ""),
             R"({"id":"a b","title":"libraries/s/books/x"})");
+}
+
+// Scalars are encoded straight from their text: what protobuf reads back must be the value.
+TEST_F(CatalogTest, EveryScalarTypeIsEncodedAsProtobufReadsIt) {
+  auto m = catalog_->match("GET", "/v1/scalars");
+  ASSERT_TRUE(m);
+  std::string message, error, json;
+  ASSERT_TRUE(catalog_->bindFields(
+      *m,
+      "i32=-5&u32=4294967295&s32=-2147483648&s64=-9223372036854775808&f32=7&f64=18446744073709551615"
+      "&sf32=-8&sf64=-9&fl=1.5&db=-0.25&u64=18446744073709551615&i64=-1&many=1&many=-2"
+      "&page.token=t%C3%A9",
+      {}, message, error))
+      << error;
+  ASSERT_TRUE(catalog_->messageToJson(*m->rule, message, {}, json, error)) << error;
+  EXPECT_JSON(json, R"({"i32":-5,"u32":4294967295,"s32":-2147483648,"s64":"-9223372036854775808",
+      "f32":7,"f64":"18446744073709551615","sf32":-8,"sf64":"-9","fl":1.5,"db":-0.25,
+      "u64":"18446744073709551615","i64":"-1","many":[1,-2],"page":{"token":"t\u00e9"}})");
+  for (const char* unfit : {"i32=2147483648", "u32=-1", "fl=1e39", "db=1e400", "i64=1.5", "i32=",
+                            "u64=0x10", "fl=abc", "page.token=%FF", "page.token=%C0%80"}) {
+    EXPECT_FALSE(catalog_->bindFields(*m, unfit, {}, message, error)) << unfit;
+  }
+  EXPECT_TRUE(catalog_->bindFields(*m, "db=NaN&fl=-Infinity", {}, message, error)) << error;
 }
 
 TEST_F(CatalogTest, RefusesQueryParametersThatNameNoValue) {

@@ -47,6 +47,11 @@ message Book {
 message GetBookRequest { string shelf = 1; Book book = 2; Page page = 3; repeated int32 ids = 4; }
 message CreateBookRequest { string shelf = 1; Book book = 2; }
 message BookReply { Book book = 1; repeated string notes = 2; }
+message Scalars {
+  int32 i32 = 1; uint32 u32 = 2; sint32 s32 = 3; sint64 s64 = 4; fixed32 f32 = 5;
+  fixed64 f64 = 6; sfixed32 sf32 = 7; sfixed64 sf64 = 8; float fl = 9; double db = 10;
+  uint64 u64 = 11; int64 i64 = 12; repeated int32 many = 13; Page page = 14;
+}
 service Library {
   rpc GetBook(GetBookRequest) returns (Book) {
     option (google.api.http) = { get: "/v1/shelves/{shelf}/books/{book.id}"
@@ -67,6 +72,7 @@ service Library {
   }
   rpc List(Book) returns (stream Book) { option (google.api.http) = { get: "/v1/list" }; }
   rpc Plain(Book) returns (Book);
+  rpc Echo(Scalars) returns (Scalars) { option (google.api.http) = { get: "/v1/scalars" }; }
 }
 )";
 

@@ -544,6 +544,12 @@ BAD_REQUESTS = {
     "int-path-not-a-number": ("GET", "/v1/editions/abc", None),
     "int-path-overflow": ("GET", "/v1/editions/9223372036854775808", None),
     "body-on-a-rule-without-body": ("DELETE", "/v1/shelves/s1/books/b1", b'{"name": "x"}'),
+    # Not UTF-8 once decoded: a string field cannot hold it (this once crashed the gateway).
+    "query-not-utf8": ("GET", "/v1/shelves/s1/books?page.token=%FF", None),
+    "path-not-utf8": ("GET", "/v1/books/%C3%28", None),
+    "query-name-not-utf8": ("GET", "/v1/shelves/s1/books?%FF=1", None),
+    "int32-query-overflow": ("GET", "/v1/shelves/s1/books?page.size=2147483648", None),
+    "bool-query-not-a-bool": ("GET", "/v1/shelves/s1/books?onlyAvailable=yes", None),
 }
 
 
