@@ -3,7 +3,8 @@
 # crash reproducers kept there); PORTICO_FUZZ=ON (clang) makes the libFuzzer binaries instead.
 set(PORTICO_FUZZ_TARGETS
     http1_request_head http1_chunked http1_response_head path_normalize
-    jwt jwk config_loader http2_server trace_context path_template grpc_response)
+    jwt jwk config_loader http2_server trace_context path_template grpc_response
+    transcode_request)
 
 # http2_server drives the real Http2Connection with fake Session and Worker classes: its own copy
 # of http2_connection.cpp is compiled against the fake headers, which must shadow src/proxy/.

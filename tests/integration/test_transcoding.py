@@ -871,7 +871,23 @@ BROKEN_SETUPS = {
         broken_rule_set(t, 'get: "/v1/x/{shelf}" response_body: "nope"')), ["nope", "GetBook"]),
     "rule-bad-template": (lambda t, pb: simple_config(
         broken_rule_set(t, 'get: "/v1/x/{shelf"')), ["/v1/x/{shelf", "GetBook"]),
+    "grpc-and-upstream": (lambda t, pb: _with_route_extra(simple_config(pb), upstream="plain"),
+                          ["upstream", "grpc"]),
+    "grpc-unknown-option": (lambda t, pb: _with_grpc_extra(simple_config(pb), bogus=True),
+                            ["bogus"]),
+    "grpc-bad-stream-format": (lambda t, pb: _with_grpc_extra(simple_config(pb), stream="xml"),
+                               ["xml", "ndjson"]),
 }
+
+
+def _with_route_extra(cfg, **extra):
+    cfg["routes"][0].update(extra)
+    return cfg
+
+
+def _with_grpc_extra(cfg, **extra):
+    cfg["routes"][0]["grpc"].update(extra)
+    return cfg
 
 
 @pytest.mark.parametrize("case", list(BROKEN_SETUPS))
