@@ -2,9 +2,9 @@
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/type.pb.h>
-#include <google/protobuf/unknown_field_set.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/type_resolver.h>
 #include <google/protobuf/util/type_resolver_util.h>
@@ -186,8 +186,11 @@ class CachedTypeResolver final : public pb::util::TypeResolver {
 
 struct Catalog::Pool {
   pb::DescriptorPool pool;
+  pb::DynamicMessageFactory factory{&pool};
   std::unique_ptr<pb::util::TypeResolver> resolver;
   std::vector<const pb::MethodDescriptor*> methods;  // by Method index
+  // Each method's response prototype, made at load: the factory takes a lock per lookup.
+  std::vector<const pb::Message*> responses;
 };
 
 Catalog::Catalog() : pool_(std::make_unique<Pool>()) {}
@@ -342,6 +345,7 @@ std::shared_ptr<const Catalog> Catalog::load(const std::string& path,
         }
         catalog->methods_.push_back(std::move(method));
         pool.methods.push_back(descriptor);
+        pool.responses.push_back(pool.factory.GetPrototype(descriptor->output_type()));
       }
     }
   }
@@ -527,33 +531,30 @@ bool Catalog::bodyToMessage(const HttpRule& rule, std::string_view body, std::st
 bool Catalog::messageToJson(const HttpRule& rule, std::string_view message,
                             const JsonOptions& options, std::string& json,
                             std::string& error) const {
-  const Method& method = methods_[rule.method];
-  std::string bytes(message);
-  std::string type_url = method.response_url;
+  const pb::Descriptor& type = *pool_->methods[rule.method]->output_type();
+  // Parsed before it is printed: protobuf's printer reads the wire as it comes, so a malformed
+  // message could make it loop (a packed field longer than its bytes grew the output without
+  // end under the fuzzer), and a field sent twice would print twice. Parsing checks it and
+  // serializing gives the canonical bytes.
+  std::unique_ptr<pb::Message> parsed(pool_->responses[rule.method]->New());
+  if (!parsed->ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+    error = "the upstream's message does not parse as " + type.full_name();
+    return false;
+  }
+  const pb::Message* printed = parsed.get();
   const pb::FieldDescriptor* field = nullptr;
   if (!rule.response_body.empty()) {
-    field = pool_->methods[rule.method]->output_type()->FindFieldByName(rule.response_body);
+    field = type.FindFieldByName(rule.response_body);
     if (field->message_type() != nullptr && !field->is_repeated()) {
-      // The field's own bytes are a message of its type: converted alone.
-      pb::UnknownFieldSet wire;
-      if (!wire.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
-        error = "the upstream's message does not parse";
-        return false;
-      }
-      bytes.clear();
-      for (int i = 0; i < wire.field_count(); ++i) {
-        const auto& f = wire.field(i);
-        if (f.number() == field->number() && f.type() == pb::UnknownField::TYPE_LENGTH_DELIMITED) {
-          bytes.append(f.length_delimited());
-        }
-      }
-      type_url = std::string(kTypeUrlPrefix) + "/" + field->message_type()->full_name();
+      printed = &parsed->GetReflection()->GetMessage(*parsed, field);  // converted alone
       field = nullptr;
     }
   }
+  const std::string type_url =
+      std::string(kTypeUrlPrefix) + "/" + printed->GetDescriptor()->full_name();
   json.clear();
-  const auto status = pb::util::BinaryToJsonString(pool_->resolver.get(), type_url, bytes, &json,
-                                                   printOptions(options));
+  const auto status = pb::util::BinaryToJsonString(
+      pool_->resolver.get(), type_url, printed->SerializeAsString(), &json, printOptions(options));
   if (!status.ok()) {
     error = "the upstream's message does not convert: " + status.message().ToString();
     return false;
@@ -565,8 +566,8 @@ bool Catalog::messageToJson(const HttpRule& rule, std::string_view message,
         options.preserve_proto_field_names ? field->name() : field->json_name();
     json = whole.is_object() && whole.contains(key)
                ? whole[key].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-           : field->is_repeated()                   ? std::string("[]")
-                                                    : std::string("null");
+           : field->is_repeated() ? std::string("[]")
+                                  : std::string("null");
   }
   return true;
 }

@@ -202,6 +202,19 @@ TEST_F(CatalogTest, ResponsesPrintInProto3JsonWithResponseBodyAndOptions) {
   EXPECT_EQ(json, R"(["n1","n2"])");
 }
 
+TEST_F(CatalogTest, AMalformedAnswerIsAnErrorNotAnEndlessPrint) {
+  // Scalars.many (13) packed, announcing 34 bytes where 3 follow: protobuf's printer, fed the
+  // wire as is, grew its output without end (found by the transcode_request fuzz target).
+  auto m = catalog_->match("GET", "/v1/scalars");
+  std::string json, error;
+  EXPECT_FALSE(catalog_->messageToJson(*m->rule, "j\"ta1", {}, json, error));
+  EXPECT_EQ(error, "the upstream's message does not parse as ex.v1.Scalars");
+  // A field sent twice prints once, merged as protobuf merges it.
+  const std::string twice = std::string("\x72\x02\x08\x03") + "\x72\x03\x12\x01t";
+  ASSERT_TRUE(catalog_->messageToJson(*m->rule, twice, {}, json, error)) << error;
+  EXPECT_EQ(json, R"({"page":{"size":3,"token":"t"}})");
+}
+
 TEST(CatalogLoad, RefusesWhatCannotServe) {
   std::string error;
   EXPECT_EQ(Catalog::load("/nonexistent/x.pb", {}, error), nullptr);
