@@ -105,7 +105,12 @@ class RouteParser {
     }
     parseTarget(map, route);
     if (const Field* f = map.find("rewrite")) {
-      parseRewrite(f->item(), route, params);
+      if (map.find("grpc") != nullptr) {
+        ctx_.error(f->key_pos, "\"rewrite\" cannot be combined with \"grpc\" (the method's "
+                               "rule decides the upstream path)");
+      } else {
+        parseRewrite(f->item(), route, params);
+      }
     }
     if (const Field* f = map.find("auth")) {
       filters::parseRouteAuth(ctx_, f->item(), providers_, route);
