@@ -4,6 +4,7 @@
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/type.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/type_resolver.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
@@ -263,6 +265,11 @@ bool checkRule(const HttpRule& rule, const pb::MethodDescriptor& method, std::st
 std::shared_ptr<const Catalog> Catalog::load(const std::string& path,
                                              std::span<const std::string> services,
                                              std::string& error) {
+  // protobuf logs to stderr what an upstream's message does wrong (a string that is not
+  // UTF-8, ...): one line per message, which an upstream could make a flood. Its answers'
+  // failures are the client's error and the access log's status instead.
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { pb::SetLogHandler(nullptr); });
   std::string data;
   if (int err = readWholeFile(path, data); err != 0) {
     error = "cannot read " + path + ": " + std::strerror(err);
