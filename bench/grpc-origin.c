@@ -32,7 +32,8 @@ struct body {
 };
 
 static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *u) {
-  (void)s; (void)flags;
+  (void)s;
+  (void)flags;
   struct conn *c = u;
   ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
   if (n < 0) return NGHTTP2_ERR_WOULDBLOCK;
@@ -119,7 +120,10 @@ int main(int argc, char **argv) {
       int fd = accept(listener, NULL, NULL);
       int slot = -1;
       for (int i = 0; i < MAX_CONNS && fd >= 0; ++i) {
-        if (conns[i].fd < 0) { slot = i; break; }
+        if (conns[i].fd < 0) {
+          slot = i;
+          break;
+        }
       }
       if (slot < 0) {
         if (fd >= 0) close(fd);

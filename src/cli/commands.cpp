@@ -4,8 +4,8 @@
 
 #include "config/loader.hpp"
 #include "http/http1_parser.hpp"
-#include "http/path.hpp"
 #include "http/local_reply.hpp"
+#include "http/path.hpp"
 #include "proxy/snapshot.hpp"
 #include "transcode/catalog.hpp"
 
@@ -119,8 +119,7 @@ bool printGrpcMapping(const config::GrpcRoute& grpc, const http::RequestHead& re
                       const std::string& path) {
   auto match = grpc.catalog->match(req.method, path);
   if (!match) {
-    std::printf("grpc:      %s: no method maps this request: 404 no_route\n",
-                grpc.service.c_str());
+    std::printf("grpc:      %s: no method maps this request: 404 no_route\n", grpc.service.c_str());
     return false;
   }
   const transcode::HttpRule& rule = *match->rule;

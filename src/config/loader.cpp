@@ -22,8 +22,8 @@ namespace detail {
 namespace {
 
 constexpr std::string_view kTopKeys[] = {
-    "workers",   "drain_timeout", "listeners",      "admin",        "access_log",
-    "upstreams", "consumers",     "auth_providers", "routes",       "redis",
+    "workers",   "drain_timeout", "listeners",      "admin",         "access_log",
+    "upstreams", "consumers",     "auth_providers", "routes",        "redis",
     "plans",     "metrics",       "tracing",        "dns_resolvers", "grpc_services"};
 constexpr std::string_view kListenerKeys[] = {
     "name", "address", "http2", "tls", "limits", "trusted_proxies", "headers_with_underscores",

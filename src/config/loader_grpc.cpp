@@ -8,9 +8,9 @@ namespace portico::config::detail {
 namespace {
 
 constexpr std::string_view kServiceKeys[] = {"descriptor_set", "upstream", "services"};
-constexpr std::string_view kRouteGrpcKeys[] = {
-    "service", "preserve_proto_field_names", "always_print_primitive_fields",
-    "unknown_query_parameters", "stream"};
+constexpr std::string_view kRouteGrpcKeys[] = {"service", "preserve_proto_field_names",
+                                               "always_print_primitive_fields",
+                                               "unknown_query_parameters", "stream"};
 constexpr std::string_view kUnknownQueryActions[] = {"reject", "ignore"};
 constexpr std::string_view kStreamFormats[] = {"ndjson", "json_array"};
 const KeySet kService{kServiceKeys, {}};
@@ -29,8 +29,8 @@ void parseService(Context& ctx, const Field& entry, const Config& config, GrpcSe
       ctx.error(ctx.pos(f->item()), "unknown upstream " + quote(*name));
       ok = false;
     } else if (name && it->second.protocol != Upstream::Protocol::Grpc) {
-      ctx.error(ctx.pos(f->item()), "upstream " + quote(*name) +
-                                        " of a grpc service must have \"protocol: grpc\"");
+      ctx.error(ctx.pos(f->item()),
+                "upstream " + quote(*name) + " of a grpc service must have \"protocol: grpc\"");
       ok = false;
     }
     service.upstream = name.value_or("");
@@ -73,8 +73,8 @@ bool parseRouteGrpc(Context& ctx, const Item& item, const Config& config, Route&
       auto name = ctx.text(f.item());
       auto it = name ? config.grpc_services.find(*name) : config.grpc_services.end();
       if (name && it == config.grpc_services.end()) {
-        ctx.error(ctx.pos(f.item()), "unknown grpc service " + quote(*name) +
-                                         " (define it under grpc_services)");
+        ctx.error(ctx.pos(f.item()),
+                  "unknown grpc service " + quote(*name) + " (define it under grpc_services)");
       }
       ok = ok && it != config.grpc_services.end() && it->second.catalog != nullptr;
       if (ok) {

@@ -35,10 +35,9 @@ bool hasControlBreak(std::string_view value) {
 }
 
 constexpr std::string_view kRouteKeys[] = {
-    "name",           "match",      "priority",          "upstream",  "split",
-    "rewrite",        "auth",       "headers",           "authorize", "timeout",
-    "max_body_bytes", "rate_limit", "concurrency_limit", "ip",        "cors",
-    "grpc"};
+    "name",    "match",     "priority", "upstream",       "split",      "rewrite",           "auth",
+    "headers", "authorize", "timeout",  "max_body_bytes", "rate_limit", "concurrency_limit", "ip",
+    "cors",    "grpc"};
 constexpr std::string_view kRouteUnsupported[] = {"cache", "aggregate"};
 constexpr std::string_view kMatchKeys[] = {"hosts",      "path_prefix", "path",    "path_exact",
                                            "path_regex", "methods",     "headers", "query"};
@@ -106,8 +105,9 @@ class RouteParser {
     parseTarget(map, route);
     if (const Field* f = map.find("rewrite")) {
       if (map.find("grpc") != nullptr) {
-        ctx_.error(f->key_pos, "\"rewrite\" cannot be combined with \"grpc\" (the method's "
-                               "rule decides the upstream path)");
+        ctx_.error(f->key_pos,
+                   "\"rewrite\" cannot be combined with \"grpc\" (the method's "
+                   "rule decides the upstream path)");
       } else {
         parseRewrite(f->item(), route, params);
       }

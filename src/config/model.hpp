@@ -383,9 +383,9 @@ struct Authorize {
 // A grpc_services entry (docs/transcoding.md): a descriptor set and the upstream serving it.
 struct GrpcService {
   std::string name;
-  std::string descriptor_set;  // absolute
-  std::string upstream;        // a protocol: grpc upstream
-  std::vector<std::string> services;  // full names; empty: all of the set's
+  std::string descriptor_set;                         // absolute
+  std::string upstream;                               // a protocol: grpc upstream
+  std::vector<std::string> services;                  // full names; empty: all of the set's
   std::shared_ptr<const transcode::Catalog> catalog;  // read at load
 };
 

@@ -39,10 +39,11 @@ bool Session::startGrpcCall(const RouteRuntime& route) {
   options.always_print_primitive_fields = grpc->always_print_primitive_fields;
   options.ignore_unknown_query_parameters = grpc->ignore_unknown_query_parameters;
   std::string error;
-  rq.grpc_call = transcode::makeJsonCall(
-      grpc->catalog, *match, rq.head.query, options,
-      grpc->stream_json_array ? transcode::StreamFormat::JsonArray : transcode::StreamFormat::Ndjson,
-      std::string_view(rq.request_id, rq.request_id_len), error);
+  rq.grpc_call =
+      transcode::makeJsonCall(grpc->catalog, *match, rq.head.query, options,
+                              grpc->stream_json_array ? transcode::StreamFormat::JsonArray
+                                                      : transcode::StreamFormat::Ndjson,
+                              std::string_view(rq.request_id, rq.request_id_len), error);
   if (!rq.grpc_call) {
     replyError(http::ErrorCode::BadRequest, error, has_body);
     return false;

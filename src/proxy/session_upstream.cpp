@@ -12,10 +12,10 @@
 #include "core/log.hpp"
 #include "proxy/session.hpp"
 #include "proxy/worker.hpp"
+#include "transcode/grpc_call.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/http2_client.hpp"
 #include "upstream/maglev.hpp"
-#include "transcode/grpc_call.hpp"
 
 namespace portico::proxy {
 namespace {
@@ -241,7 +241,7 @@ bool Session::readUpstream() {
     }
     return false;  // backpressure: the client has not taken what we have
   }
-  ssize_t n = rq_->grpc_call   ? readGrpcCall(up, in.writePtr(), want)
+  ssize_t n = rq_->grpc_call     ? readGrpcCall(up, in.writePtr(), want)
               : up.h2 != nullptr ? up.h2->read(up, in.writePtr(), want)
               : up.tls.active()  ? up.tls.read(in.writePtr(), want)
                                  : ::read(up.fd, in.writePtr(), want);

@@ -248,7 +248,8 @@ bool checkRule(const HttpRule& rule, const pb::MethodDescriptor& method, std::st
   }
   if (rule.body == HttpRule::Body::Field &&
       method.input_type()->FindFieldByName(rule.body_field) == nullptr) {
-    error = "body \"" + rule.body_field + "\" is not a field of " + method.input_type()->full_name();
+    error =
+        "body \"" + rule.body_field + "\" is not a field of " + method.input_type()->full_name();
     return false;
   }
   if (!rule.response_body.empty() &&
@@ -277,8 +278,9 @@ std::shared_ptr<const Catalog> Catalog::load(const std::string& path,
   }
   pb::FileDescriptorSet set;
   if (!set.ParseFromString(data) || set.file_size() == 0) {
-    error = path + " is not a descriptor set (make it with protoc --include_imports "
-                   "--descriptor_set_out)";
+    error = path +
+            " is not a descriptor set (make it with protoc --include_imports "
+            "--descriptor_set_out)";
     return nullptr;
   }
   std::shared_ptr<Catalog> catalog(new Catalog());
@@ -467,8 +469,8 @@ class FieldBinder {
 
 }  // namespace
 
-bool Catalog::bindFields(const RuleMatch& match, std::string_view query,
-                         const JsonOptions& options, std::string& message, std::string& error,
+bool Catalog::bindFields(const RuleMatch& match, std::string_view query, const JsonOptions& options,
+                         std::string& message, std::string& error,
                          std::vector<FieldValue>* explained) const {
   FieldBinder binder(*pool_->methods[match.rule->method]->input_type(), options, explained);
   if (match.rule->body == HttpRule::Body::Whole && !options.ignore_unknown_query_parameters &&
@@ -521,9 +523,9 @@ bool Catalog::bodyToMessage(const HttpRule& rule, std::string_view body, std::st
   }
   std::string bytes;
   pb::util::JsonParseOptions parse;
-  const auto status = pb::util::JsonToBinaryString(
-      pool_->resolver.get(), methods_[rule.method].request_url, pb::StringPiece(body.data(), body.size()),
-      &bytes, parse);
+  const auto status =
+      pb::util::JsonToBinaryString(pool_->resolver.get(), methods_[rule.method].request_url,
+                                   pb::StringPiece(body.data(), body.size()), &bytes, parse);
   if (!status.ok()) {
     error = "the request body does not fit " +
             methods_[rule.method].request_url.substr(kTypeUrlPrefix.size() + 1) + ": " +

@@ -17,9 +17,9 @@
 namespace portico::transcode {
 
 struct Method {
-  std::string full_name;  // example.v1.Library.GetBook
-  std::string grpc_path;  // /example.v1.Library/GetBook
-  std::string request_url;   // type.googleapis.com/example.v1.GetBookRequest
+  std::string full_name;    // example.v1.Library.GetBook
+  std::string grpc_path;    // /example.v1.Library/GetBook
+  std::string request_url;  // type.googleapis.com/example.v1.GetBookRequest
   std::string response_url;
   bool server_streaming = false;
   bool client_streaming = false;
@@ -30,9 +30,9 @@ struct HttpRule {
   std::string verb;  // GET, POST, ... or a custom kind
   PathTemplate path;
   Body body = Body::None;
-  std::string body_field;      // Body::Field: the request's field, its proto name
-  std::string response_body;   // the response's field sent as the body; empty: the message
-  size_t method = 0;           // index into Catalog::methods()
+  std::string body_field;     // Body::Field: the request's field, its proto name
+  std::string response_body;  // the response's field sent as the body; empty: the message
+  size_t method = 0;          // index into Catalog::methods()
 };
 
 // How JSON is printed and what is forgiven (a route's `grpc:` options).

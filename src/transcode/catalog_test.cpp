@@ -11,8 +11,9 @@ namespace {
 
 // Wire bytes made from JSON keep the JSON's field order, and a field set twice (by the body,
 // then the path) is there twice until a parser merges it (the last wins): compared as parsed.
-#define EXPECT_JSON(actual, expected) \
-  EXPECT_EQ(nlohmann::json::parse(actual, nullptr, false), nlohmann::json::parse(expected)) << (actual)
+#define EXPECT_JSON(actual, expected)                                                       \
+  EXPECT_EQ(nlohmann::json::parse(actual, nullptr, false), nlohmann::json::parse(expected)) \
+      << (actual)
 
 class CatalogTest : public ::testing::Test {
  protected:
@@ -41,8 +42,8 @@ class CatalogTest : public ::testing::Test {
 
   // Prints request bytes by finding a rule whose response type is the request type (the test
   // proto's Book-in, Book-out methods) or by converting through nlohmann for the others.
-  static bool requestPrinter(const RuleMatch& match, const std::string& message,
-                             std::string& json, std::string& error);
+  static bool requestPrinter(const RuleMatch& match, const std::string& message, std::string& json,
+                             std::string& error);
 
   static std::shared_ptr<const Catalog> catalog_;
 };
@@ -87,11 +88,15 @@ TEST_F(CatalogTest, ReadsMethodsAndRulesWithAdditionalBindingsAndCustomVerbs) {
 
 TEST_F(CatalogTest, PathAndQueryBindNestedRepeatedAndTypedFields) {
   // Book in, Book printed: Named's rule binds {title=shelves/*/books/*}.
-  EXPECT_JSON(requestJson("GET", "/v1/libraries/s1/books/b%202", "pages=12&tags=a&tags=b%20c&draft=true&kind=NOVEL&rating=5&published=2020-01-02T03:04:05Z", ""),
-            R"({"title":"libraries/s1/books/b 2","pages":"12","kind":"NOVEL","published":"2020-01-02T03:04:05Z","tags":["a","b c"],"draft":true,"rating":5})");
+  EXPECT_JSON(
+      requestJson("GET", "/v1/libraries/s1/books/b%202",
+                  "pages=12&tags=a&tags=b%20c&draft=true&kind=NOVEL&rating=5&published=2020-01-"
+                  "02T03:04:05Z",
+                  ""),
+      R"({"title":"libraries/s1/books/b 2","pages":"12","kind":"NOVEL","published":"2020-01-02T03:04:05Z","tags":["a","b c"],"draft":true,"rating":5})");
   // JSON names are accepted for query parameters too; '+' is a space there.
   EXPECT_JSON(requestJson("GET", "/v1/libraries/s/books/x", "title=ignored&id=a+b", ""),
-            R"({"id":"a b","title":"libraries/s/books/x"})");
+              R"({"id":"a b","title":"libraries/s/books/x"})");
 }
 
 // Scalars are encoded straight from their text: what protobuf reads back must be the value.
@@ -101,7 +106,8 @@ TEST_F(CatalogTest, EveryScalarTypeIsEncodedAsProtobufReadsIt) {
   std::string message, error, json;
   ASSERT_TRUE(catalog_->bindFields(
       *m,
-      "i32=-5&u32=4294967295&s32=-2147483648&s64=-9223372036854775808&f32=7&f64=18446744073709551615"
+      "i32=-5&u32=4294967295&s32=-2147483648&s64=-9223372036854775808&f32=7&f64="
+      "18446744073709551615"
       "&sf32=-8&sf64=-9&fl=1.5&db=-0.25&u64=18446744073709551615&i64=-1&many=1&many=-2"
       "&page.token=t%C3%A9",
       {}, message, error))
@@ -110,8 +116,8 @@ TEST_F(CatalogTest, EveryScalarTypeIsEncodedAsProtobufReadsIt) {
   EXPECT_JSON(json, R"({"i32":-5,"u32":4294967295,"s32":-2147483648,"s64":"-9223372036854775808",
       "f32":7,"f64":"18446744073709551615","sf32":-8,"sf64":"-9","fl":1.5,"db":-0.25,
       "u64":"18446744073709551615","i64":"-1","many":[1,-2],"page":{"token":"t\u00e9"}})");
-  for (const char* unfit : {"i32=2147483648", "u32=-1", "fl=1e39", "db=1e400", "i64=1.5", "i32=",
-                            "u64=0x10", "fl=abc", "page.token=%FF", "page.token=%C0%80"}) {
+  for (const char* unfit : {"i32=2147483648", "u32=-1", "fl=1e39", "db=1e400", "i64=1.5",
+                            "i32=", "u64=0x10", "fl=abc", "page.token=%FF", "page.token=%C0%80"}) {
     EXPECT_FALSE(catalog_->bindFields(*m, unfit, {}, message, error)) << unfit;
   }
   EXPECT_TRUE(catalog_->bindFields(*m, "db=NaN&fl=-Infinity", {}, message, error)) << error;
@@ -125,7 +131,7 @@ TEST_F(CatalogTest, RefusesQueryParametersThatNameNoValue) {
   JsonOptions ignore;
   ignore.ignore_unknown_query_parameters = true;
   EXPECT_JSON(requestJson("GET", "/v1/libraries/s/books/x", "nope=1&id=7", "", ignore),
-            R"({"id":"7","title":"libraries/s/books/x"})");
+              R"({"id":"7","title":"libraries/s/books/x"})");
   // GetBook: `page` is a message, `page.size` a value.
   auto m = catalog_->match("GET", "/v1/books/b1");
   std::string message, error;
@@ -161,8 +167,8 @@ TEST_F(CatalogTest, RefusesBadBodies) {
   EXPECT_NE(error.find("does not fit ex.v1.CreateBookRequest"), std::string::npos) << error;
   EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"unknown_field":1})", message, error));
   // A body that only becomes JSON once spliced into {"book": ...} must not set other fields.
-  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"title":"x"},"shelf":"evil")",
-                                       message, error));
+  EXPECT_FALSE(
+      catalog_->bodyToMessage(*create->rule, R"({"title":"x"},"shelf":"evil")", message, error));
   EXPECT_EQ(error, "the request body is not valid JSON");
   // No body rule: an empty body is fine, a body that says something is not.
   auto get = catalog_->match("GET", "/v1/books/b");
@@ -174,9 +180,9 @@ TEST_F(CatalogTest, ResponsesPrintInProto3JsonWithResponseBodyAndOptions) {
   // A Book as bytes, made through the JSON mapping itself.
   auto named = catalog_->match("GET", "/v1/libraries/s/books/b");
   std::string book, error;
-  ASSERT_TRUE(catalog_->bodyToMessage(*catalog_->match("PUT", "/v1/books/x")->rule,
-                                      R"({"id":"b1","pages":"9007199254740993","blob":"AAE=","kind":"NOVEL"})",
-                                      book, error))
+  ASSERT_TRUE(catalog_->bodyToMessage(
+      *catalog_->match("PUT", "/v1/books/x")->rule,
+      R"({"id":"b1","pages":"9007199254740993","blob":"AAE=","kind":"NOVEL"})", book, error))
       << error;
   std::string json;
   ASSERT_TRUE(catalog_->messageToJson(*named->rule, book, {}, json, error)) << error;
@@ -190,10 +196,10 @@ TEST_F(CatalogTest, ResponsesPrintInProto3JsonWithResponseBodyAndOptions) {
   EXPECT_EQ(parsed["title"], "");
   EXPECT_TRUE(parsed["tags"].is_array());
   // response_body "book" of a BookReply {book: {...}, notes: [...]}: the book alone.
-  const std::string reply = "\x0a" + std::string(1, static_cast<char>(book.size())) + book +
-                            "\x12\x02n1" + "\x12\x02n2";
-  ASSERT_TRUE(catalog_->messageToJson(*catalog_->match("PUT", "/v1/books/x")->rule, reply, {},
-                                      json, error))
+  const std::string reply =
+      "\x0a" + std::string(1, static_cast<char>(book.size())) + book + "\x12\x02n1" + "\x12\x02n2";
+  ASSERT_TRUE(
+      catalog_->messageToJson(*catalog_->match("PUT", "/v1/books/x")->rule, reply, {}, json, error))
       << error;
   EXPECT_JSON(json, R"({"id":"b1","pages":"9007199254740993","kind":"NOVEL","blob":"AAE="})");
   // response_body "notes", a repeated scalar.
@@ -231,8 +237,9 @@ TEST(CatalogLoad, RefusesWhatCannotServe) {
   auto broken = [&](const std::string& rule) {
     std::string proto = testing::kLibraryProto;
     const std::string plain = "rpc Plain(Book) returns (Book);";
-    proto.replace(proto.find(plain), plain.size(),
-                  "rpc Plain(Book) returns (Book) { option (google.api.http) = { " + rule + " }; }");
+    proto.replace(
+        proto.find(plain), plain.size(),
+        "rpc Plain(Book) returns (Book) { option (google.api.http) = { " + rule + " }; }");
     const std::string path = testing::compileLibrary(proto.c_str());
     EXPECT_FALSE(path.empty());
     EXPECT_EQ(Catalog::load(path, {}, error), nullptr) << rule;

@@ -43,10 +43,13 @@ bool parseInteger(std::string_view text, T& value) {
 }
 
 bool parseFloating(std::string_view text, double& value) {
-  if (text == "NaN") value = std::numeric_limits<double>::quiet_NaN();
-  else if (text == "Infinity") value = std::numeric_limits<double>::infinity();
-  else if (text == "-Infinity") value = -std::numeric_limits<double>::infinity();
-  else {
+  if (text == "NaN") {
+    value = std::numeric_limits<double>::quiet_NaN();
+  } else if (text == "Infinity") {
+    value = std::numeric_limits<double>::infinity();
+  } else if (text == "-Infinity") {
+    value = -std::numeric_limits<double>::infinity();
+  } else {
     const char* end = text.data() + text.size();
     auto [ptr, ec] = std::from_chars(text.data(), end, value);
     return ec == std::errc() && ptr == end && !text.empty() && std::isfinite(value);
@@ -54,80 +57,53 @@ bool parseFloating(std::string_view text, double& value) {
   return true;
 }
 
+// Parses `text` as a T and appends the field with `write`'s encoding of it.
+template <typename T, typename Write>
+TextEncoding encodeParsed(std::string_view text, int number, WireType wire, std::string& out,
+                          Write write) {
+  T value;
+  if (!parseInteger(text, value)) return TextEncoding::Unfit;
+  appendTag(out, number, wire);
+  write(out, value);
+  return TextEncoding::Done;
+}
+
 TextEncoding encodeInteger(const pb::FieldDescriptor& field, std::string_view text,
                            std::string& out) {
-  const int number = field.number();
+  const int n = field.number();
+  // int32 is sign-extended to 64 bits on the wire; sint32/64 are zigzag-coded.
+  const auto varint = [](std::string& o, auto v) { appendVarint(o, static_cast<uint64_t>(v)); };
+  const auto sign_extended = [](std::string& o, int32_t v) {
+    appendVarint(o, static_cast<uint64_t>(static_cast<int64_t>(v)));
+  };
+  const auto zigzag32 = [](std::string& o, int32_t v) {
+    appendVarint(o, (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31));
+  };
+  const auto zigzag64 = [](std::string& o, int64_t v) {
+    appendVarint(o, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  };
+  const auto fixed = [](std::string& o, auto v) { appendFixed(o, v); };
   switch (field.type()) {
-    case pb::FieldDescriptor::TYPE_INT32: {
-      int32_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kVarint);
-      appendVarint(out, static_cast<uint64_t>(static_cast<int64_t>(v)));
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_INT64: {
-      int64_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kVarint);
-      appendVarint(out, static_cast<uint64_t>(v));
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_UINT32: {
-      uint32_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kVarint);
-      appendVarint(out, v);
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_UINT64: {
-      uint64_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kVarint);
-      appendVarint(out, v);
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_SINT32: {
-      int32_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kVarint);
-      appendVarint(out, (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31));
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_SINT64: {
-      int64_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kVarint);
-      appendVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_FIXED32: {
-      uint32_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kFixed32);
-      appendFixed(out, v);
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_SFIXED32: {
-      int32_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kFixed32);
-      appendFixed(out, v);
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_FIXED64: {
-      uint64_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kFixed64);
-      appendFixed(out, v);
-      return TextEncoding::Done;
-    }
-    case pb::FieldDescriptor::TYPE_SFIXED64: {
-      int64_t v;
-      if (!parseInteger(text, v)) return TextEncoding::Unfit;
-      appendTag(out, number, kFixed64);
-      appendFixed(out, v);
-      return TextEncoding::Done;
-    }
+    case pb::FieldDescriptor::TYPE_INT32:
+      return encodeParsed<int32_t>(text, n, kVarint, out, sign_extended);
+    case pb::FieldDescriptor::TYPE_INT64:
+      return encodeParsed<int64_t>(text, n, kVarint, out, varint);
+    case pb::FieldDescriptor::TYPE_UINT32:
+      return encodeParsed<uint32_t>(text, n, kVarint, out, varint);
+    case pb::FieldDescriptor::TYPE_UINT64:
+      return encodeParsed<uint64_t>(text, n, kVarint, out, varint);
+    case pb::FieldDescriptor::TYPE_SINT32:
+      return encodeParsed<int32_t>(text, n, kVarint, out, zigzag32);
+    case pb::FieldDescriptor::TYPE_SINT64:
+      return encodeParsed<int64_t>(text, n, kVarint, out, zigzag64);
+    case pb::FieldDescriptor::TYPE_FIXED32:
+      return encodeParsed<uint32_t>(text, n, kFixed32, out, fixed);
+    case pb::FieldDescriptor::TYPE_SFIXED32:
+      return encodeParsed<int32_t>(text, n, kFixed32, out, fixed);
+    case pb::FieldDescriptor::TYPE_FIXED64:
+      return encodeParsed<uint64_t>(text, n, kFixed64, out, fixed);
+    case pb::FieldDescriptor::TYPE_SFIXED64:
+      return encodeParsed<int64_t>(text, n, kFixed64, out, fixed);
     default:
       return TextEncoding::NotScalar;
   }
@@ -142,11 +118,21 @@ bool isValidUtf8(std::string_view text) {
     const unsigned char c = *p;
     size_t extra = 0;
     uint32_t min = 0;
-    if (c < 0x80) { ++p; continue; }
-    if ((c & 0xE0) == 0xC0) { extra = 1; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { extra = 2; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { extra = 3; min = 0x10000; }
-    else return false;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      min = 0x10000;
+    } else
+      return false;
     if (static_cast<size_t>(end - p) <= extra) return false;
     uint32_t code = c & (0x3F >> extra);
     for (size_t i = 1; i <= extra; ++i) {

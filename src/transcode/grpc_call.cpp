@@ -14,17 +14,11 @@ namespace {
 
 // The value of field `name` among "name: value\r\n" lines (names compared without case).
 std::string_view fieldValue(std::string_view lines, std::string_view name) {
-  while (!lines.empty()) {
-    const size_t eol = lines.find("\r\n");
-    const std::string_view line = lines.substr(0, eol);
-    lines = eol == std::string_view::npos ? std::string_view() : lines.substr(eol + 2);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    if (http::equalsIgnoreCase(line.substr(0, colon), name)) {
-      return http::trimOws(line.substr(colon + 1));
-    }
-  }
-  return {};
+  std::string_view found;
+  http::forEachFieldLine(lines, [&](std::string_view field, std::string_view value) {
+    if (found.empty() && http::equalsIgnoreCase(field, name)) found = value;
+  });
+  return found;
 }
 
 }  // namespace
@@ -106,8 +100,8 @@ void GrpcCall::readHead() {
     return;
   }
   const http::HeaderField* type = http::findHeader(parsed_head_.headers, "content-type");
-  const bool has_body = !(parsed_head_.framing == http::BodyFraming::Length &&
-                          parsed_head_.content_length == 0);
+  const bool has_body =
+      !(parsed_head_.framing == http::BodyFraming::Length && parsed_head_.content_length == 0);
   if (has_body && (type == nullptr || !http::isGrpcContentType(type->value))) {
     fail("the upstream answered " +
          (type == nullptr ? std::string("without a content-type")
@@ -159,9 +153,13 @@ void GrpcCall::readFrames() {
   std::string_view payload;
   for (;;) {
     switch (frames_.next(flags, payload)) {
-      case FrameReader::Result::NeedMore: return;
-      case FrameReader::Result::TooLarge: fail("the upstream's message is too large"); return;
-      case FrameReader::Result::Frame: break;
+      case FrameReader::Result::NeedMore:
+        return;
+      case FrameReader::Result::TooLarge:
+        fail("the upstream's message is too large");
+        return;
+      case FrameReader::Result::Frame:
+        break;
     }
     if ((flags & kCompressedFlag) != 0) {
       fail("the upstream sent a compressed message, which was not offered");

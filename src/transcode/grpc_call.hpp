@@ -51,7 +51,8 @@ class GrpcCall {
   virtual void onHead(const http::ResponseHead& head) = 0;
   virtual void onMessage(std::string_view message) = 0;
   // `fields`: the trailers' (or a trailers-only head's) "name: value\r\n" lines.
-  virtual void onStatus(int grpc_status, std::string_view grpc_message, std::string_view fields) = 0;
+  virtual void onStatus(int grpc_status, std::string_view grpc_message,
+                        std::string_view fields) = 0;
   virtual void onBroken(std::string_view why) = 0;
 
   void appendChunk(std::string_view data);

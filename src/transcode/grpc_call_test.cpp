@@ -55,13 +55,18 @@ class JsonCallTest : public ::testing::Test {
 std::shared_ptr<const Catalog> JsonCallTest::catalog_;
 
 // Book{id: "b1", pages: 5}
-const std::string kBook = std::string("\x0a\x02" "b1" "\x18\x05", 6);
+const std::string kBook = std::string(
+    "\x0a\x02"
+    "b1"
+    "\x18\x05",
+    6);
 
 TEST_F(JsonCallTest, UnaryAnswerWaitsForTheStatusThenIsWholeJson) {
   auto c = call("GET", "/v1/libraries/a/books/b");
   std::string framed, error;
   ASSERT_TRUE(c->finishRequest(framed, error)) << error;
-  EXPECT_EQ(framed.substr(0, 5), std::string("\0\0\0\0\x15", 5));  // title set from the path: 2 + 19 bytes
+  EXPECT_EQ(framed.substr(0, 5),
+            std::string("\0\0\0\0\x15", 5));  // title set from the path: 2 + 19 bytes
   const std::string answer = kHead + chunk(frame(kBook)) + "0\r\ngrpc-status: 0\r\n\r\n";
   c->feed(answer.substr(0, answer.size() - 10));
   EXPECT_EQ(c->pending(), 0u);  // the status decides the answer: nothing before it
@@ -74,13 +79,15 @@ TEST_F(JsonCallTest, UnaryAnswerWaitsForTheStatusThenIsWholeJson) {
 
 TEST_F(JsonCallTest, ErrorStatusBecomesTheMappedHttpStatusWithJsonError) {
   auto c = call("GET", "/v1/libraries/a/books/b");
-  c->feed("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: 5\r\n"
-          "grpc-message: no%20such%20book\r\nContent-Length: 0\r\n\r\n");
+  c->feed(
+      "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: 5\r\n"
+      "grpc-message: no%20such%20book\r\nContent-Length: 0\r\n\r\n");
   EXPECT_TRUE(c->ended());
   const std::string out = drainAll(*c);
   EXPECT_TRUE(out.starts_with("HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"))
       << out;
-  EXPECT_TRUE(out.ends_with(R"({"error":{"status":404,"code":"not_found","message":"no such book","request_id":"rid","grpc_status":5}})"))
+  EXPECT_TRUE(out.ends_with(
+      R"({"error":{"status":404,"code":"not_found","message":"no such book","request_id":"rid","grpc_status":5}})"))
       << out;
 }
 
@@ -91,12 +98,17 @@ TEST_F(JsonCallTest, StreamSendsEachMessageAsItComesAndEndsWithAnErrorLine) {
   c->feed(chunk(frame(kBook)));
   EXPECT_EQ(drainAll(*c),
             "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nx-meta: m\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n" + chunk("{\"id\":\"b1\",\"pages\":\"5\"}\n"));
+            "Transfer-Encoding: chunked\r\n\r\n" +
+                chunk("{\"id\":\"b1\",\"pages\":\"5\"}\n"));
   c->feed(chunk(frame(kBook)) + "0\r\ngrpc-status: 14\r\ngrpc-message: gone\r\n\r\n");
   const std::string rest = drainAll(*c);
-  EXPECT_EQ(rest, chunk("{\"id\":\"b1\",\"pages\":\"5\"}\n") +
-                      chunk(R"({"error":{"status":503,"code":"unavailable","message":"gone","request_id":"rid","grpc_status":14}})" "\n") +
-                      "0\r\n\r\n");
+  EXPECT_EQ(
+      rest,
+      chunk("{\"id\":\"b1\",\"pages\":\"5\"}\n") +
+          chunk(
+              R"({"error":{"status":503,"code":"unavailable","message":"gone","request_id":"rid","grpc_status":14}})"
+              "\n") +
+          "0\r\n\r\n");
   EXPECT_TRUE(c->ended());
 }
 
@@ -137,9 +149,10 @@ TEST(WebCall, RelaysFramesAndSendsTrailersAsTheLastFrameInTextMode) {
   appendBase64(frame("yo"), expected_body);
   std::string encoded_trailer;
   appendBase64(trailer, encoded_trailer);
-  EXPECT_EQ(drainAll(*c), "HTTP/1.1 200 OK\r\nContent-Type: application/grpc-web-text\r\n"
-                          "x-meta: m\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                              chunk(expected_body) + chunk(encoded_trailer) + "0\r\n\r\n");
+  EXPECT_EQ(drainAll(*c),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/grpc-web-text\r\n"
+            "x-meta: m\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                chunk(expected_body) + chunk(encoded_trailer) + "0\r\n\r\n");
 
   auto bad = makeWebCall("application/grpc-web-text");
   bad->requestBody() = "AAA*";

@@ -85,8 +85,8 @@ bool Base64StreamDecoder::feed(std::string_view text, std::string& out) {
       if (v[k] < 0) return false;
     }
     if (data_chars == 2 && group_[2] != '=') return false;
-    const uint32_t bits = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) |
-                          (uint32_t(v[2]) << 6) | uint32_t(v[3]);
+    const uint32_t bits =
+        (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12) | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
     out.push_back(static_cast<char>(bits >> 16));
     if (data_chars > 2) out.push_back(static_cast<char>(bits >> 8));
     if (data_chars > 3) out.push_back(static_cast<char>(bits));

@@ -9,8 +9,15 @@ namespace pb = google::protobuf;
 
 // google/api/http.proto's field numbers.
 enum HttpRuleField : int {
-  kGet = 2, kPut = 3, kPost = 4, kDelete = 5, kPatch = 6, kBody = 7, kCustom = 8,
-  kAdditionalBindings = 11, kResponseBody = 12
+  kGet = 2,
+  kPut = 3,
+  kPost = 4,
+  kDelete = 5,
+  kPatch = 6,
+  kBody = 7,
+  kCustom = 8,
+  kAdditionalBindings = 11,
+  kResponseBody = 12
 };
 enum CustomPatternField : int { kKind = 1, kPath = 2 };
 
@@ -31,13 +38,32 @@ bool readRule(const std::string& bytes, WireHttpRule& rule, std::vector<std::str
     if (f.type() != pb::UnknownField::TYPE_LENGTH_DELIMITED) continue;
     const std::string& value = f.length_delimited();
     switch (f.number()) {
-      case kGet: rule.verb = "GET"; rule.pattern = value; break;
-      case kPut: rule.verb = "PUT"; rule.pattern = value; break;
-      case kPost: rule.verb = "POST"; rule.pattern = value; break;
-      case kDelete: rule.verb = "DELETE"; rule.pattern = value; break;
-      case kPatch: rule.verb = "PATCH"; rule.pattern = value; break;
-      case kBody: rule.body = value; break;
-      case kResponseBody: rule.response_body = value; break;
+      case kGet:
+        rule.verb = "GET";
+        rule.pattern = value;
+        break;
+      case kPut:
+        rule.verb = "PUT";
+        rule.pattern = value;
+        break;
+      case kPost:
+        rule.verb = "POST";
+        rule.pattern = value;
+        break;
+      case kDelete:
+        rule.verb = "DELETE";
+        rule.pattern = value;
+        break;
+      case kPatch:
+        rule.verb = "PATCH";
+        rule.pattern = value;
+        break;
+      case kBody:
+        rule.body = value;
+        break;
+      case kResponseBody:
+        rule.response_body = value;
+        break;
       case kCustom: {
         pb::UnknownFieldSet custom;
         if (!parse(value, custom)) {
@@ -55,7 +81,8 @@ bool readRule(const std::string& bytes, WireHttpRule& rule, std::vector<std::str
       case kAdditionalBindings:
         if (nested != nullptr) nested->push_back(value);
         break;
-      default: break;
+      default:
+        break;
     }
   }
   if (rule.verb.empty() || rule.pattern.empty()) {

@@ -50,7 +50,8 @@ class JsonCall final : public GrpcCall {
     messages_ = 0;
     head_sent_ = false;
     for (const auto& h : head.headers) {
-      if (forwardsMetadata(h.name)) metadata_.append(h.name).append(": ").append(h.value).append("\r\n");
+      if (forwardsMetadata(h.name))
+        metadata_.append(h.name).append(": ").append(h.value).append("\r\n");
     }
   }
 
@@ -67,8 +68,10 @@ class JsonCall final : public GrpcCall {
       return;
     }
     if (!head_sent_) sendStreamHead();
-    if (format_ == StreamFormat::JsonArray) json.insert(0, messages_ == 1 ? "[" : ",");
-    else json.push_back('\n');
+    if (format_ == StreamFormat::JsonArray)
+      json.insert(0, messages_ == 1 ? "[" : ",");
+    else
+      json.push_back('\n');
     appendChunk(json);
   }
 
@@ -92,30 +95,30 @@ class JsonCall final : public GrpcCall {
     sendWhole(200, json_);
   }
 
-  void onBroken(std::string_view why) override {
-    sendError(-1, std::string(why));
-  }
+  void onBroken(std::string_view why) override { sendError(-1, std::string(why)); }
 
   // An error: the whole answer when nothing was sent yet, else the stream's last element.
   // grpc_status -1: the upstream's answer is not valid gRPC (502).
   void sendError(int grpc_status, const std::string& message) {
     const int http_status = grpc_status < 0 ? 502 : httpStatusOfGrpc(grpc_status);
-    nlohmann::ordered_json error = {{"status", http_status},
-                            {"code", grpc_status < 0 ? "bad_upstream" : grpcStatusName(grpc_status)},
-                            {"message", message},
-                            {"request_id", request_id_}};
+    nlohmann::ordered_json error = {
+        {"status", http_status},
+        {"code", grpc_status < 0 ? "bad_upstream" : grpcStatusName(grpc_status)},
+        {"message", message},
+        {"request_id", request_id_}};
     if (grpc_status >= 0) error["grpc_status"] = grpc_status;
-    std::string body =
-        nlohmann::ordered_json{{"error", std::move(error)}}.dump(
-            -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    std::string body = nlohmann::ordered_json{{"error", std::move(error)}}.dump(
+        -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     if (!head_sent_) {
       metadata_.clear();
       sendWhole(http_status, body);
       return;
     }
     if (format_ == StreamFormat::JsonArray) body.insert(0, messages_ == 0 ? "[" : ",");
-    if (format_ == StreamFormat::JsonArray) body.push_back(']');
-    else body.push_back('\n');
+    if (format_ == StreamFormat::JsonArray)
+      body.push_back(']');
+    else
+      body.push_back('\n');
     appendChunk(body);
     if (grpc_status >= 0) appendLastChunk();  // a broken stream is cut: the client must see it
     end();
@@ -130,7 +133,8 @@ class JsonCall final : public GrpcCall {
   }
 
   void sendStreamHead() {
-    appendHead(200, format_ == StreamFormat::JsonArray ? "application/json" : "application/x-ndjson");
+    appendHead(200,
+               format_ == StreamFormat::JsonArray ? "application/json" : "application/x-ndjson");
     out_.append("Transfer-Encoding: chunked\r\n\r\n");
     head_sent_ = true;
   }
@@ -161,8 +165,8 @@ std::unique_ptr<GrpcCall> makeJsonCall(std::shared_ptr<const Catalog> catalog,
                                        const RuleMatch& match, std::string_view query,
                                        const JsonOptions& options, StreamFormat stream_format,
                                        std::string_view request_id, std::string& error) {
-  auto call = std::make_unique<JsonCall>(std::move(catalog), match, options, stream_format,
-                                         request_id);
+  auto call =
+      std::make_unique<JsonCall>(std::move(catalog), match, options, stream_format, request_id);
   if (!call->bind(match, query, error)) return nullptr;
   return call;
 }

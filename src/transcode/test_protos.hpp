@@ -80,9 +80,9 @@ service Library {
 // (empty on failure).
 inline std::string compileLibrary(const char* library = kLibraryProto) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() /
-                       ("portico-transcode-" + std::to_string(::getpid()) + "-" +
-                        std::to_string(std::rand()));
+  const fs::path dir =
+      fs::temp_directory_path() /
+      ("portico-transcode-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
   fs::create_directories(dir / "google" / "api");
   std::ofstream(dir / "google" / "api" / "http.proto") << kHttpProto;
   std::ofstream(dir / "google" / "api" / "annotations.proto") << kAnnotationsProto;

@@ -12,7 +12,8 @@ constexpr std::string_view kWeb = "application/grpc-web";
 constexpr std::string_view kWebText = "application/grpc-web-text";
 
 bool startsWithIgnoreCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && http::equalsIgnoreCase(text.substr(0, prefix.size()), prefix);
+  return text.size() >= prefix.size() &&
+         http::equalsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
 
 // Fields of the upstream's head that are not metadata for the browser.
@@ -48,7 +49,8 @@ class WebCall final : public GrpcCall {
     out_.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type_).append("\r\n");
     // A trailers-only answer's status is in its head: the browser finds it there too.
     for (const auto& h : head.headers) {
-      if (!isTransportField(h.name)) out_.append(h.name).append(": ").append(h.value).append("\r\n");
+      if (!isTransportField(h.name))
+        out_.append(h.name).append(": ").append(h.value).append("\r\n");
     }
     out_.append("Transfer-Encoding: chunked\r\n\r\n");
   }
@@ -63,17 +65,11 @@ class WebCall final : public GrpcCall {
     std::string lines;
     // Trailer names go lower-case (PROTOCOL-WEB.md); a trailers-only head's transport fields
     // are not trailers.
-    while (!fields.empty()) {
-      const size_t eol = fields.find("\r\n");
-      const std::string_view line = fields.substr(0, eol);
-      fields = eol == std::string_view::npos ? std::string_view() : fields.substr(eol + 2);
-      const size_t colon = line.find(':');
-      if (colon == std::string_view::npos) continue;
-      const std::string_view name = line.substr(0, colon);
-      if (isTransportField(name)) continue;
+    http::forEachFieldLine(fields, [&](std::string_view name, std::string_view value) {
+      if (isTransportField(name)) return;
       for (char c : name) lines.push_back(http::asciiLower(c));
-      lines.append(": ").append(http::trimOws(line.substr(colon + 1))).append("\r\n");
-    }
+      lines.append(": ").append(value).append("\r\n");
+    });
     sendTrailers(lines);
   }
 
