@@ -369,13 +369,20 @@ class RouteParser {
         target.upstream = name.value_or("");
       }
       if (const Field* f = m.find("weight")) {
-        auto weight = ctx_.integer(f->item(), 1, kMaxWeight);
+        // 0: the upstream gets nothing (SPEC §3), a way to drain one without removing it.
+        auto weight = ctx_.integer(f->item(), 0, kMaxWeight);
         ok = ok && weight.has_value();
         target.weight = static_cast<uint32_t>(weight.value_or(1));
       }
       if (ok && m.find("upstream") != nullptr) {
         route.split.push_back(std::move(target));
       }
+    }
+    if (!route.split.empty() &&
+        std::all_of(route.split.begin(), route.split.end(),
+                    [](const WeightedUpstream& w) { return w.weight == 0; })) {
+      ctx_.error(split->key_pos, "route " + quote(route.name) +
+                                     ": at least one \"split\" weight must be above 0");
     }
   }
 

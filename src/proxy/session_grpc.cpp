@@ -20,7 +20,8 @@ bool Session::startGrpcCall(const RouteRuntime& route) {
   const bool has_body = rq.head.framing != http::BodyFraming::None;
   const config::GrpcRoute* grpc = route.config->grpc ? &*route.config->grpc : nullptr;
   if (transcode::isGrpcWebContentType(content_type)) {
-    const auto& upstream = *rq.snap->shared->upstreams[route.upstreams.front()].config;
+    // (The upstream this request goes to: a split may mix gRPC and other upstreams.)
+    const auto& upstream = *rq.snap->shared->upstreams[rq.upstream_index].config;
     if (upstream.protocol == config::Upstream::Protocol::Grpc) {
       rq.grpc_call = transcode::makeWebCall(content_type);
     }

@@ -425,7 +425,15 @@ class FieldBinder {
         break;
     }
     nlohmann::json* at = &messages_;
-    for (const auto* link : chain_) at = &(*at)[link->name()];
+    for (const auto* link : chain_) {
+      // A parameter may name what an earlier one set as a value (b=... then b.value=...):
+      // indexing a JSON string would throw, so that is the client's conflict, a 400.
+      if (!at->is_object() && !at->is_null()) {
+        error = "query parameters set \"" + std::string(field_path) + "\" and a field inside it";
+        return false;
+      }
+      at = &(*at)[link->name()];
+    }
     nlohmann::json item;
     if (isBoolField(*field) && (value == "true" || value == "false")) {
       item = value == "true";

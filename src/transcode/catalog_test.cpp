@@ -139,6 +139,12 @@ TEST_F(CatalogTest, RefusesQueryParametersThatNameNoValue) {
   EXPECT_EQ(error, "query parameter \"page\" names a message, not a value");
   EXPECT_TRUE(catalog_->bindFields(*m, "page.size=10&ids=1&ids=2", {}, message, error)) << error;
   EXPECT_FALSE(catalog_->bindFields(*m, "book.id.x=1", {}, message, error));
+  // A message-typed value, then a field inside it: a conflict, not an exception (this once
+  // threw out of nlohmann and ended the process).
+  EXPECT_FALSE(catalog_->bindFields(*m, "book.cover=YQ==&book.cover.value=YQ==", {}, message,
+                                    error));
+  EXPECT_EQ(error, "query parameters set \"book.cover.value\" and a field inside it");
+  EXPECT_TRUE(catalog_->bindFields(*m, "book.cover.value=YQ==", {}, message, error)) << error;
 }
 
 TEST_F(CatalogTest, BodyIsParsedAsTheMessageOrItsFieldAndThePathWins) {

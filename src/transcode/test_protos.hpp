@@ -43,6 +43,7 @@ message Book {
   enum Kind { KIND_UNSPECIFIED = 0; NOVEL = 1; }
   Kind kind = 4; google.protobuf.Timestamp published = 5; bytes blob = 6;
   repeated string tags = 7; bool draft = 8; google.protobuf.Int32Value rating = 9;
+  google.protobuf.BytesValue cover = 10;
 }
 message GetBookRequest { string shelf = 1; Book book = 2; Page page = 3; repeated int32 ids = 4; }
 message CreateBookRequest { string shelf = 1; Book book = 2; }

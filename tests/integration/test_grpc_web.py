@@ -36,6 +36,7 @@ from support import gateway as gw
 from support.grpc_upstream import CHANNEL_OPTIONS, TRAILERS, GrpcUpstream, sha256, stream_message
 from support.h2client import H2Client, Closed
 from support.h2upstream import H2Upstream
+from support.upstream import Upstream
 from support.util import SLACK, free_port, wait_until
 
 import grpc  # noqa: E402,I100 - after support.grpc_upstream, which sets gRPC's environment
@@ -398,8 +399,8 @@ def assert_still_serving(env, transport, conn=None, ctype=TEXT[0]):
 
 # ----- fixtures ----------------------------------------------------------------------------------
 class Env:
-    def __init__(self, server, raw, g):
-        self.server, self.raw, self.gw = server, raw, g
+    def __init__(self, server, raw, g, plain):
+        self.server, self.raw, self.gw, self.plain = server, raw, g, plain
 
 
 @pytest.fixture(scope="module")
@@ -412,11 +413,13 @@ def server():
 @pytest.fixture(scope="module")
 def env(server, module_gateway):
     raw = H2Upstream("grpcweb-raw", lifetime=LIFETIME)
+    plain = Upstream("grpcweb-plain")
     expose = {"origins": [ORIGIN], "methods": ["POST"], "expose_headers": ["X-Request-Id"]}
     upstreams = {
         "g": gw.up(server.address, protocol="grpc", timeouts={"connect": "1s", "request": "30s"}),
         "dead": gw.up(f"127.0.0.1:{free_port()}", protocol="grpc", timeouts={"connect": "1s"}),
         "raw": gw.up(raw.address, protocol="grpc", timeouts={"connect": "1s", "request": "10s"}),
+        "plain": gw.up(plain.address),
     }
     routes = [
         gw.route("web", {"path_prefix": f"/{SVC}/"}, "g", cors=expose),
@@ -424,12 +427,16 @@ def env(server, module_gateway):
                  cors={"origins": [ORIGIN], "methods": ["POST"]}),
         gw.route("dead", {"path_prefix": f"/{DEAD}/"}, "dead", cors=expose),
         gw.route("raw", {"path_prefix": f"/{RAW}/"}, "raw"),
+        # A split whose first upstream speaks gRPC and whose chosen one does not.
+        gw.route("mixed", {"path_prefix": "/mixed.Svc/"},
+                 split=[{"upstream": "g", "weight": 0}, {"upstream": "plain", "weight": 1}]),
     ]
     g = module_gateway(gw.config(routes, upstreams, listener={"http2": True}), name="grpcweb")
     try:
-        yield Env(server, raw, g)
+        yield Env(server, raw, g, plain)
     finally:
         raw.stop()
+        plain.stop()
 
 
 # ----- the harness itself (no gateway) -----------------------------------------------------------
@@ -756,3 +763,22 @@ def test_gateway_errors_are_trailers_only(env, transport, ctype, service, code):
     finally:
         if conn is not None:
             conn.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_grpc_web_to_a_plain_upstream_of_a_split_goes_through_untouched(env, transport):
+    """gRPC-Web is a gRPC call only when the upstream chosen for the request speaks gRPC: a split
+    that picked an HTTP/1.1 upstream gets the request as the browser sent it (this once read the
+    answer through an HTTP/2 stream that did not exist, and crashed)."""
+    before = env.plain.count()
+    tid = new_id()
+    body = request_body(BINARY[0], b"to plain")
+    with web_call(env, transport, "mixed.Svc", "Unary", BINARY[0], b"", tid, body=body) as call:
+        call.finish()
+        assert call.status == 200, call
+    assert env.plain.count() == before + 1
+    rec = env.plain.requests[-1]
+    assert rec.method == "POST" and rec.target == "/mixed.Svc/Unary", rec
+    assert rec.header("content-type") == BINARY[0], rec
+    assert rec.body == body
+    assert_still_serving(env, transport)
