@@ -129,8 +129,9 @@ bool printGrpcMapping(const config::GrpcRoute& grpc, const http::RequestHead& re
   transcode::JsonOptions options;
   options.ignore_unknown_query_parameters = grpc.ignore_unknown_query_parameters;
   std::vector<transcode::FieldValue> fields;
-  std::string message, error;
-  if (!grpc.catalog->bindFields(*match, req.query, options, message, error, &fields)) {
+  transcode::BoundFields bound;
+  std::string error;
+  if (!grpc.catalog->bindFields(*match, req.query, options, bound, error, &fields)) {
     std::printf("bindings:  400 bad_request (%s)\n", error.c_str());
     return false;
   }

@@ -60,6 +60,11 @@ bool describesHttpBody(std::string_view name) {
          http::equalsIgnoreCase(name, "accept-encoding");
 }
 
+bool isGrpcEncodingField(std::string_view name) {
+  return http::equalsIgnoreCase(name, "grpc-encoding") ||
+         http::equalsIgnoreCase(name, "grpc-accept-encoding");
+}
+
 bool inDropList(const std::vector<std::string>& drop, std::string_view name) {
   for (const auto& d : drop) {
     if (http::equalsIgnoreCase(d, name)) return true;
@@ -154,6 +159,7 @@ void Session::buildUpstreamHead() {
     }
     if (edits != nullptr && inDropList(edits->drop, h.name)) continue;
     if (grpc_call && describesHttpBody(h.name)) continue;
+    if (grpc_call && !rq.grpc_call->keepsCompressed() && isGrpcEncodingField(h.name)) continue;
     // CGI-style servers read X_Consumer_Name as X-Consumer-Name (review H4).
     if (drop_underscores && http::hasUnderscore(h.name)) continue;
     // Identity headers are the gateway's to set: a client's are dropped on every route.
@@ -200,6 +206,8 @@ void Session::buildUpstreamHead() {
   if (grpc_call) {
     // Its length is known once the body is read and made into the call's (session_grpc.cpp).
     out.append("Content-Type: application/grpc\r\n");
+    // A JSON client's answer is printed here: plain messages are cheapest to read.
+    if (!rq.grpc_call->keepsCompressed()) out.append("grpc-accept-encoding: identity\r\n");
     if (edits != nullptr) out.append(edits->add);
     return;
   }

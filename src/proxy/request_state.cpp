@@ -36,7 +36,12 @@ RequestState::RequestState(uint64_t now_us, RequestScratch& scratch_in)
   filter_headers.clear();
   upstream_fields.clear();
   echo_body.clear();
-  replay_body.clear();
+  // A gRPC call's body may have been megabytes: not kept for a connection's next requests.
+  if (replay_body.capacity() > kMaxKeptUpstreamHead) {
+    std::string().swap(replay_body);
+  } else {
+    replay_body.clear();
+  }
 }
 
 RequestState::~RequestState() {

@@ -120,6 +120,7 @@ struct RequestState {
   // A REST/JSON request transcoded to gRPC, or a gRPC-Web one (session_grpc.cpp): its body is
   // read whole (awaiting_body) and the upstream's answer is read through it.
   std::unique_ptr<transcode::GrpcCall> grpc_call;
+  size_t grpc_body_sent = 0;  // of its body (replay_body), on the current try
   // A WebSocket upgrade was asked for; after the upstream's 101 the connection is a tunnel.
   bool upgrade = false;
 

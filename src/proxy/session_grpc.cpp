@@ -19,6 +19,14 @@ bool Session::startGrpcCall(const RouteRuntime& route) {
   const std::string_view content_type = type != nullptr ? type->value : std::string_view();
   const bool has_body = rq.head.framing != http::BodyFraming::None;
   const config::GrpcRoute* grpc = route.config->grpc ? &*route.config->grpc : nullptr;
+  // gRPC and gRPC-Web clients on a transcoded route call the service's methods by their own
+  // path, and only those methods: `services:` bounds them as it bounds the REST rules.
+  const bool grpc_request = http::isGrpcContentType(content_type);
+  if (grpc != nullptr && grpc_request && grpc->catalog->methodAt(rq.path) == nullptr) {
+    replyError(http::ErrorCode::NoRoute,
+               "no method of gRPC service \"" + grpc->service + "\" is at this path", has_body);
+    return false;
+  }
   if (transcode::isGrpcWebContentType(content_type)) {
     // (The upstream this request goes to: a split may mix gRPC and other upstreams.)
     const auto& upstream = *rq.snap->shared->upstreams[rq.upstream_index].config;
@@ -28,7 +36,7 @@ bool Session::startGrpcCall(const RouteRuntime& route) {
     return true;
   }
   // gRPC itself goes through a transcoded route untouched.
-  if (grpc == nullptr || http::isGrpcContentType(content_type)) return true;
+  if (grpc == nullptr || grpc_request) return true;
   auto match = grpc->catalog->match(rq.head.method, rq.path);
   if (!match) {
     replyError(http::ErrorCode::NoRoute,

@@ -103,7 +103,10 @@ void Session::connectUpstream() {
   if (rq_->grpc_call) rq_->grpc_call->startResponse();
   rq_->up->out.clear();
   rq_->up->out.append(rq_->upstream_head.view());
-  rq_->up->out.append(rq_->replay_body);  // a retry sends again what the last try sent
+  // A retry sends again what the last try sent. A gRPC call's body is sent from where it is
+  // (it may be megabytes, and a pooled connection's buffer would keep that size for good).
+  rq_->grpc_body_sent = 0;
+  if (!rq_->grpc_call) rq_->up->out.append(rq_->replay_body);
   auto& loop = worker_.loop();
   if (!rq_->up->connecting) rq_->upstream_connected_us = rq_->upstream_start_us;
   if (rq_->up->connecting) {
@@ -157,8 +160,11 @@ bool Session::sendRequestBody() {
   iovec iov[2];
   int count = 0;
   if (!up.out.empty()) iov[count++] = {up.out.data(), up.out.size()};
-  size_t body = requestBodyReady();
-  if (body > 0) iov[count++] = {in_.data(), body};
+  const bool grpc_call = rq_->grpc_call != nullptr;
+  size_t body = grpc_call ? rq_->replay_body.size() - rq_->grpc_body_sent : requestBodyReady();
+  if (body > 0) {
+    iov[count++] = {grpc_call ? rq_->replay_body.data() + rq_->grpc_body_sent : in_.data(), body};
+  }
   if (count == 0) return false;
   size_t total = count == 2 ? iov[0].iov_len + iov[1].iov_len : iov[0].iov_len;
   ssize_t n = up.h2 != nullptr     ? up.h2->write(up, iov, count)
@@ -179,7 +185,9 @@ bool Session::sendRequestBody() {
   size_t from_head = std::min(written, up.out.size());
   up.out.consume(from_head);
   size_t body_sent = written - from_head;
-  if (body_sent > 0) {
+  if (body_sent > 0 && grpc_call) {
+    rq_->grpc_body_sent += body_sent;
+  } else if (body_sent > 0) {
     keepForReplay(in_.data(), body_sent);
     in_.consume(body_sent);
     rq_->bytes_in += body_sent;

@@ -191,7 +191,9 @@ struct Catalog::Pool {
   pb::DynamicMessageFactory factory{&pool};
   std::unique_ptr<pb::util::TypeResolver> resolver;
   std::vector<const pb::MethodDescriptor*> methods;  // by Method index
-  // Each method's response prototype, made at load: the factory takes a lock per lookup.
+  // Each method's request and response prototypes, made at load: the factory takes a lock per
+  // lookup.
+  std::vector<const pb::Message*> requests;
   std::vector<const pb::Message*> responses;
 };
 
@@ -354,6 +356,7 @@ std::shared_ptr<const Catalog> Catalog::load(const std::string& path,
         }
         catalog->methods_.push_back(std::move(method));
         pool.methods.push_back(descriptor);
+        pool.requests.push_back(pool.factory.GetPrototype(descriptor->input_type()));
         pool.responses.push_back(pool.factory.GetPrototype(descriptor->output_type()));
       }
     }
@@ -363,6 +366,13 @@ std::shared_ptr<const Catalog> Catalog::load(const std::string& path,
     return nullptr;
   }
   return catalog;
+}
+
+const Method* Catalog::methodAt(std::string_view grpc_path) const {
+  for (const Method& method : methods_) {
+    if (method.grpc_path == grpc_path) return &method;
+  }
+  return nullptr;
 }
 
 std::optional<RuleMatch> Catalog::match(std::string_view verb, std::string_view path) const {
@@ -409,6 +419,7 @@ class FieldBinder {
       return false;
     }
     if (explained_ != nullptr) explained_->push_back({std::string(field_path), value, from_path});
+    if (field->is_repeated() || field->message_type() != nullptr) replaces_whole_fields_ = true;
     std::string bytes;
     switch (encodeTextField(*field, value, bytes)) {
       case TextEncoding::Done:
@@ -449,8 +460,10 @@ class FieldBinder {
     return true;
   }
 
-  bool finish(pb::util::TypeResolver* resolver, const std::string& type_url, std::string& message,
+  bool finish(pb::util::TypeResolver* resolver, const std::string& type_url, BoundFields& bound,
               std::string& error) {
+    bound.replaces_whole_fields = replaces_whole_fields_;
+    std::string& message = bound.message;
     message = std::move(scalars_);
     if (messages_.empty()) return true;
     std::string bytes;
@@ -473,12 +486,13 @@ class FieldBinder {
   std::vector<const pb::FieldDescriptor*> chain_;
   std::string scalars_;
   nlohmann::json messages_ = nlohmann::json::object();
+  bool replaces_whole_fields_ = false;
 };
 
 }  // namespace
 
 bool Catalog::bindFields(const RuleMatch& match, std::string_view query, const JsonOptions& options,
-                         std::string& message, std::string& error,
+                         BoundFields& bound, std::string& error,
                          std::vector<FieldValue>* explained) const {
   FieldBinder binder(*pool_->methods[match.rule->method]->input_type(), options, explained);
   if (match.rule->body == HttpRule::Body::Whole && !options.ignore_unknown_query_parameters &&
@@ -506,13 +520,39 @@ bool Catalog::bindFields(const RuleMatch& match, std::string_view query, const J
       return false;
     }
   }
-  return binder.finish(pool_->resolver.get(), methods_[match.rule->method].request_url, message,
+  return binder.finish(pool_->resolver.get(), methods_[match.rule->method].request_url, bound,
                        error);
 }
 
-bool Catalog::bodyToMessage(const HttpRule& rule, std::string_view body, std::string& message,
-                            std::string& error) const {
-  if (isBlank(body)) return true;
+namespace {
+
+// Clears in `body` what `bound` sets as a whole: repeated fields and message-typed values
+// (Timestamp, wrappers, ...), going down through the plain messages both set, so that merging
+// `bound` afterwards replaces those values instead of adding to them.
+void clearWhatIsReplaced(pb::Message& body, const pb::Message& bound) {
+  const pb::Reflection& reflection = *bound.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  reflection.ListFields(bound, &fields);
+  for (const pb::FieldDescriptor* field : fields) {
+    const pb::Descriptor* type = field->message_type();
+    if (field->is_repeated() || (type != nullptr && isWrapperOrStringy(*type))) {
+      body.GetReflection()->ClearField(&body, field);
+    } else if (type != nullptr && body.GetReflection()->HasField(body, field)) {
+      clearWhatIsReplaced(*body.GetReflection()->MutableMessage(&body, field),
+                          reflection.GetMessage(bound, field));
+    }
+  }
+}
+
+}  // namespace
+
+bool Catalog::bodyToMessage(const HttpRule& rule, std::string_view body, const BoundFields& bound,
+                            std::string& message, std::string& error) const {
+  message.clear();
+  if (isBlank(body)) {
+    message = bound.message;
+    return true;
+  }
   if (rule.body == HttpRule::Body::None) {
     error = "this method takes no request body";
     return false;
@@ -529,19 +569,31 @@ bool Catalog::bodyToMessage(const HttpRule& rule, std::string_view body, std::st
     wrapped.append("{\"").append(rule.body_field).append("\":").append(body).append("}");
     body = wrapped;
   }
-  std::string bytes;
   pb::util::JsonParseOptions parse;
   const auto status =
       pb::util::JsonToBinaryString(pool_->resolver.get(), methods_[rule.method].request_url,
-                                   pb::StringPiece(body.data(), body.size()), &bytes, parse);
+                                   pb::StringPiece(body.data(), body.size()), &message, parse);
   if (!status.ok()) {
     error = "the request body does not fit " +
             methods_[rule.method].request_url.substr(kTypeUrlPrefix.size() + 1) + ": " +
             status.message().ToString();
     return false;
   }
-  // Wire-format messages merge by concatenation: the body first, so the bound fields win.
-  message.insert(0, bytes);
+  if (!bound.replaces_whole_fields) {
+    // Wire-format messages merge by concatenation, the later value of a scalar winning.
+    message.append(bound.message);
+    return true;
+  }
+  const pb::Message& prototype = *pool_->requests[rule.method];
+  std::unique_ptr<pb::Message> merged(prototype.New());
+  std::unique_ptr<pb::Message> overrides(prototype.New());
+  if (!merged->ParseFromString(message) || !overrides->ParseFromString(bound.message)) {
+    error = "the request does not make a valid message";
+    return false;
+  }
+  clearWhatIsReplaced(*merged, *overrides);
+  merged->MergeFrom(*overrides);
+  message = merged->SerializeAsString();
   return true;
 }
 
@@ -569,9 +621,13 @@ bool Catalog::messageToJson(const HttpRule& rule, std::string_view message,
   }
   const std::string type_url =
       std::string(kTypeUrlPrefix) + "/" + printed->GetDescriptor()->full_name();
+  auto print = printOptions(options);
+  // A scalar response_body is taken out of the printed message: it must be there at its
+  // default value too (0, "", false, []).
+  if (field != nullptr) print.always_print_primitive_fields = true;
   json.clear();
-  const auto status = pb::util::BinaryToJsonString(
-      pool_->resolver.get(), type_url, printed->SerializeAsString(), &json, printOptions(options));
+  const auto status = pb::util::BinaryToJsonString(pool_->resolver.get(), type_url,
+                                                   printed->SerializeAsString(), &json, print);
   if (!status.ok()) {
     error = "the upstream's message does not convert: " + status.message().ToString();
     return false;

@@ -56,6 +56,14 @@ struct FieldValue {
   bool from_path = false;
 };
 
+// What a request's path and query set, as the request message's wire bytes.
+struct BoundFields {
+  std::string message;
+  // Some of it is a repeated or message field: appending the bytes to the body's would merge
+  // the two values instead of replacing the body's.
+  bool replaces_whole_fields = false;
+};
+
 class Catalog {
  public:
   // Reads a descriptor set (protoc --include_imports --descriptor_set_out). `services` limits
@@ -69,19 +77,22 @@ class Catalog {
 
   const std::vector<Method>& methods() const { return methods_; }
   const std::vector<HttpRule>& rules() const { return rules_; }
+  // The method served at a gRPC path (/package.Service/Method), or null.
+  const Method* methodAt(std::string_view grpc_path) const;
   // The first rule whose verb and template match.
   std::optional<RuleMatch> match(std::string_view verb, std::string_view path) const;
 
-  // The fields a match and a query set, decoded and checked against the request type, as the
-  // request message's wire bytes (which the body's are merged with, so that they win). False
+  // The fields a match and a query set, decoded and checked against the request type. False
   // with `error` (a 400) when a value does not fit its field or a parameter names none.
   bool bindFields(const RuleMatch& match, std::string_view query, const JsonOptions& options,
-                  std::string& message, std::string& error,
+                  BoundFields& bound, std::string& error,
                   std::vector<FieldValue>* explained = nullptr) const;
-  // The JSON body as the request message's wire bytes, appended to `message`. False with
-  // `error` (a 400) on malformed JSON, a value of the wrong type or an unknown field.
-  bool bodyToMessage(const HttpRule& rule, std::string_view body, std::string& message,
-                     std::string& error) const;
+  // The request message: the JSON body's fields, then the bound ones, which win (a repeated or
+  // message field bound by the path or query replaces the body's, rather than merging with
+  // it). False with `error` (a 400) on malformed JSON, a value of the wrong type or an unknown
+  // field.
+  bool bodyToMessage(const HttpRule& rule, std::string_view body, const BoundFields& bound,
+                     std::string& message, std::string& error) const;
   // A response message as JSON (its response_body field alone when the rule names one).
   bool messageToJson(const HttpRule& rule, std::string_view message, const JsonOptions& options,
                      std::string& json, std::string& error) const;

@@ -32,9 +32,12 @@ class CatalogTest : public ::testing::Test {
                                  JsonOptions options = {}) {
     auto match = catalog_->match(verb, path);
     if (!match) return "no match";
+    BoundFields bound;
     std::string message, error;
-    if (!catalog_->bindFields(*match, query, options, message, error)) return "bind: " + error;
-    if (!catalog_->bodyToMessage(*match->rule, body, message, error)) return "body: " + error;
+    if (!catalog_->bindFields(*match, query, options, bound, error)) return "bind: " + error;
+    if (!catalog_->bodyToMessage(*match->rule, body, bound, message, error)) {
+      return "body: " + error;
+    }
     std::string json;
     if (!requestPrinter(*match, message, json, error)) return "print: " + error;
     return json;
@@ -103,24 +106,25 @@ TEST_F(CatalogTest, PathAndQueryBindNestedRepeatedAndTypedFields) {
 TEST_F(CatalogTest, EveryScalarTypeIsEncodedAsProtobufReadsIt) {
   auto m = catalog_->match("GET", "/v1/scalars");
   ASSERT_TRUE(m);
-  std::string message, error, json;
+  BoundFields bound;
+  std::string error, json;
   ASSERT_TRUE(catalog_->bindFields(
       *m,
       "i32=-5&u32=4294967295&s32=-2147483648&s64=-9223372036854775808&f32=7&f64="
       "18446744073709551615"
       "&sf32=-8&sf64=-9&fl=1.5&db=-0.25&u64=18446744073709551615&i64=-1&many=1&many=-2"
       "&page.token=t%C3%A9",
-      {}, message, error))
+      {}, bound, error))
       << error;
-  ASSERT_TRUE(catalog_->messageToJson(*m->rule, message, {}, json, error)) << error;
+  ASSERT_TRUE(catalog_->messageToJson(*m->rule, bound.message, {}, json, error)) << error;
   EXPECT_JSON(json, R"({"i32":-5,"u32":4294967295,"s32":-2147483648,"s64":"-9223372036854775808",
       "f32":7,"f64":"18446744073709551615","sf32":-8,"sf64":"-9","fl":1.5,"db":-0.25,
       "u64":"18446744073709551615","i64":"-1","many":[1,-2],"page":{"token":"t\u00e9"}})");
   for (const char* unfit : {"i32=2147483648", "u32=-1", "fl=1e39", "db=1e400", "i64=1.5",
                             "i32=", "u64=0x10", "fl=abc", "page.token=%FF", "page.token=%C0%80"}) {
-    EXPECT_FALSE(catalog_->bindFields(*m, unfit, {}, message, error)) << unfit;
+    EXPECT_FALSE(catalog_->bindFields(*m, unfit, {}, bound, error)) << unfit;
   }
-  EXPECT_TRUE(catalog_->bindFields(*m, "db=NaN&fl=-Infinity", {}, message, error)) << error;
+  EXPECT_TRUE(catalog_->bindFields(*m, "db=NaN&fl=-Infinity", {}, bound, error)) << error;
 }
 
 TEST_F(CatalogTest, RefusesQueryParametersThatNameNoValue) {
@@ -134,52 +138,77 @@ TEST_F(CatalogTest, RefusesQueryParametersThatNameNoValue) {
               R"({"id":"7","title":"libraries/s/books/x"})");
   // GetBook: `page` is a message, `page.size` a value.
   auto m = catalog_->match("GET", "/v1/books/b1");
-  std::string message, error;
-  EXPECT_FALSE(catalog_->bindFields(*m, "page=1", {}, message, error));
+  BoundFields bound;
+  std::string error;
+  EXPECT_FALSE(catalog_->bindFields(*m, "page=1", {}, bound, error));
   EXPECT_EQ(error, "query parameter \"page\" names a message, not a value");
-  EXPECT_TRUE(catalog_->bindFields(*m, "page.size=10&ids=1&ids=2", {}, message, error)) << error;
-  EXPECT_FALSE(catalog_->bindFields(*m, "book.id.x=1", {}, message, error));
+  EXPECT_TRUE(catalog_->bindFields(*m, "page.size=10&ids=1&ids=2", {}, bound, error)) << error;
+  EXPECT_FALSE(catalog_->bindFields(*m, "book.id.x=1", {}, bound, error));
   // A message-typed value, then a field inside it: a conflict, not an exception (this once
   // threw out of nlohmann and ended the process).
-  EXPECT_FALSE(catalog_->bindFields(*m, "book.cover=YQ==&book.cover.value=YQ==", {}, message,
+  EXPECT_FALSE(catalog_->bindFields(*m, "book.cover=YQ==&book.cover.value=YQ==", {}, bound,
                                     error));
   EXPECT_EQ(error, "query parameters set \"book.cover.value\" and a field inside it");
-  EXPECT_TRUE(catalog_->bindFields(*m, "book.cover.value=YQ==", {}, message, error)) << error;
+  EXPECT_TRUE(catalog_->bindFields(*m, "book.cover.value=YQ==", {}, bound, error)) << error;
 }
 
 TEST_F(CatalogTest, BodyIsParsedAsTheMessageOrItsFieldAndThePathWins) {
   // ReplaceBook: body "*", path {id}.
   auto m = catalog_->match("PUT", "/v1/books/from-path");
   ASSERT_TRUE(m);
+  BoundFields bound;
   std::string message, error;
-  ASSERT_TRUE(catalog_->bindFields(*m, "", {}, message, error)) << error;
-  ASSERT_TRUE(catalog_->bodyToMessage(*m->rule, R"({"id":"from-body","title":"T","pages":"7"})",
+  ASSERT_TRUE(catalog_->bindFields(*m, "", {}, bound, error)) << error;
+  ASSERT_TRUE(catalog_->bodyToMessage(*m->rule, R"({"id":"from-body","title":"T","pages":"7"})", bound,
                                       message, error))
       << error;
   std::string json;
   ASSERT_TRUE(requestPrinter(*m, message, json, error)) << error;
   EXPECT_JSON(json, R"({"id":"from-path","title":"T","pages":"7"})");
   // With body "*", a query parameter has no field left to set.
-  EXPECT_FALSE(catalog_->bindFields(*m, "title=x", {}, message, error));
+  EXPECT_FALSE(catalog_->bindFields(*m, "title=x", {}, bound, error));
+}
+
+TEST_F(CatalogTest, BoundRepeatedAndMessageFieldsReplaceTheBodysRatherThanMerge) {
+  // Named: Book in, path {title=...}; the query sets tags (repeated) and rating (a wrapper).
+  auto m = catalog_->match("GET", "/v1/libraries/s/books/b");
+  ASSERT_TRUE(m);
+  HttpRule with_body = *m->rule;  // (GET rules take no body: this one does, for the test)
+  with_body.body = HttpRule::Body::Whole;
+  BoundFields bound;
+  std::string message, error, json;
+  ASSERT_TRUE(catalog_->bindFields(*m, "tags=q1&tags=q2&rating=3", {}, bound, error)) << error;
+  EXPECT_TRUE(bound.replaces_whole_fields);
+  ASSERT_TRUE(catalog_->bodyToMessage(
+      with_body, R"({"tags":["b1"],"rating":9,"id":"from-body","title":"from-body"})", bound,
+      message, error))
+      << error;
+  ASSERT_TRUE(catalog_->messageToJson(*m->rule, message, {}, json, error)) << error;
+  EXPECT_EQ(json,
+            R"({"id":"from-body","title":"libraries/s/books/b","tags":["q1","q2"],"rating":3})");
+  // Scalars alone: the bytes are appended (the later value wins), nothing is parsed.
+  ASSERT_TRUE(catalog_->bindFields(*m, "id=q", {}, bound, error)) << error;
+  EXPECT_FALSE(bound.replaces_whole_fields);
 }
 
 TEST_F(CatalogTest, RefusesBadBodies) {
   auto create = catalog_->match("POST", "/v1/shelves/s/books");
   ASSERT_TRUE(create);
+  BoundFields bound;
   std::string message, error;
-  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"title":)", message, error));
+  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"title":)", bound, message, error));
   EXPECT_EQ(error, "the request body is not valid JSON");
-  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"pages":"many"})", message, error));
+  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"pages":"many"})", bound, message, error));
   EXPECT_NE(error.find("does not fit ex.v1.CreateBookRequest"), std::string::npos) << error;
-  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"unknown_field":1})", message, error));
+  EXPECT_FALSE(catalog_->bodyToMessage(*create->rule, R"({"unknown_field":1})", bound, message, error));
   // A body that only becomes JSON once spliced into {"book": ...} must not set other fields.
   EXPECT_FALSE(
-      catalog_->bodyToMessage(*create->rule, R"({"title":"x"},"shelf":"evil")", message, error));
+      catalog_->bodyToMessage(*create->rule, R"({"title":"x"},"shelf":"evil")", bound, message, error));
   EXPECT_EQ(error, "the request body is not valid JSON");
   // No body rule: an empty body is fine, a body that says something is not.
   auto get = catalog_->match("GET", "/v1/books/b");
-  EXPECT_TRUE(catalog_->bodyToMessage(*get->rule, " \r\n", message, error));
-  EXPECT_FALSE(catalog_->bodyToMessage(*get->rule, "{}", message, error));
+  EXPECT_TRUE(catalog_->bodyToMessage(*get->rule, " \r\n", bound, message, error));
+  EXPECT_FALSE(catalog_->bodyToMessage(*get->rule, "{}", bound, message, error));
 }
 
 TEST_F(CatalogTest, ResponsesPrintInProto3JsonWithResponseBodyAndOptions) {
@@ -188,7 +217,7 @@ TEST_F(CatalogTest, ResponsesPrintInProto3JsonWithResponseBodyAndOptions) {
   std::string book, error;
   ASSERT_TRUE(catalog_->bodyToMessage(
       *catalog_->match("PUT", "/v1/books/x")->rule,
-      R"({"id":"b1","pages":"9007199254740993","blob":"AAE=","kind":"NOVEL"})", book, error))
+      R"({"id":"b1","pages":"9007199254740993","blob":"AAE=","kind":"NOVEL"})", {}, book, error))
       << error;
   std::string json;
   ASSERT_TRUE(catalog_->messageToJson(*named->rule, book, {}, json, error)) << error;

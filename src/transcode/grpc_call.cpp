@@ -21,6 +21,11 @@ std::string_view fieldValue(std::string_view lines, std::string_view name) {
   return found;
 }
 
+std::string_view fieldValueOf(http::HeaderList headers, std::string_view name) {
+  const http::HeaderField* field = http::findHeader(headers, name);
+  return field == nullptr ? std::string_view() : field->value;
+}
+
 }  // namespace
 
 void GrpcCall::startResponse() {
@@ -34,6 +39,8 @@ void GrpcCall::startResponse() {
   decoded_.clear();
   trailers_.clear();
   frames_.reset();
+  encoding_ = MessageEncoding::Identity;
+  restart();
 }
 
 void GrpcCall::feed(std::string_view raw) {
@@ -109,6 +116,7 @@ void GrpcCall::readHead() {
          ", not gRPC");
     return;
   }
+  encoding_ = messageEncodingOf(fieldValueOf(parsed_head_.headers, "grpc-encoding"));
   framing_ = parsed_head_.framing;
   remaining_ = parsed_head_.content_length;
   phase_ = Phase::Body;
@@ -161,11 +169,17 @@ void GrpcCall::readFrames() {
       case FrameReader::Result::Frame:
         break;
     }
-    if ((flags & kCompressedFlag) != 0) {
-      fail("the upstream sent a compressed message, which was not offered");
-      return;
+    if ((flags & kCompressedFlag) != 0 && !keepsCompressed()) {
+      if (!decompressMessage(encoding_, payload, max_message_, inflated_)) {
+        fail(encoding_ == MessageEncoding::Identity || encoding_ == MessageEncoding::Unknown
+                 ? "the upstream sent a compressed message in an unknown grpc-encoding"
+                 : "the upstream's compressed message does not inflate within the size limit");
+        return;
+      }
+      payload = inflated_;
+      flags = 0;
     }
-    onMessage(payload);
+    onMessage(payload, flags);
     if (phase_ == Phase::Done) return;
   }
 }

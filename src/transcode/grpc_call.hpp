@@ -17,12 +17,15 @@
 #include "http/chunked.hpp"
 #include "http/http1_parser.hpp"
 #include "transcode/catalog.hpp"
+#include "transcode/grpc_compression.hpp"
 #include "transcode/grpc_frames.hpp"
 
 namespace portico::transcode {
 
 class GrpcCall {
  public:
+  // `max_message`: the largest message read from the upstream (decompressed).
+  explicit GrpcCall(size_t max_message) : max_message_(max_message), frames_(max_message) {}
   virtual ~GrpcCall() = default;
 
   // The request body as it is read (decoded from chunks).
@@ -41,19 +44,23 @@ class GrpcCall {
   size_t drain(char* to, size_t max);
   // The client's response is made (whole, or cut short): the upstream is not read any more.
   bool ended() const { return ended_; }
+  // Compressed messages go on as they are (gRPC-Web: the browser gets grpc-encoding too).
+  // Otherwise the call asks the upstream for identity, and inflates what comes compressed.
+  virtual bool keepsCompressed() const { return false; }
 
  protected:
-  static constexpr size_t kMaxMessage = 16 << 20;
-
   // What the upstream says, in order: its head (HTTP status 200 and gRPC's content-type for a
   // real gRPC answer), its messages, then its status: from the trailers, or from the head of a
   // trailers-only answer. `broken` replaces the status when the answer is not valid gRPC.
   virtual void onHead(const http::ResponseHead& head) = 0;
-  virtual void onMessage(std::string_view message) = 0;
+  // `flags`: the frame's; compressed only when keepsCompressed() (else it is inflated first).
+  virtual void onMessage(std::string_view message, uint8_t flags) = 0;
   // `fields`: the trailers' (or a trailers-only head's) "name: value\r\n" lines.
   virtual void onStatus(int grpc_status, std::string_view grpc_message,
                         std::string_view fields) = 0;
   virtual void onBroken(std::string_view why) = 0;
+  // A new response begins (a retry): what the last one left is forgotten.
+  virtual void restart() = 0;
 
   void appendChunk(std::string_view data);
   void appendLastChunk() { out_.append("0\r\n\r\n"); }
@@ -72,7 +79,10 @@ class GrpcCall {
   void readFrames();
   void finishWith(std::string_view fields);
 
+  size_t max_message_;
   Phase phase_ = Phase::Head;
+  MessageEncoding encoding_ = MessageEncoding::Identity;  // the upstream's grpc-encoding
+  std::string inflated_;
   bool ended_ = false;
   size_t out_pos_ = 0;
   std::string head_;  // the upstream's head as it comes
@@ -83,7 +93,7 @@ class GrpcCall {
   http::ChunkedDecoder chunked_;
   std::string decoded_;
   std::string trailers_;
-  FrameReader frames_{kMaxMessage};
+  FrameReader frames_;
 };
 
 // How a transcoded route answers a server-streaming method.

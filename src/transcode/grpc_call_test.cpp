@@ -1,6 +1,7 @@
 #include "transcode/grpc_call.hpp"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "transcode/test_protos.hpp"
 
@@ -132,6 +133,72 @@ TEST_F(JsonCallTest, JsonArrayStreamAndACutStream) {
   silent->feedEnd();
   EXPECT_TRUE(silent->ended());
   EXPECT_EQ(silent->pending(), 0u);
+}
+
+std::string gzip(std::string_view data) {
+  z_stream stream{};
+  deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+               Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&stream, data.size()) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+TEST_F(JsonCallTest, ACompressedAnswerIsInflatedAndABombIsRefused) {
+  auto c = call("GET", "/v1/libraries/a/books/b");
+  std::string compressed;
+  appendFrame(compressed, kCompressedFlag, gzip(kBook));
+  c->feed("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-encoding: gzip\r\n"
+          "content-encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          chunk(compressed) + "0\r\ngrpc-status: 0\r\n\r\n");
+  // (content-encoding describes the upstream's body, not the JSON: it does not go on.)
+  EXPECT_EQ(drainAll(*c),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            "Content-Length: 23\r\n\r\n{\"id\":\"b1\",\"pages\":\"5\"}");
+  auto bomb = call("GET", "/v1/libraries/a/books/b");
+  std::string big;
+  appendFrame(big, kCompressedFlag, gzip(std::string(8 << 20, '\0')));
+  bomb->feed("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-encoding: gzip\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n" + chunk(big));
+  EXPECT_TRUE(bomb->ended());
+  EXPECT_NE(drainAll(*bomb).find("does not inflate within the size limit"), std::string::npos);
+}
+
+TEST_F(JsonCallTest, ARetryStartsTheAnswerAfreshAndAUnaryCallTakesOneMessage) {
+  auto c = call("GET", "/v1/libraries/a/books/b");
+  c->feed("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\nx-meta: first\r\n"
+          "grpc-status: 14\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(drainAll(*c).starts_with("HTTP/1.1 503 "));
+  c->startResponse();  // the retry's answer: not gRPC at all
+  c->feed("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+  const std::string second = drainAll(*c);
+  EXPECT_TRUE(second.starts_with("HTTP/1.1 502 Bad Gateway\r\n")) << second;
+  EXPECT_EQ(second.find("x-meta"), std::string::npos) << second;
+  EXPECT_NE(second.find("the upstream answered HTTP 404, not gRPC"), std::string::npos);
+
+  auto twice = call("GET", "/v1/libraries/a/books/b");
+  twice->feed(kHead + chunk(frame(kBook)) + chunk(frame(kBook)));
+  EXPECT_TRUE(twice->ended());
+  EXPECT_NE(drainAll(*twice).find("several messages"), std::string::npos);
+}
+
+TEST(WebCall, CompressedFramesGoOnAsTheyCame) {
+  auto c = makeWebCall("application/grpc-web");
+  c->startResponse();
+  std::string compressed;
+  appendFrame(compressed, kCompressedFlag, "zz");
+  c->feed("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-encoding: gzip\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n" + chunk(compressed) +
+          "0\r\ngrpc-status: 0\r\n\r\n");
+  const std::string out = drainAll(*c);
+  EXPECT_NE(out.find("grpc-encoding: gzip\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(chunk(compressed)), std::string::npos) << out;
 }
 
 TEST(WebCall, RelaysFramesAndSendsTrailersAsTheLastFrameInTextMode) {

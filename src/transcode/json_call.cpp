@@ -10,12 +10,17 @@
 namespace portico::transcode {
 namespace {
 
+// JSON answers are made here from one message at most 4 MiB (gRPC's own default limit), which
+// may print five times larger.
+constexpr size_t kMaxJsonMessage = 4 << 20;
+
 // The upstream's initial metadata that a REST client gets as response headers: not gRPC's own
 // fields, nor those that describe the gRPC body.
 bool forwardsMetadata(std::string_view name) {
   if (name.size() >= 5 && http::equalsIgnoreCase(name.substr(0, 5), "grpc-")) return false;
   return !http::equalsIgnoreCase(name, "content-type") &&
          !http::equalsIgnoreCase(name, "content-length") &&
+         !http::equalsIgnoreCase(name, "content-encoding") &&
          !http::equalsIgnoreCase(name, "transfer-encoding") &&
          !http::equalsIgnoreCase(name, "trailer") && !http::isHopByHop(name);
 }
@@ -24,7 +29,8 @@ class JsonCall final : public GrpcCall {
  public:
   JsonCall(std::shared_ptr<const Catalog> catalog, const RuleMatch& match,
            const JsonOptions& options, StreamFormat format, std::string_view request_id)
-      : catalog_(std::move(catalog)),
+      : GrpcCall(kMaxJsonMessage),
+        catalog_(std::move(catalog)),
         rule_(*match.rule),
         streaming_(match.method->server_streaming),
         options_(options),
@@ -36,26 +42,33 @@ class JsonCall final : public GrpcCall {
   }
 
   bool finishRequest(std::string& framed, std::string& error) override {
-    std::string message = bound_;
-    if (!catalog_->bodyToMessage(rule_, request_body_, message, error)) return false;
+    std::string message;
+    if (!catalog_->bodyToMessage(rule_, request_body_, bound_, message, error)) return false;
     framed.clear();
     appendFrame(framed, 0, message);
     return true;
   }
 
  private:
-  void onHead(const http::ResponseHead& head) override {
+  void restart() override {
     metadata_.clear();
     json_.clear();
     messages_ = 0;
     head_sent_ = false;
+  }
+
+  void onHead(const http::ResponseHead& head) override {
     for (const auto& h : head.headers) {
       if (forwardsMetadata(h.name))
         metadata_.append(h.name).append(": ").append(h.value).append("\r\n");
     }
   }
 
-  void onMessage(std::string_view message) override {
+  void onMessage(std::string_view message, uint8_t) override {
+    if (!streaming_ && messages_ == 1) {
+      fail("the upstream answered a unary call with several messages");
+      return;
+    }
     std::string error;
     std::string json;
     if (!catalog_->messageToJson(rule_, message, options_, json, error)) {
@@ -152,7 +165,7 @@ class JsonCall final : public GrpcCall {
   JsonOptions options_;
   StreamFormat format_;
   std::string request_id_;
-  std::string bound_;  // the path's and query's fields, as wire bytes
+  BoundFields bound_;  // the path's and query's fields
   std::string metadata_;
   std::string json_;
   size_t messages_ = 0;

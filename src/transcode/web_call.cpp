@@ -16,10 +16,14 @@ bool startsWithIgnoreCase(std::string_view text, std::string_view prefix) {
          http::equalsIgnoreCase(text.substr(0, prefix.size()), prefix);
 }
 
+// A gRPC-Web call relays messages as they come: only a message's own size is held.
+constexpr size_t kMaxWebMessage = 16 << 20;
+
 // Fields of the upstream's head that are not metadata for the browser.
 bool isTransportField(std::string_view name) {
   return http::equalsIgnoreCase(name, "content-type") ||
          http::equalsIgnoreCase(name, "content-length") ||
+         http::equalsIgnoreCase(name, "content-encoding") ||
          http::equalsIgnoreCase(name, "transfer-encoding") ||
          http::equalsIgnoreCase(name, "trailer") || http::isHopByHop(name);
 }
@@ -27,7 +31,9 @@ bool isTransportField(std::string_view name) {
 class WebCall final : public GrpcCall {
  public:
   explicit WebCall(std::string_view content_type)
-      : content_type_(content_type), text_(startsWithIgnoreCase(content_type, kWebText)) {}
+      : GrpcCall(kMaxWebMessage),
+        content_type_(content_type),
+        text_(startsWithIgnoreCase(content_type, kWebText)) {}
 
   bool finishRequest(std::string& framed, std::string& error) override {
     framed.clear();
@@ -43,7 +49,11 @@ class WebCall final : public GrpcCall {
     return true;
   }
 
+  bool keepsCompressed() const override { return true; }
+
  private:
+  void restart() override { head_sent_ = false; }
+
   void onHead(const http::ResponseHead& head) override {
     head_sent_ = true;
     out_.append("HTTP/1.1 200 OK\r\nContent-Type: ").append(content_type_).append("\r\n");
@@ -55,9 +65,9 @@ class WebCall final : public GrpcCall {
     out_.append("Transfer-Encoding: chunked\r\n\r\n");
   }
 
-  void onMessage(std::string_view message) override {
+  void onMessage(std::string_view message, uint8_t flags) override {
     frame_.clear();
-    appendFrame(frame_, 0, message);
+    appendFrame(frame_, flags, message);
     sendPiece(frame_);
   }
 

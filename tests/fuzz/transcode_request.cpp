@@ -51,12 +51,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (bool ignore : {false, true}) {
     transcode::JsonOptions options;
     options.ignore_unknown_query_parameters = ignore;
+    transcode::BoundFields bound;
     std::string message, error;
-    if (!catalog->bindFields(*match, query, options, message, error)) {
+    if (!catalog->bindFields(*match, query, options, bound, error)) {
       FUZZ_CHECK(!error.empty());
       continue;
     }
-    if (!catalog->bodyToMessage(*match->rule, body, message, error)) {
+    if (!catalog->bodyToMessage(*match->rule, body, bound, message, error)) {
       FUZZ_CHECK(!error.empty());
       continue;
     }

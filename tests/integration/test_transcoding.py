@@ -53,6 +53,15 @@ def server(protos):
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def gzip_server(protos):
+    """The same service from a server that compresses every answer (gzip)."""
+    s = gj.GrpcJsonUpstream(protos, name="gzipped", lifetime=LIFETIME,
+                            compression=gj.grpc.Compression.Gzip)
+    yield s
+    s.stop()
+
+
 def grpc_routes():
     lib = {"service": "library"}
     return [
@@ -73,11 +82,17 @@ def grpc_routes():
                  grpc={"service": "dead"}),
         # gRPC clients (content-type application/grpc) on a grpc: route go through as is.
         gw.route("native", {"path_prefix": "/example.v1.Library"}, grpc=dict(lib)),
+        # ... but only to the service's methods: `services:` bounds them too.
+        gw.route("native-only", {"path_prefix": "/example.v1", "hosts": ["only.test"]},
+                 priority=10, grpc={"service": "library_only"}),
+        gw.route("gzipped", {"path_prefix": "/v1", "hosts": ["gzip.test"]}, priority=10,
+                 grpc={"service": "gzipped"}),
     ]
 
 
-def main_config(pb, address, dead_port):
+def main_config(pb, address, dead_port, gzip_address):
     upstreams = {
+        "gzip_grpc": gw.up(gzip_address, protocol="grpc"),
         "library_grpc": gw.up(address, protocol="grpc",
                               timeouts={"connect": "1s", "request": "30s"}),
         "dead_grpc": gw.up(f"127.0.0.1:{dead_port}", protocol="grpc",
@@ -88,14 +103,15 @@ def main_config(pb, address, dead_port):
         "library_only": {"descriptor_set": pb, "upstream": "library_grpc",
                          "services": ["example.v1.Library"]},
         "dead": {"descriptor_set": pb, "upstream": "dead_grpc"},
+        "gzipped": {"descriptor_set": pb, "upstream": "gzip_grpc"},
     }
     return gw.config(grpc_routes(), upstreams, listener={"http2": True}, grpc_services=services)
 
 
 @pytest.fixture(scope="module")
-def g(module_gateway, protos, server):
-    return module_gateway(main_config(protos.descriptor_set, server.address, free_port()),
-                          name="transcode")
+def g(module_gateway, protos, server, gzip_server):
+    return module_gateway(main_config(protos.descriptor_set, server.address, free_port(),
+                                      gzip_server.address), name="transcode")
 
 
 # ----- helpers ------------------------------------------------------------------------------
@@ -386,6 +402,37 @@ def test_grpc_clients_go_through_untouched(g, server, protos):
     rec = only_call(server, before, "GetBook")
     assert rec.json == {"shelf": "s9", "book": {"id": "g1"}}
     assert rec.header("x-custom") == "native", rec
+
+
+def test_grpc_clients_reach_only_the_services_methods(g, server, protos):
+    """`services: [example.v1.Library]` bounds gRPC clients on the route as it bounds the REST
+    rules: example.v1.Admin/Ping is UNIMPLEMENTED there and never reaches the server."""
+    Req, Resp = protos.cls("example.v1.PingRequest"), protos.cls("example.v1.PingResponse")
+    before = server.count()
+    with gj.grpc.insecure_channel(f"127.0.0.1:{g.port}",
+                                  options=[("grpc.enable_http_proxy", 0),
+                                           ("grpc.default_authority", "only.test")]) as ch:
+        ping = ch.unary_unary("/example.v1.Admin/Ping", request_serializer=Req.SerializeToString,
+                              response_deserializer=Resp.FromString)
+        with pytest.raises(gj.grpc.RpcError) as err:
+            ping(Req(word="hi"), timeout=10 * SLACK)
+        assert err.value.code() == gj.grpc.StatusCode.UNIMPLEMENTED, err.value
+        get = ch.unary_unary("/example.v1.Library/GetBook",
+                             request_serializer=protos.cls("example.v1.GetBookRequest").SerializeToString,
+                             response_deserializer=protos.cls("example.v1.Book").FromString)
+        assert get(protos.cls("example.v1.GetBookRequest")(shelf="s", book={"id": "n1"}),
+                   timeout=10 * SLACK).id == "n1"
+    assert [c.name for c in server.wait_calls(1, before)] == ["GetBook"]
+
+
+def test_an_upstream_that_compresses_its_answers(g, gzip_server):
+    """A server set to compress (grpcio's server-wide gzip) still serves transcoded calls: the
+    gateway asks for identity (grpc-accept-encoding, which grpcio keeps out of the metadata a
+    test can see) and inflates what comes compressed anyway (unit-tested in grpc_call_test)."""
+    before = gzip_server.count()
+    assert_ok_json(call(g, "GET", "/v1/books/z1", host="gzip.test"),
+                   {"id": "z1", "title": "Title z1"})
+    only_call(gzip_server, before, "GetBook")
 
 
 def test_route_rules_apply_body_limit_and_headers(g, server):
@@ -911,7 +958,7 @@ def explain(portico_bin, path, method, url):
 
 def test_explain_shows_rpc_and_bindings(portico_bin, tmp_path, protos):
     p = tmp_path / "portico.yaml"
-    p.write_text(gw.to_yaml(main_config(protos.descriptor_set, "127.0.0.1:9", 10))
+    p.write_text(gw.to_yaml(main_config(protos.descriptor_set, "127.0.0.1:9", 10, "127.0.0.1:9"))
                  .replace("@PORT@", "18080").replace("@ADMIN@", "19901"))
     run = explain(portico_bin, str(p), "GET", "http://api/v1/shelves/s1/books/b2?view=FULL")
     assert run.returncode == 0, run.stderr

@@ -481,7 +481,8 @@ class GrpcJsonUpstream:
     to fn(server, call, request, context) returning the response (or yielding them, for server
     streaming). Methods without an implementation answer the default response message."""
 
-    def __init__(self, proto_set, impl=None, name="grpcjson", lifetime=300.0, max_workers=32):
+    def __init__(self, proto_set, impl=None, name="grpcjson", lifetime=300.0, max_workers=32,
+                 compression=None):
         self.name = name
         self.proto_set = proto_set
         self.impl = dict(LIBRARY_IMPL if impl is None else impl)
@@ -498,7 +499,7 @@ class GrpcJsonUpstream:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers,
                                        thread_name_prefix=f"grpcjson-{name}"),
-            handlers=handlers, options=[("grpc.so_reuseport", 0)])
+            handlers=handlers, options=[("grpc.so_reuseport", 0)], compression=compression)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         if not self.port:
             raise RuntimeError("the gRPC test server could not bind 127.0.0.1:0")
