@@ -15,6 +15,8 @@ namespace portico::proxy {
 
 bool Session::startGrpcCall(const RouteRuntime& route) {
   RequestState& rq = *rq_;
+  // Neither gRPC (noteGrpc saw the content-type) nor a transcoded route: the plain path.
+  if (!rq.grpc && !route.config->grpc) return true;
   const http::HeaderField* type = http::findHeader(rq.head.headers, "content-type");
   const std::string_view content_type = type != nullptr ? type->value : std::string_view();
   const bool has_body = rq.head.framing != http::BodyFraming::None;
