@@ -250,7 +250,8 @@ TEST_F(CatalogTest, AMalformedAnswerIsAnErrorNotAnEndlessPrint) {
   std::string json, error;
   EXPECT_FALSE(catalog_->messageToJson(*m->rule, "j\"ta1", {}, json, error));
   EXPECT_EQ(error, "the upstream's message does not parse as ex.v1.Scalars");
-  // A field sent twice prints once, merged as protobuf merges it.
+  // A field sent twice prints once, merged as protobuf merges it (the bytes are not canonical:
+  // printed from the parsed message).
   const std::string twice = std::string("\x72\x02\x08\x03") + "\x72\x03\x12\x01t";
   ASSERT_TRUE(catalog_->messageToJson(*m->rule, twice, {}, json, error)) << error;
   EXPECT_EQ(json, R"({"page":{"size":3,"token":"t"}})");

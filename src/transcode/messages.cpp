@@ -4,6 +4,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 
 #include "transcode/catalog_internal.hpp"
 
@@ -39,6 +41,56 @@ void clearWhatIsReplaced(pb::Message& body, const pb::Message& bound) {
                           reflection.GetMessage(bound, field));
     }
   }
+}
+
+bool readVarint(std::string_view& in, uint64_t& value) {
+  value = 0;
+  for (int shift = 0; shift < 64 && !in.empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    value |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// Whether `wire` holds each field once and in field-number order (a repeated field's elements
+// together), nested messages too: as protobuf libraries write a message, and as protobuf's
+// printer needs it (it prints fields as they come, so a field sent twice prints twice). Bytes
+// that are not are printed after a parse and a serialization, which costs about as much again.
+bool isCanonicalWire(const pb::Descriptor& type, std::string_view wire, int depth = 0) {
+  if (depth > 32) return false;
+  uint64_t last = 0;
+  while (!wire.empty()) {
+    uint64_t tag = 0;
+    if (!readVarint(wire, tag)) return false;
+    const uint64_t number = tag >> 3;
+    const pb::FieldDescriptor* field =
+        number <= INT32_MAX ? type.FindFieldByNumber(static_cast<int>(number)) : nullptr;
+    if (number < last || (number == last && (field == nullptr || !field->is_repeated()))) {
+      return false;
+    }
+    last = number;
+    uint64_t size = 0;
+    switch (tag & 7) {
+      case 0:
+        if (!readVarint(wire, size)) return false;
+        continue;
+      case 1: size = 8; break;
+      case 5: size = 4; break;
+      case 2:
+        if (!readVarint(wire, size) || size > wire.size()) return false;
+        if (field != nullptr && field->type() == pb::FieldDescriptor::TYPE_MESSAGE &&
+            !isCanonicalWire(*field->message_type(), wire.substr(0, size), depth + 1)) {
+          return false;
+        }
+        break;
+      default: return false;  // groups
+    }
+    if (size > wire.size()) return false;
+    wire.remove_prefix(size);
+  }
+  return true;
 }
 
 }  // namespace
@@ -98,10 +150,9 @@ bool Catalog::messageToJson(const HttpRule& rule, std::string_view message,
                             const JsonOptions& options, std::string& json,
                             std::string& error) const {
   const pb::Descriptor& type = *pool_->methods[rule.method]->output_type();
-  // Parsed before it is printed: protobuf's printer reads the wire as it comes, so a malformed
-  // message could make it loop (a packed field longer than its bytes grew the output without
-  // end under the fuzzer), and a field sent twice would print twice. Parsing checks it and
-  // serializing gives the canonical bytes.
+  // Parsed before it is printed: protobuf's printer reads the wire as it comes, and a
+  // malformed message could make it loop (a packed field longer than its bytes grew the output
+  // without end under the fuzzer).
   std::unique_ptr<pb::Message> parsed(pool_->responses[rule.method]->New());
   if (!parsed->ParseFromArray(message.data(), static_cast<int>(message.size()))) {
     error = "the upstream's message does not parse as " + type.full_name();
@@ -123,8 +174,12 @@ bool Catalog::messageToJson(const HttpRule& rule, std::string_view message,
   // default value too (0, "", false, []).
   if (field != nullptr) print.always_print_primitive_fields = true;
   json.clear();
-  const auto status = pb::util::BinaryToJsonString(pool_->resolver.get(), type_url,
-                                                   printed->SerializeAsString(), &json, print);
+  // The upstream's bytes as they came when they are canonical (nearly always), else the parsed
+  // message's.
+  const bool as_sent = printed == parsed.get() && isCanonicalWire(type, message);
+  const auto status = pb::util::BinaryToJsonString(
+      pool_->resolver.get(), type_url,
+      as_sent ? std::string(message) : printed->SerializeAsString(), &json, print);
   if (!status.ok()) {
     error = "the upstream's message does not convert: " + status.message().ToString();
     return false;
