@@ -2,6 +2,8 @@
 
 #include <google/protobuf/unknown_field_set.h>
 
+#include <string_view>
+
 namespace portico::transcode {
 namespace {
 
@@ -21,6 +23,18 @@ enum HttpRuleField : int {
 };
 enum CustomPatternField : int { kKind = 1, kPath = 2 };
 
+// The verb of a pattern field (get, put, post, delete, patch), or empty.
+std::string_view verbOf(int field_number) {
+  switch (field_number) {
+    case kGet: return "GET";
+    case kPut: return "PUT";
+    case kPost: return "POST";
+    case kDelete: return "DELETE";
+    case kPatch: return "PATCH";
+    default: return {};
+  }
+}
+
 bool parse(const std::string& bytes, pb::UnknownFieldSet& fields) {
   return fields.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
 }
@@ -37,27 +51,12 @@ bool readRule(const std::string& bytes, WireHttpRule& rule, std::vector<std::str
     const pb::UnknownField& f = fields.field(i);
     if (f.type() != pb::UnknownField::TYPE_LENGTH_DELIMITED) continue;
     const std::string& value = f.length_delimited();
+    if (const std::string_view verb = verbOf(f.number()); !verb.empty()) {
+      rule.verb = verb;
+      rule.pattern = value;
+      continue;
+    }
     switch (f.number()) {
-      case kGet:
-        rule.verb = "GET";
-        rule.pattern = value;
-        break;
-      case kPut:
-        rule.verb = "PUT";
-        rule.pattern = value;
-        break;
-      case kPost:
-        rule.verb = "POST";
-        rule.pattern = value;
-        break;
-      case kDelete:
-        rule.verb = "DELETE";
-        rule.pattern = value;
-        break;
-      case kPatch:
-        rule.verb = "PATCH";
-        rule.pattern = value;
-        break;
       case kBody:
         rule.body = value;
         break;
