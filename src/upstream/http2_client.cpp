@@ -11,8 +11,8 @@
 
 #include "core/log.hpp"
 #include "http/header.hpp"
-#include "http/nghttp2_glue.hpp"
 #include "http/local_reply.hpp"
+#include "http/nghttp2_glue.hpp"
 #include "upstream/connection.hpp"
 
 namespace portico::upstream {
@@ -40,7 +40,15 @@ struct Http2ClientConnection::Callbacks {
       return 0;
     }
     if (name.starts_with(':')) return 0;
-    if (!stream->head_done && name == "content-length") stream->has_length = true;
+    if (!stream->head_done && name == "content-length") {
+      // Kept apart: a gRPC answer's trailers need the chunked form, whatever its length.
+      stream->has_length = true;
+      stream->content_length.assign(value);
+      return 0;
+    }
+    if (!stream->head_done && name == "content-type") {
+      stream->grpc_response = http::isGrpcContentType(value);
+    }
     stream->fields.append(name);
     stream->fields.append(": ");
     stream->fields.append(value);
@@ -420,7 +428,14 @@ void Http2ClientConnection::buildResponseHead(Http2ClientStream& stream, bool en
   // A HEAD response passes on the length it was given, or none: "0" would be a false claim
   // about the resource (review L7).
   const bool bodiless = status == 204 || status == 304 || stream.head_request;
-  if (!stream.has_length && !bodiless) {
+  // A gRPC answer that says its length still ends with trailers, which only the chunked form
+  // carries (a trailers-only one has no body: "0" is true of it).
+  const bool keeps_length = stream.has_length && !(stream.grpc_response && !end_stream);
+  if (keeps_length) {
+    out.append("Content-Length: ");
+    out.append(stream.content_length);
+    out.append("\r\n");
+  } else if (!bodiless) {
     if (end_stream) {
       out.append("Content-Length: 0\r\n");
     } else {

@@ -49,6 +49,8 @@ struct Http2ClientStream {
   std::string status;
   std::string fields;          // "name: value\r\n"
   bool has_length = false;
+  std::string content_length;  // the upstream's, when has_length
+  bool grpc_response = false;  // content-type application/grpc*
   bool head_done = false;
   bool chunked_response = false;
   Buffer response;

@@ -782,3 +782,17 @@ def test_grpc_web_to_a_plain_upstream_of_a_split_goes_through_untouched(env, tra
     assert rec.header("content-type") == BINARY[0], rec
     assert rec.body == body
     assert_still_serving(env, transport)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_answer_with_a_length_keeps_its_trailers(env, transport):
+    """An upstream that sends content-length on a gRPC answer still ends it with trailers: the
+    HTTP/2 client used to drop them (its HTTP/1.1 form had no room for trailers after a
+    length), and the call ended in grpc-status 14."""
+    tid = new_id()
+    with web_call(env, transport, RAW, "grpc-with-length", BINARY[0], b"x", tid) as call:
+        call.finish()
+        assert call.status == 200, call
+        frames = assert_complete_body(call)
+    assert frames == [(0x00, b"hi"), (0x80, b"grpc-status: 0\r\ngrpc-message: ok\r\n")], frames
+    assert_still_serving(env, transport)

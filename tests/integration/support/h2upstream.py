@@ -14,6 +14,8 @@ the path, mirroring support.upstream.Upstream:
   /reset           RST_STREAM (INTERNAL_ERROR) instead of an answer
   /goaway          GOAWAY (NO_ERROR) after answering with the echo
   /trailers        the echo followed by a trailer field x-trailer: yes
+  .../grpc-with-length  a gRPC answer (message "hi") with content-length, then grpc-status 0
+                   in trailers
   anything else    echo: JSON of the request as received (after its whole body arrived)
 
 Responses start only when the request's END_STREAM arrived (except /hang, never).
@@ -383,6 +385,14 @@ class H2Upstream:
             if body:
                 headers.append(("content-length", str(len(body))))
             pending[sid] = _Pending(rec, code, headers, iter([body] if body else []), now)
+            return
+        if path.endswith("/grpc-with-length"):
+            # A gRPC answer that states its length and still ends with trailers (legal, and
+            # what some servers and proxies send).
+            frame = b"\x00\x00\x00\x00\x02hi"
+            headers = [("content-type", "application/grpc"), ("content-length", str(len(frame)))]
+            pending[sid] = _Pending(rec, 200, headers, iter([frame]), now,
+                                    trailers=[("grpc-status", "0"), ("grpc-message", "ok")])
             return
         ready = now
         if path.startswith("/slow/"):
