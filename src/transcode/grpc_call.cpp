@@ -132,7 +132,7 @@ void GrpcCall::readBody(std::string_view data) {
     }
     readFrames();
     if (phase_ == Phase::Done) return;
-    if (r.done) finishWith(trailers_);
+    if (r.done) finishWith(trailers_, false);
     return;
   }
   const size_t take = framing_ == http::BodyFraming::Length
@@ -150,7 +150,7 @@ void GrpcCall::readBody(std::string_view data) {
     for (const auto& h : parsed_head_.headers) {
       head_fields.append(h.name).append(": ").append(h.value).append("\r\n");
     }
-    finishWith(head_fields);
+    finishWith(head_fields, true);
   }
 }
 
@@ -184,7 +184,7 @@ void GrpcCall::readFrames() {
   }
 }
 
-void GrpcCall::finishWith(std::string_view fields) {
+void GrpcCall::finishWith(std::string_view fields, bool in_head) {
   if (!frames_.atBoundary()) {
     fail("the upstream's stream ended inside a message");
     return;
@@ -195,7 +195,7 @@ void GrpcCall::finishWith(std::string_view fields) {
     return;
   }
   phase_ = Phase::Done;
-  onStatus(parseGrpcStatus(status), fieldValue(fields, "grpc-message"), fields);
+  onStatus(parseGrpcStatus(status), fieldValue(fields, "grpc-message"), fields, in_head);
 }
 
 void GrpcCall::fail(std::string_view why) {

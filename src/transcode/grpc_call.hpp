@@ -55,9 +55,9 @@ class GrpcCall {
   virtual void onHead(const http::ResponseHead& head) = 0;
   // `flags`: the frame's; compressed only when keepsCompressed() (else it is inflated first).
   virtual void onMessage(std::string_view message, uint8_t flags) = 0;
-  // `fields`: the trailers' (or a trailers-only head's) "name: value\r\n" lines.
-  virtual void onStatus(int grpc_status, std::string_view grpc_message,
-                        std::string_view fields) = 0;
+  // `fields`: the trailers' "name: value\r\n" lines, or with `in_head` a trailers-only head's.
+  virtual void onStatus(int grpc_status, std::string_view grpc_message, std::string_view fields,
+                        bool in_head) = 0;
   virtual void onBroken(std::string_view why) = 0;
   // A new response begins (a retry): what the last one left is forgotten.
   virtual void restart() = 0;
@@ -77,7 +77,7 @@ class GrpcCall {
   void readHead();
   void readBody(std::string_view data);
   void readFrames();
-  void finishWith(std::string_view fields);
+  void finishWith(std::string_view fields, bool in_head);
 
   size_t max_message_;
   Phase phase_ = Phase::Head;

@@ -68,13 +68,14 @@ TEST_F(JsonCallTest, UnaryAnswerWaitsForTheStatusThenIsWholeJson) {
   ASSERT_TRUE(c->finishRequest(framed, error)) << error;
   EXPECT_EQ(framed.substr(0, 5),
             std::string("\0\0\0\0\x15", 5));  // title set from the path: 2 + 19 bytes
-  const std::string answer = kHead + chunk(frame(kBook)) + "0\r\ngrpc-status: 0\r\n\r\n";
+  const std::string answer =
+      kHead + chunk(frame(kBook)) + "0\r\ngrpc-status: 0\r\nx-trail: t\r\n\r\n";
   c->feed(answer.substr(0, answer.size() - 10));
   EXPECT_EQ(c->pending(), 0u);  // the status decides the answer: nothing before it
   c->feed(answer.substr(answer.size() - 10));
   EXPECT_TRUE(c->ended());
   EXPECT_EQ(drainAll(*c),
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-meta: m\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-meta: m\r\nx-trail: t\r\n"
             "Content-Length: 23\r\n\r\n{\"id\":\"b1\",\"pages\":\"5\"}");
 }
 

@@ -88,7 +88,15 @@ class JsonCall final : public GrpcCall {
     appendChunk(json);
   }
 
-  void onStatus(int grpc_status, std::string_view grpc_message, std::string_view) override {
+  void onStatus(int grpc_status, std::string_view grpc_message, std::string_view fields,
+                bool in_head) override {
+    // A whole answer (unary, or an error before a stream's first message) carries the
+    // trailing metadata as headers too, as Envoy's transcoder does.
+    if (!in_head && !head_sent_) {
+      http::forEachFieldLine(fields, [&](std::string_view name, std::string_view value) {
+        if (forwardsMetadata(name)) metadata_.append(name).append(": ").append(value).append("\r\n");
+      });
+    }
     if (grpc_status != kGrpcOk) {
       sendError(grpc_status, decodeGrpcMessage(grpc_message));
       return;
@@ -123,7 +131,7 @@ class JsonCall final : public GrpcCall {
     std::string body = nlohmann::ordered_json{{"error", std::move(error)}}.dump(
         -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     if (!head_sent_) {
-      metadata_.clear();
+      if (grpc_status < 0) metadata_.clear();  // an answer that is not gRPC has none
       sendWhole(http_status, body);
       return;
     }

@@ -71,7 +71,7 @@ class WebCall final : public GrpcCall {
     sendPiece(frame_);
   }
 
-  void onStatus(int, std::string_view, std::string_view fields) override {
+  void onStatus(int, std::string_view, std::string_view fields, bool) override {
     std::string lines;
     // Trailer names go lower-case (PROTOCOL-WEB.md); a trailers-only head's transport fields
     // are not trailers.

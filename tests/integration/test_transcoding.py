@@ -509,6 +509,7 @@ def test_metadata_both_ways(g, server):
     assert r.header("X-Request-Id") == "tc-req-0001"
     assert r.header("X-Served-By") == "library", r          # initial metadata -> headers
     assert r.header("X-Echo-Custom") == "hello there", r
+    assert r.header("X-Trailer") == "t", r                  # trailing metadata too (unary)
     rec = only_call(server, before, "GetBook")
     assert rec.header_all("x-custom") == ["hello there"], rec
     assert rec.header_all("x-request-id") == ["tc-req-0001"], rec
