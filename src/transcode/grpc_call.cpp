@@ -169,6 +169,11 @@ void GrpcCall::readFrames() {
       case FrameReader::Result::Frame:
         break;
     }
+    if ((flags & ~kCompressedFlag) != 0) {
+      // gRPC defines one flag. Relayed to a gRPC-Web client, a 0x80 would pass for trailers.
+      fail("the upstream sent a message frame with undefined flags");
+      return;
+    }
     if ((flags & kCompressedFlag) != 0 && !keepsCompressed()) {
       if (!decompressMessage(encoding_, payload, max_message_, inflated_)) {
         fail(encoding_ == MessageEncoding::Identity || encoding_ == MessageEncoding::Unknown

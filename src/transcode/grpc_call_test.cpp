@@ -189,6 +189,22 @@ TEST_F(JsonCallTest, ARetryStartsTheAnswerAfreshAndAUnaryCallTakesOneMessage) {
   EXPECT_NE(drainAll(*twice).find("several messages"), std::string::npos);
 }
 
+TEST(WebCall, AFrameWithUndefinedFlagsEndsTheCall) {
+  // A 0x80 frame from the upstream relayed as it came would pass for the trailers, with more
+  // frames after it (found by the grpc_response fuzz target).
+  auto c = makeWebCall("application/grpc-web");
+  c->startResponse();
+  std::string frames;
+  appendFrame(frames, 0, "a");
+  appendFrame(frames, kTrailerFlag, "grpc-status: 0\r\n");
+  c->feed(kHead + chunk(frames) + "0\r\ngrpc-status: 0\r\n\r\n");
+  const std::string out = drainAll(*c);
+  EXPECT_NE(out.find("grpc-status: 14\r\ngrpc-message: the upstream sent a message frame with "
+                     "undefined flags"),
+            std::string::npos)
+      << out;
+}
+
 TEST(WebCall, CompressedFramesGoOnAsTheyCame) {
   auto c = makeWebCall("application/grpc-web");
   c->startResponse();
