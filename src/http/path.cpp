@@ -135,4 +135,21 @@ PathError normalizePath(std::string_view raw, std::string& out, const PathOption
   return PathError::None;
 }
 
+std::string percentDecode(std::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    const char c = in[i];
+    const int hi = c == '%' && i + 2 < in.size() ? hexValue(in[i + 1]) : -1;
+    const int lo = hi >= 0 ? hexValue(in[i + 2]) : -1;
+    if (lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c == '+' && plus_is_space ? ' ' : c);
+    }
+  }
+  return out;
+}
+
 }  // namespace portico::http

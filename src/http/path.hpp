@@ -39,4 +39,8 @@ struct PathOptions {
 // `out` is cleared first; its capacity is reused, so the hot path does not allocate.
 PathError normalizePath(std::string_view raw, std::string& out, const PathOptions& options = {});
 
+// Every %XX decoded (`plus_is_space`: '+' too, as in a query string); a malformed escape stays
+// as sent. For values taken out of a path or a query, not for routing (normalizePath).
+std::string percentDecode(std::string_view in, bool plus_is_space);
+
 }  // namespace portico::http

@@ -227,4 +227,13 @@ TEST(NormalizePath, IsIdempotent) {
 }
 
 }  // namespace
+
+TEST(PercentDecode, DecodesEveryEscapeAndKeepsMalformedOnes) {
+  EXPECT_EQ(percentDecode("a%2Fb%20c%C3%A9", false), "a/b c\xc3\xa9");
+  EXPECT_EQ(percentDecode("a+b%2B", true), "a b+");
+  EXPECT_EQ(percentDecode("a+b", false), "a+b");
+  EXPECT_EQ(percentDecode("100%", false), "100%");
+  EXPECT_EQ(percentDecode("%zz%4", false), "%zz%4");
+}
+
 }  // namespace portico::http

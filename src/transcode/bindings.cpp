@@ -3,39 +3,12 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "http/path.hpp"
 #include "transcode/catalog_internal.hpp"
 #include "transcode/field_encoder.hpp"
 
 namespace portico::transcode {
 namespace {
-
-int hexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes; `plus_is_space` for query strings. (A path never holds %2F here: the
-// gateway refuses it before routing, so a multi-segment variable has no slash to keep encoded.)
-std::string percentDecode(std::string_view in, bool plus_is_space) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    const char c = in[i];
-    if (c == '+' && plus_is_space) {
-      out.push_back(' ');
-    } else if (c == '%' && i + 2 < in.size() && hexDigit(in[i + 1]) >= 0 &&
-               hexDigit(in[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hexDigit(in[i + 1]) * 16 + hexDigit(in[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
 
 // The fields a request's path and query set. Scalars are encoded straight from their text;
 // message-typed values (Timestamp, wrappers, ...) go through protobuf's JSON parser, once, as
@@ -156,14 +129,14 @@ bool Catalog::bindFields(const RuleMatch& match, std::string_view query, const J
       if (pair.empty()) continue;
       const size_t eq = pair.find('=');
       std::string value =
-          eq == std::string_view::npos ? std::string() : percentDecode(pair.substr(eq + 1), true);
-      if (!binder.set(percentDecode(pair.substr(0, eq), true), std::move(value), false, error)) {
+          eq == std::string_view::npos ? std::string() : http::percentDecode(pair.substr(eq + 1), true);
+      if (!binder.set(http::percentDecode(pair.substr(0, eq), true), std::move(value), false, error)) {
         return false;
       }
     }
   }
   for (const auto& binding : match.bindings) {
-    if (!binder.set(binding.field_path, percentDecode(binding.value, false), true, error)) {
+    if (!binder.set(binding.field_path, http::percentDecode(binding.value, false), true, error)) {
       return false;
     }
   }

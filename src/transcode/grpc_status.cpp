@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "http/path.hpp"
+
 namespace portico::transcode {
 namespace {
 
@@ -30,13 +32,6 @@ constexpr std::array<StatusInfo, 17> kStatuses = {{
     {"unauthenticated", 401},
 }};
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 int httpStatusOfGrpc(int grpc_status) {
@@ -60,21 +55,7 @@ int parseGrpcStatus(std::string_view value) {
 }
 
 std::string decodeGrpcMessage(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (size_t i = 0; i < value.size(); ++i) {
-    if (value[i] == '%' && i + 2 < value.size()) {
-      int hi = hexValue(value[i + 1]);
-      int lo = hexValue(value[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(value[i]);
-  }
-  return out;
+  return http::percentDecode(value, false);
 }
 
 }  // namespace portico::transcode

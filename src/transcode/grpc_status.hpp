@@ -8,7 +8,6 @@
 namespace portico::transcode {
 
 inline constexpr int kGrpcOk = 0;
-inline constexpr int kGrpcInternal = 13;
 inline constexpr int kGrpcUnavailable = 14;
 inline constexpr int kGrpcUnknown = 2;
 

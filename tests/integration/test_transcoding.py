@@ -31,6 +31,7 @@ import pytest
 from support import gateway as gw
 from support import grpc_json_upstream as gj
 from support.grpc_json_upstream import FULL_BOOK_JSON, RawStream, http_call
+from support.h2client import H2Client
 from support.util import SLACK, free_port
 
 LIFETIME = 600.0
@@ -742,6 +743,38 @@ def test_client_closing_mid_stream_cancels_the_call(g, server, ending):
     assert rec.cancelled is True and not rec.returned, rec
     assert len(rec.sent) == 1 if ending == "rst" else len(rec.sent) < 1000, rec
     assert_still_serving(g, server)
+
+
+@pytest.mark.parametrize("ending", ["fin", "rst", "h2-rst-stream"])
+def test_client_leaving_mid_body_sends_nothing_upstream(g, server, ending):
+    """A transcoded body is read whole before the call goes upstream: a client that leaves
+    half-way (FIN, RST, or RST_STREAM on HTTP/2) makes no call at all, and the gateway's single
+    worker serves the next request."""
+    before = server.count()
+    body = b'{"title": "half a bo'
+    if ending == "h2-rst-stream":
+        c = H2Client(g.port)
+        try:
+            sid = c.request("POST", "/v1/shelves/s1/books",
+                            headers=[("content-type", "application/json"),
+                                     ("content-length", "100")],
+                            body=body, end_stream=False)
+            c.rst(sid)
+            c.ping()
+            c.read_some(0.2)
+        finally:
+            c.close()
+    else:
+        sock = socket.create_connection(("127.0.0.1", g.port), timeout=5)
+        sock.sendall(b"POST /v1/shelves/s1/books HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" + body)
+        time.sleep(0.1)  # the gateway has the head and part of the body
+        if ending == "rst":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_WR)
+        sock.close()
+    assert_nothing_reached(g, server, before)
 
 
 def test_dead_upstream(g, server):
